@@ -1,0 +1,80 @@
+//! The shape every org and resource id must have (`api.md` section 0).
+
+/// The longest id accepted, in bytes (all allowed characters are ASCII).
+pub const MAX_ID_LEN: usize = 64;
+
+/// Whether `s` matches `^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`.
+///
+/// Ids end up in stream names, URLs and log lines, so anything outside this small ASCII alphabet
+/// is refused rather than escaped.
+pub fn is_valid_id(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    match bytes.split_first() {
+        Some((first, rest)) => {
+            bytes.len() <= MAX_ID_LEN
+                && first.is_ascii_alphanumeric()
+                && rest
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        }
+        None => false,
+    }
+}
+
+/// The message a field error carries when an id is malformed.
+pub const INVALID_ID_MESSAGE: &str =
+    "must be 1-64 characters: letters, digits, '_', '.' or '-', starting with a letter or digit";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_the_ids_the_seed_uses() {
+        for id in [
+            "aud-spring-prospects",
+            "tpl-spring-launch",
+            "camp-1",
+            "a",
+            "A.b_c-9",
+        ] {
+            assert!(is_valid_id(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn refuses_empty_leading_punctuation_spaces_and_non_ascii() {
+        for id in ["", "-a", "_a", ".a", "a b", "a/b", "é", "a\u{0}", "camp:1"] {
+            assert!(!is_valid_id(id), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn allows_exactly_sixty_four_characters() {
+        assert!(is_valid_id(&"a".repeat(64)));
+        assert!(!is_valid_id(&"a".repeat(65)));
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_documented_pattern(s in "\\PC{0,70}") {
+            let expected = {
+                let mut chars = s.chars();
+                match chars.next() {
+                    Some(c) if c.is_ascii_alphanumeric() => {
+                        s.chars().count() <= 64
+                            && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                    }
+                    _ => false,
+                }
+            };
+            prop_assert_eq!(is_valid_id(&s), expected);
+        }
+
+        #[test]
+        fn accepts_every_string_built_from_the_alphabet(s in "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}") {
+            prop_assert!(is_valid_id(&s));
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Campaign commands and queries: commands go through the aggregate and the log, queries read
+//! the `campaigns` read model.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use herald_domain::campaign::{Campaign, CampaignCommand};
+use herald_domain::error::CampaignError;
+use herald_projections::campaign::CampaignView;
+use herald_projections::record::{campaign_stream, Metadata};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::db::{Db, Tx};
+use crate::store::{self, AppendError, NewEvent};
+
+/// How many times a command is re-run on the newest state after losing a race.
+const ATTEMPTS: usize = 8;
+
+/// Who is asking, and the request that carries the command.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    pub org_id: String,
+    pub actor: String,
+    pub request_id: String,
+    pub correlation_id: String,
+}
+
+/// A create request's idempotency record, written in the command's transaction.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// Why a command did not change anything.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Domain(#[from] CampaignError),
+    /// `If-Match` named a version that is not the current one.
+    #[error("the campaign has changed (version {current})")]
+    VersionMismatch { current: i64 },
+    /// A concurrent request with the same idempotency key won.
+    #[error("a request with this idempotency key is in flight")]
+    IdempotencyRace,
+    #[error("the event log holds an event this version cannot read: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// The result of a command: the campaign after it, and whether anything was written.
+#[derive(Debug)]
+pub struct Outcome {
+    pub view: CampaignView,
+    pub changed: bool,
+}
+
+/// Runs a command against one campaign's newest state, appending its events and updating the
+/// read model in one transaction. A lost race re-runs the command on the new state, unless the
+/// caller pinned a version (`If-Match`), which then fails with `VersionMismatch`.
+pub async fn execute(
+    db: &Db,
+    meta: &CommandMeta,
+    campaign_id: &str,
+    expected_version: Option<i64>,
+    idempotency: Option<&IdempotencyClaim>,
+    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand,
+) -> Result<Outcome, CommandError> {
+    let stream_id = campaign_stream(&meta.org_id, campaign_id);
+    for _ in 0..ATTEMPTS {
+        let mut tx = db.begin().await?;
+        let events = store::read_stream(&mut *tx, db.backend, &stream_id, 0, i64::MAX).await?;
+        let records: Vec<_> = events.into_iter().map(|e| e.record).collect();
+        let mut view = CampaignView::from_records(records.iter())
+            .map_err(|e| CommandError::Unreadable(e.0))?
+            .unwrap_or_default();
+        let existing = !view.created_at.is_empty();
+        let current_version = if existing { view.version() } else { 0 };
+        if let Some(expected) = expected_version {
+            if expected != current_version {
+                return Err(CommandError::VersionMismatch {
+                    current: current_version,
+                });
+            }
+        }
+        let now = Utc::now();
+        let mut aggregate = view.campaign.clone();
+        let sink = EventSink::default();
+        aggregate
+            .handle(command(&view.campaign, now), &(), &sink)
+            .await?;
+        let new_events = sink.collect().await;
+        if new_events.is_empty() {
+            tx.rollback().await?;
+            return Ok(Outcome {
+                view,
+                changed: false,
+            });
+        }
+        let to_store: Vec<NewEvent> = new_events
+            .iter()
+            .map(|e| NewEvent {
+                event_type: e.event_type().to_string(),
+                event_version: "1".to_string(),
+                data: e.data(),
+            })
+            .collect();
+        let metadata = Metadata {
+            actor: meta.actor.clone(),
+            org_id: meta.org_id.clone(),
+            request_id: meta.request_id.clone(),
+            correlation_id: meta.correlation_id.clone(),
+            causation_id: meta.request_id.clone(),
+        };
+        let stored = match store::append(
+            &mut tx,
+            db.backend,
+            &stream_id,
+            current_version,
+            &to_store,
+            &metadata,
+            now,
+        )
+        .await
+        {
+            Ok(stored) => stored,
+            Err(AppendError::Conflict) => {
+                tx.rollback().await.ok();
+                if expected_version.is_some() {
+                    let current = current_version_of(db, &stream_id).await?;
+                    return Err(CommandError::VersionMismatch { current });
+                }
+                continue;
+            }
+            Err(AppendError::Db(e)) => return Err(e.into()),
+        };
+        for event in &stored {
+            view.apply(&event.record)
+                .map_err(|e| CommandError::Unreadable(e.0))?;
+        }
+        upsert_views(&mut tx, std::slice::from_ref(&view)).await?;
+        if let Some(claim) = idempotency {
+            let inserted = sqlx::query(
+                "insert into idempotency_keys (org_id, key, request_hash, status, body, created_at)
+                 values ($1, $2, $3, 201, $4, $5) on conflict (org_id, key) do nothing",
+            )
+            .bind(&meta.org_id)
+            .bind(&claim.key)
+            .bind(&claim.request_hash)
+            .bind(view.to_json().to_string())
+            .bind(store::format_time(now))
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(CommandError::IdempotencyRace);
+            }
+        }
+        tx.commit().await?;
+        return Ok(Outcome {
+            view,
+            changed: true,
+        });
+    }
+    Err(CommandError::Db(sqlx::Error::Protocol(
+        "too many concurrent writers on one campaign".into(),
+    )))
+}
+
+async fn current_version_of(db: &Db, stream_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select coalesce(max(revision) + 1, 0) from events where stream_id = $1")
+        .bind(stream_id)
+        .fetch_one(&db.read)
+        .await
+}
+
+/// The stream id a view was folded from.
+pub fn stream_of(view: &CampaignView) -> String {
+    campaign_stream(&view.org_id, view.campaign.id())
+}
+
+/// Writes campaign views to the read model (insert or replace).
+pub async fn upsert_views(tx: &mut Tx, views: &[CampaignView]) -> Result<(), sqlx::Error> {
+    if views.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "insert into campaigns (org_id, id, name, name_lower, type, status, state, channels, version, created_at, updated_at, doc) values ",
+    );
+    for i in 0..views.len() {
+        let b = i * 12;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${},${},${},${},${},${},${},${},${},${},${},${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10,
+            b + 11,
+            b + 12
+        ));
+    }
+    sql.push_str(
+        " on conflict (org_id, id) do update set name = excluded.name, name_lower = excluded.name_lower,
+          type = excluded.type, status = excluded.status, state = excluded.state, channels = excluded.channels,
+          version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc",
+    );
+    let mut query = sqlx::query(&sql);
+    for view in views {
+        let spec = view.campaign.spec();
+        let channels: String = spec
+            .channels
+            .iter()
+            .map(|c| format!(",{}", c.id()))
+            .collect::<String>()
+            + ",";
+        query = query
+            .bind(view.org_id.clone())
+            .bind(view.campaign.id().to_string())
+            .bind(spec.name.clone())
+            .bind(spec.name.to_lowercase())
+            .bind(spec.campaign_type.id().to_string())
+            .bind(view.campaign.status().as_str().to_string())
+            .bind(if view.campaign.is_deleted() {
+                "deleted"
+            } else {
+                "active"
+            })
+            .bind(channels)
+            .bind(view.version())
+            .bind(view.created_at.clone())
+            .bind(view.updated_at.clone())
+            .bind(view.to_json().to_string());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// One campaign's resource body, or `None` when the org has no such campaign.
+pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    let doc: Option<String> =
+        sqlx::query_scalar("select doc from campaigns where org_id = $1 and id = $2")
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&db.read)
+            .await?;
+    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+}
+
+/// Sort orders the list endpoint accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedAt,
+    Name,
+    UpdatedAt,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::CreatedAt => "created_at",
+            SortKey::Name => "name_lower",
+            SortKey::UpdatedAt => "updated_at",
+        }
+    }
+}
+
+/// Filters and page of `GET /crm/marketing/campaigns`.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub campaign_type: Option<String>,
+    pub channel: Option<String>,
+    pub name_contains: Option<String>,
+    pub include_deleted: bool,
+    pub sort: SortKey,
+    pub descending: bool,
+    /// Keyset position: the sort value and id of the last item of the previous page.
+    pub after: Option<(String, String)>,
+    pub limit: i64,
+}
+
+/// A page of campaigns, plus the keyset position of its last item when more may follow.
+pub async fn list(
+    db: &Db,
+    org_id: &str,
+    query: &ListQuery,
+) -> Result<(Vec<Value>, Option<(String, String)>), sqlx::Error> {
+    let column = query.sort.column();
+    let mut sql =
+        format!("select {column} as sort_value, id, doc from campaigns where org_id = $1");
+    let mut binds: Vec<String> = vec![org_id.to_string()];
+    let bind = |value: String, binds: &mut Vec<String>| {
+        binds.push(value);
+        format!("${}", binds.len())
+    };
+    if !query.include_deleted {
+        sql.push_str(" and state = 'active'");
+    }
+    if let Some(status) = &query.status {
+        let p = bind(status.clone(), &mut binds);
+        sql.push_str(&format!(" and status = {p}"));
+    }
+    if let Some(kind) = &query.campaign_type {
+        let p = bind(kind.clone(), &mut binds);
+        sql.push_str(&format!(" and type = {p}"));
+    }
+    if let Some(channel) = &query.channel {
+        let p = bind(format!("%,{channel},%"), &mut binds);
+        sql.push_str(&format!(" and channels like {p}"));
+    }
+    if let Some(q) = &query.name_contains {
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let p = bind(format!("%{escaped}%"), &mut binds);
+        sql.push_str(&format!(" and name_lower like {p} escape '\\'"));
+    }
+    if let Some((value, id)) = &query.after {
+        let pv = bind(value.clone(), &mut binds);
+        let pi = bind(id.clone(), &mut binds);
+        let op = if query.descending { "<" } else { ">" };
+        sql.push_str(&format!(" and ({column}, id) {op} ({pv}, {pi})"));
+    }
+    let direction = if query.descending { "desc" } else { "asc" };
+    sql.push_str(&format!(
+        " order by {column} {direction}, id {direction} limit {}",
+        query.limit + 1
+    ));
+    let mut q = sqlx::query(&sql);
+    for value in binds {
+        q = q.bind(value);
+    }
+    let rows = q.fetch_all(&db.read).await?;
+    let more = rows.len() as i64 > query.limit;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for row in rows.iter().take(query.limit as usize) {
+        let doc: String = row.try_get("doc")?;
+        items.push(serde_json::from_str(&doc).unwrap_or(Value::Null));
+        last = Some((
+            row.try_get::<String, _>("sort_value")?,
+            row.try_get::<String, _>("id")?,
+        ));
+    }
+    Ok((items, if more { last } else { None }))
+}

@@ -1,0 +1,151 @@
+//! Database connections: one pool for reads, one for writes, on PostgreSQL or embedded SQLite.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// Which database engine the service runs on. SQL differs in a few places (gap-safe reads,
+/// transaction start), so callers ask rather than guess from the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The service's database handle.
+///
+/// SQLite has one writer, so writes go through a single-connection pool and start with
+/// `BEGIN IMMEDIATE`; that turns lock upgrades (which fail at once) into queueing.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub backend: Backend,
+    pub read: AnyPool,
+    pub write: AnyPool,
+}
+
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+impl Db {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`), creating the SQLite file if needed.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite://");
+        };
+        match backend {
+            Backend::Postgres => {
+                let options = AnyConnectOptions::from_str(url)?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Db {
+                    backend,
+                    read: pool.clone(),
+                    write: pool,
+                })
+            }
+            Backend::Sqlite => {
+                let url = with_create_mode(url);
+                if let Some(dir) = sqlite_parent_dir(&url) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let options = AnyConnectOptions::from_str(&url)?;
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(sqlite_pragmas)
+                    .connect_with(options.clone())
+                    .await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(max_connections.clamp(1, 8))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(sqlite_pragmas)
+                    .connect_with(options)
+                    .await?;
+                Ok(Db {
+                    backend,
+                    read,
+                    write,
+                })
+            }
+        }
+    }
+
+    /// Applies the migrations of this backend's folder.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self.backend {
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.write)
+                    .await?
+            }
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.write).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether every migration this binary knows has been applied (for `/readyz`).
+    pub async fn migrations_done(&self) -> bool {
+        let expected = match self.backend {
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").iter().count(),
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").iter().count(),
+        } as i64;
+        let applied: Result<i64, _> =
+            sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+                .fetch_one(&self.read)
+                .await;
+        matches!(applied, Ok(n) if n >= expected)
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => self.write.begin().await,
+            Backend::Sqlite => self.write.begin_with("begin immediate").await,
+        }
+    }
+}
+
+fn with_create_mode(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next()?;
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    let parent = std::path::Path::new(path).parent()?;
+    (!parent.as_os_str().is_empty()).then(|| parent.to_path_buf())
+}
+
+/// Per-connection SQLite settings: WAL so readers never block the writer, and a busy timeout.
+fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        conn.execute(
+            "pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 10000;",
+        )
+        .await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,401 @@
+//! Campaign routes: CRUD, lifecycle actions (`api.md` section 2).
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use chrono::Utc;
+use herald_domain::campaign::{CampaignCommand, LaunchContext};
+use herald_domain::error::CampaignError;
+use herald_domain::spec::{parse_campaign, CampaignType, Channel, Status};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::error::{ApiError, Result};
+use super::extract::{Auth, JsonBody, Params, RequestMeta};
+use super::AppState;
+use crate::campaigns::{self, CommandError, CommandMeta, IdempotencyClaim, ListQuery, SortKey};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/crm/marketing/campaigns", get(list).post(create))
+        .route(
+            "/crm/marketing/campaigns/{id}",
+            get(fetch).put(replace).delete(remove),
+        )
+        .route("/crm/marketing/campaigns/{id}/{action}", post(action))
+}
+
+fn command_meta(auth: &Auth, request: &RequestMeta) -> CommandMeta {
+    CommandMeta {
+        org_id: auth.0.org_id.clone(),
+        actor: auth.0.actor.clone(),
+        request_id: request.request_id.clone(),
+        correlation_id: request.correlation_id.clone(),
+    }
+}
+
+fn run_id() -> String {
+    format!("run-{}", uuid::Uuid::now_v7())
+}
+
+/// Answers a campaign body with its `ETag`.
+fn campaign_response(status: StatusCode, doc: &Value) -> Response {
+    let mut response = (status, Json(doc)).into_response();
+    if let Some(version) = doc.get("version").and_then(Value::as_i64) {
+        if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+    }
+    if status == StatusCode::CREATED {
+        if let Some(id) = doc.get("id").and_then(Value::as_str) {
+            if let Ok(location) = HeaderValue::from_str(&format!("/crm/marketing/campaigns/{id}")) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+        }
+    }
+    response
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Domain(CampaignError::Invalid(errors)) => ApiError::unprocessable(errors),
+            CommandError::Domain(CampaignError::NotFound) => {
+                ApiError::not_found("no such campaign")
+            }
+            CommandError::Domain(CampaignError::AlreadyExists) => {
+                ApiError::conflict("a campaign with this id already exists")
+            }
+            CommandError::Domain(other) => ApiError::conflict(other.to_string()),
+            CommandError::VersionMismatch { current } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                format!("If-Match does not match the current version \"{current}\""),
+            ),
+            CommandError::IdempotencyRace => {
+                ApiError::conflict("a request with this Idempotency-Key is still being processed")
+            }
+            CommandError::Unreadable(e) => ApiError::internal(e),
+            CommandError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
+async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    auth.writer()?;
+    let org_id = auth.0.org_id.clone();
+    let claim = match idempotency_key(&headers)? {
+        Some(key) => {
+            let request_hash = hex::encode(Sha256::digest(&body.raw));
+            if let Some(replay) = replay_idempotent(&state, &org_id, &key, &request_hash).await? {
+                return Ok(replay);
+            }
+            Some(IdempotencyClaim { key, request_hash })
+        }
+        None => None,
+    };
+    let input = parse_campaign(&body.value).map_err(ApiError::unprocessable)?;
+    let id = input
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("camp-{}", uuid::Uuid::now_v7()));
+    let meta = command_meta(&auth, &request);
+    let outcome = campaigns::execute(&state.db, &meta, &id, None, claim.as_ref(), |_, now| {
+        CampaignCommand::Create {
+            id: id.clone(),
+            input: input.spec.clone(),
+            status: input.status,
+            ctx: LaunchContext::new(now, run_id()),
+        }
+    })
+    .await;
+    let outcome = match (outcome, &claim) {
+        (Err(CommandError::IdempotencyRace), Some(claim)) => {
+            return replay_idempotent(&state, &org_id, &claim.key, &claim.request_hash)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::conflict(
+                        "a request with this Idempotency-Key is still being processed",
+                    )
+                });
+        }
+        (outcome, _) => outcome?,
+    };
+    state.wakeup.wake();
+    Ok(campaign_response(
+        StatusCode::CREATED,
+        &outcome.view.to_json(),
+    ))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::bad_request("Idempotency-Key must be 1 to 255 visible characters")
+                })?;
+            Ok(Some(key.to_string()))
+        }
+    }
+}
+
+/// The stored response of an earlier request with this key, when it is under 24 hours old.
+async fn replay_idempotent(
+    state: &AppState,
+    org_id: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<Option<Response>> {
+    let row = sqlx::query(
+        "select request_hash, status, body, created_at from idempotency_keys where org_id = $1 and key = $2",
+    )
+    .bind(org_id)
+    .bind(key)
+    .fetch_optional(&state.db.read)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let created: String = row.try_get("created_at")?;
+    let fresh = chrono::DateTime::parse_from_rfc3339(&created)
+        .map(|at| Utc::now().signed_duration_since(at) < chrono::Duration::hours(24))
+        .unwrap_or(false);
+    if !fresh {
+        return Ok(None);
+    }
+    let stored_hash: String = row.try_get("request_hash")?;
+    if stored_hash != request_hash {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "this key was already used with a different request body",
+        ));
+    }
+    let status: i64 = row.try_get("status")?;
+    let body: String = row.try_get("body")?;
+    let doc: Value = serde_json::from_str(&body).map_err(ApiError::internal)?;
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED);
+    Ok(Some(campaign_response(status, &doc)))
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
+async fn fetch(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let doc = campaigns::get(&state.db, &auth.0.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+    Ok(campaign_response(StatusCode::OK, &doc))
+}
+
+/// Parses `If-Match`: `"3"`, `W/"3"` or `*` (any version).
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match is malformed"))?
+        .trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    let tag = value.trim_start_matches("W/").trim_matches('"');
+    match tag.parse::<i64>() {
+        Ok(version) => Ok(Some(version)),
+        // A tag this server never issued cannot match the current one.
+        Err(_) => Ok(Some(-1)),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
+async fn replace(
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    auth.writer()?;
+    let expected = if_match(&headers)?;
+    let input = parse_campaign(&body.value).map_err(ApiError::unprocessable)?;
+    let meta = command_meta(&auth, &request);
+    let outcome = campaigns::execute(&state.db, &meta, &id, expected, None, |_, now| {
+        CampaignCommand::Update {
+            spec: input.spec.clone(),
+            status: input.status,
+            ctx: LaunchContext::new(now, run_id()),
+        }
+    })
+    .await
+    .map_err(not_found_when_missing)?;
+    state.wakeup.wake();
+    Ok(campaign_response(StatusCode::OK, &outcome.view.to_json()))
+}
+
+/// An `If-Match` on a campaign that does not exist is a 404, not a 412.
+fn not_found_when_missing(error: CommandError) -> ApiError {
+    match error {
+        CommandError::VersionMismatch { current: 0 } => ApiError::not_found("no such campaign"),
+        other => other.into(),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
+async fn remove(
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    auth.writer()?;
+    let expected = if_match(&headers)?;
+    let meta = command_meta(&auth, &request);
+    let outcome = campaigns::execute(&state.db, &meta, &id, expected, None, |_, _| {
+        CampaignCommand::Delete
+    })
+    .await;
+    match outcome {
+        // Deleting twice is not an error: the campaign is deleted, as asked.
+        Ok(_) | Err(CommandError::Domain(CampaignError::Deleted)) => {
+            state.wakeup.wake();
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Err(error) => Err(not_found_when_missing(error)),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id, action = %action))]
+async fn action(
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (to, allowed_from): (Status, &[Status]) = match action.as_str() {
+        "launch" => (Status::Running, &[Status::Draft, Status::Scheduled]),
+        "pause" => (Status::Paused, &[Status::Running]),
+        "resume" => (Status::Running, &[Status::Paused]),
+        "complete" => (Status::Completed, &[Status::Running, Status::Paused]),
+        _ => return Err(ApiError::not_found("no such route")),
+    };
+    auth.writer()?;
+    let expected = if_match(&headers)?;
+    let current = campaigns::get(&state.db, &auth.0.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+    if current.get("state").and_then(Value::as_str) == Some("deleted") {
+        return Err(ApiError::conflict("the campaign is deleted"));
+    }
+    let status = current
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(Status::parse)
+        .unwrap_or(Status::Draft);
+    if !allowed_from.contains(&status) {
+        return Err(ApiError::conflict(format!(
+            "cannot {action} a {} campaign",
+            status.as_str()
+        )));
+    }
+    let meta = command_meta(&auth, &request);
+    let outcome = campaigns::execute(&state.db, &meta, &id, expected, None, |_, now| {
+        CampaignCommand::ChangeStatus {
+            to,
+            ctx: LaunchContext::new(now, run_id()),
+        }
+    })
+    .await
+    .map_err(not_found_when_missing)?;
+    state.wakeup.wake();
+    Ok(campaign_response(StatusCode::OK, &outcome.view.to_json()))
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
+async fn list(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {
+    let status = match params.get("status") {
+        Some(s) => Some(
+            Status::parse(s)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "status must be draft, scheduled, running, paused or completed",
+                    )
+                })?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let campaign_type = match params.get("type") {
+        Some(t) if CampaignType::all().iter().any(|k| k.id() == t) => Some(t.to_string()),
+        Some(_) => return Err(ApiError::bad_request("type must be a campaign type id")),
+        None => None,
+    };
+    let channel = match params.get("channel") {
+        Some(c) if Channel::all().iter().any(|k| k.id() == c) => Some(c.to_string()),
+        Some(_) => return Err(ApiError::bad_request("channel must be a platform id")),
+        None => None,
+    };
+    let (sort, descending) = match params.get("sort").unwrap_or("-createdAt") {
+        "createdAt" => (SortKey::CreatedAt, false),
+        "-createdAt" => (SortKey::CreatedAt, true),
+        "name" => (SortKey::Name, false),
+        "-name" => (SortKey::Name, true),
+        "updatedAt" => (SortKey::UpdatedAt, false),
+        "-updatedAt" => (SortKey::UpdatedAt, true),
+        _ => {
+            return Err(ApiError::bad_request(
+                "sort must be one of createdAt, -createdAt, name, -name, updatedAt, -updatedAt",
+            ))
+        }
+    };
+    let after = match params.get("cursor") {
+        Some(cursor) => Some(decode_cursor(cursor)?),
+        None => None,
+    };
+    let query = ListQuery {
+        status,
+        campaign_type,
+        channel,
+        name_contains: params.get("q").map(str::to_string),
+        include_deleted: params.flag("includeDeleted")?,
+        sort,
+        descending,
+        after,
+        limit: params.limit()?,
+    };
+    let (items, last) = campaigns::list(&state.db, &auth.0.org_id, &query).await?;
+    let next = last.map(|(value, id)| encode_cursor(&value, &id));
+    Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
+}
+
+fn encode_cursor(value: &str, id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([value, id]).to_string())
+}
+
+fn decode_cursor(cursor: &str) -> Result<(String, String)> {
+    let bad = || ApiError::bad_request("cursor is not one this server issued");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let (value, id): (String, String) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((value, id))
+}

@@ -1,0 +1,202 @@
+//! Request extractors that answer every rejection in the project's problem+json shape.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, HeaderMap};
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::{Principal, Verifier};
+
+/// A JSON body. `application/json`, `text/plain` or no content type are parsed as JSON (the
+/// seed's own `fetch` example sends no type); anything else is `415`.
+pub struct JsonBody {
+    pub value: Value,
+    pub raw: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        check_json_content_type(req.headers())?;
+        let raw = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(rejection.status(), "the request body is larger than 1 MiB")
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })?;
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request(
+                "the request body is empty; send a JSON document",
+            ));
+        }
+        let value = serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+        Ok(JsonBody { value, raw })
+    }
+}
+
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("the Content-Type header is malformed"))?;
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json_like = essence == "application/json"
+        || essence == "text/plain"
+        || essence.is_empty()
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if json_like {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type {essence} is not supported; send application/json"),
+        ))
+    }
+}
+
+/// Query parameters; a malformed query string is `400`.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|_| ApiError::bad_request("the query string is malformed"))?;
+        Ok(Params(pairs.into_iter().collect()))
+    }
+}
+
+impl Params {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `limit`: default 50, at most 500.
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.get("limit") {
+            None => Ok(50),
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if n >= 1 => Ok(n.min(500)),
+                _ => Err(ApiError::bad_request(
+                    "limit must be an integer from 1 to 500",
+                )),
+            },
+        }
+    }
+
+    pub fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "{key} must be true or false"
+            ))),
+        }
+    }
+}
+
+/// The caller: a verified bearer token acting for the org named in the `orgid` header.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        let claims = state
+            .verifier
+            .verify(token)
+            .ok_or_else(|| ApiError::unauthorized("the token is invalid or expired"))?;
+        let org_id = parts
+            .headers
+            .get("orgid")
+            .ok_or_else(|| ApiError::bad_request("the orgid header is required"))?
+            .to_str()
+            .ok()
+            .filter(|o| herald_domain::ids::is_valid_id(o))
+            .ok_or_else(|| ApiError::bad_request("the orgid header is malformed"))?;
+        let principal = Verifier::principal(claims, org_id)
+            .ok_or_else(|| ApiError::forbidden("the token may not act for this org"))?;
+        Ok(Auth(principal))
+    }
+}
+
+impl Auth {
+    /// Requires the `admin` or `marketer` role.
+    pub fn writer(&self) -> Result<&Principal, ApiError> {
+        if self.0.can_write() {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::forbidden(
+                "this action needs the admin or marketer role",
+            ))
+        }
+    }
+}
+
+/// Request correlation: the request id (set by the request-id layer) and an optional
+/// caller-supplied correlation id.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub correlation_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header_str = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= 200)
+                .map(str::to_string)
+        };
+        let request_id =
+            header_str("x-request-id").unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let correlation_id = header_str("x-correlation-id").unwrap_or_else(|| request_id.clone());
+        Ok(RequestMeta {
+            request_id,
+            correlation_id,
+        })
+    }
+}

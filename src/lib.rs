@@ -1,0 +1,14 @@
+//! Herald: an event-sourced CQRS backend for multi-channel marketing campaigns.
+//!
+//! Layout: [`http`] turns requests into commands and queries; [`campaigns`] runs commands
+//! through the `herald-domain` aggregate and appends to the [`store`]; [`projector`] keeps the
+//! checkpointed read models of `herald-projections` up to date; [`startup`] wires it together.
+
+pub mod auth;
+pub mod campaigns;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod projector;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,329 @@
+//! Runs the catch-up projections: reads the log after each checkpoint, applies a batch and moves
+//! the checkpoint in the same transaction, so a crash loses nothing and counts nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use herald_projections::campaign::CampaignView;
+use herald_projections::status_counts::{status_change, StatusChange};
+use sqlx::Row;
+use tokio::sync::{watch, Notify};
+
+use crate::db::{Backend, Db, Tx};
+use crate::store::{self, format_time, Checkpoint, LoggedEvent};
+
+/// Events read per catch-up batch.
+const BATCH: i64 = 500;
+
+/// The checkpointed projections, by the name `herald replay --projection` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// Per-org campaign counts by status.
+    CampaignStatusCounts,
+}
+
+impl Projection {
+    pub const ALL: [Projection; 1] = [Projection::CampaignStatusCounts];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Projection::CampaignStatusCounts => "campaign-status-counts",
+        }
+    }
+
+    /// Applies a batch of events inside `tx`.
+    async fn apply(self, tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Error> {
+        match self {
+            Projection::CampaignStatusCounts => apply_status_counts(tx, events).await,
+        }
+    }
+
+    /// Empties the read model and its checkpoint, for a rebuild.
+    async fn reset(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+        match self {
+            Projection::CampaignStatusCounts => {
+                sqlx::query("delete from campaign_status_index")
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("delete from campaign_status_counts")
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        sqlx::query("delete from projection_checkpoints where name = $1")
+            .bind(self.name())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn apply_status_counts(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Error> {
+    for event in events {
+        let Some(change) = status_change(&event.record) else {
+            continue;
+        };
+        let campaign_id = event
+            .record
+            .stream_id
+            .rsplit_once(':')
+            .map(|(_, id)| id)
+            .unwrap_or_default();
+        let previous = sqlx::query(
+            "select status, deleted from campaign_status_index where org_id = $1 and campaign_id = $2",
+        )
+        .bind(&event.org_id)
+        .bind(campaign_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let (old_status, was_deleted) = match &previous {
+            Some(row) => (
+                Some(row.try_get::<String, _>("status")?),
+                row.try_get::<i64, _>("deleted")? != 0,
+            ),
+            None => (None, false),
+        };
+        if was_deleted {
+            continue;
+        }
+        let (new_status, deleted) = match change {
+            StatusChange::Status(s) => (s.to_string(), false),
+            StatusChange::Deleted => (old_status.clone().unwrap_or_else(|| "draft".into()), true),
+        };
+        if let Some(old) = &old_status {
+            bump(tx, &event.org_id, old, -1).await?;
+        }
+        if !deleted {
+            bump(tx, &event.org_id, &new_status, 1).await?;
+        }
+        sqlx::query(
+            "insert into campaign_status_index (org_id, campaign_id, status, deleted) values ($1, $2, $3, $4)
+             on conflict (org_id, campaign_id) do update set status = excluded.status, deleted = excluded.deleted",
+        )
+        .bind(&event.org_id)
+        .bind(campaign_id)
+        .bind(&new_status)
+        .bind(deleted as i64)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn bump(tx: &mut Tx, org_id: &str, status: &str, by: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into campaign_status_counts (org_id, status, count) values ($1, $2, $3)
+         on conflict (org_id, status) do update set count = campaign_status_counts.count + excluded.count",
+    )
+    .bind(org_id)
+    .bind(status)
+    .bind(by)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Reads a projection's checkpoint (zero when it has none).
+pub async fn checkpoint<'e, E>(
+    executor: E,
+    projection: Projection,
+) -> Result<Checkpoint, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query("select tx_id, position from projection_checkpoints where name = $1")
+        .bind(projection.name())
+        .fetch_optional(executor)
+        .await?;
+    Ok(match row {
+        Some(row) => Checkpoint {
+            tx_id: row.try_get("tx_id")?,
+            position: row.try_get("position")?,
+        },
+        None => Checkpoint::default(),
+    })
+}
+
+async fn save_checkpoint(
+    tx: &mut Tx,
+    projection: Projection,
+    at: Checkpoint,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into projection_checkpoints (name, tx_id, position, updated_at) values ($1, $2, $3, $4)
+         on conflict (name) do update set tx_id = excluded.tx_id, position = excluded.position, updated_at = excluded.updated_at",
+    )
+    .bind(projection.name())
+    .bind(at.tx_id)
+    .bind(at.position)
+    .bind(format_time(Utc::now()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies the next batch after the stored checkpoint. Returns how many events it applied.
+pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error> {
+    let from = checkpoint(&db.read, projection).await?;
+    let events = store::read_all(db, from, BATCH).await?;
+    let Some(last) = events.last() else {
+        return Ok(0);
+    };
+    let mut tx = db.begin().await?;
+    // Another node may have moved the checkpoint since we read it; re-check under the transaction.
+    let current = checkpoint(&mut *tx, projection).await?;
+    if current != from {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    projection.apply(&mut tx, &events).await?;
+    save_checkpoint(&mut tx, projection, last.checkpoint).await?;
+    tx.commit().await?;
+    Ok(events.len())
+}
+
+/// Rebuilds a projection from position 0. Runs in one transaction, so readers see the old read
+/// model until the new one is complete.
+pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
+    let mut tx = db.begin().await?;
+    projection.reset(&mut tx).await?;
+    tx.commit().await?;
+    let mut total = 0u64;
+    loop {
+        let applied = step(db, projection).await?;
+        if applied == 0 {
+            break;
+        }
+        total += applied as u64;
+    }
+    Ok(total)
+}
+
+/// Handle the command path uses to wake the runner after an append.
+#[derive(Debug, Clone, Default)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Runs every checkpointed projection until `shutdown` flips to true.
+///
+/// On PostgreSQL each projection runs on one node only: the runner holds a session advisory lock
+/// for it and other nodes wait for the lock.
+pub async fn run(db: Db, wakeup: Wakeup, mut shutdown: watch::Receiver<bool>) {
+    let mut lock_conn = None;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if db.backend == Backend::Postgres && lock_conn.is_none() {
+            match try_lock(&db).await {
+                Ok(Some(conn)) => lock_conn = Some(conn),
+                Ok(None) => {
+                    if wait(&wakeup, &mut shutdown, Duration::from_secs(2)).await {
+                        return;
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "projection lock unavailable");
+                    if wait(&wakeup, &mut shutdown, Duration::from_secs(2)).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
+        let mut busy = false;
+        for projection in Projection::ALL {
+            match step(&db, projection).await {
+                Ok(n) => busy |= n > 0,
+                Err(error) => {
+                    tracing::warn!(projection = projection.name(), %error, "projection step failed");
+                    lock_conn = None;
+                }
+            }
+        }
+        if !busy && wait(&wakeup, &mut shutdown, Duration::from_millis(250)).await {
+            return;
+        }
+    }
+}
+
+async fn try_lock(db: &Db) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Any>>, sqlx::Error> {
+    let mut conn = db.read.acquire().await?;
+    let got: bool = sqlx::query_scalar("select pg_try_advisory_lock(7242001)")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(got.then_some(conn))
+}
+
+/// Waits for a wakeup, the timeout or shutdown; true when shutting down.
+async fn wait(wakeup: &Wakeup, shutdown: &mut watch::Receiver<bool>, timeout: Duration) -> bool {
+    tokio::select! {
+        _ = wakeup.0.notified() => false,
+        _ = tokio::time::sleep(timeout) => false,
+        _ = shutdown.changed() => true,
+    }
+}
+
+/// Rebuilds the inline campaign read model from the log, 500 streams at a time.
+///
+/// Runs in one transaction so readers see the old rows until the rebuild commits.
+pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
+    let mut tx = db.begin().await?;
+    sqlx::query("delete from campaigns")
+        .execute(&mut *tx)
+        .await?;
+    let mut after = String::new();
+    let mut events = 0u64;
+    loop {
+        let last: Option<String> = sqlx::query_scalar(
+            "select max(stream_id) from (select stream_id from events
+             where stream_id > $1 and stream_id like 'campaign-%' and revision = 0
+             order by stream_id limit 500) page",
+        )
+        .bind(&after)
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(last) = last else { break };
+        let sql = format!(
+            "select {} from events where stream_id > $1 and stream_id <= $2 and stream_id like 'campaign-%'
+             order by stream_id, revision",
+            store::columns(db.backend)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&after)
+            .bind(&last)
+            .fetch_all(&mut *tx)
+            .await?;
+        events += rows.len() as u64;
+        let mut views = Vec::new();
+        let mut view = CampaignView::default();
+        let mut stream = String::new();
+        for row in &rows {
+            let record = store::decode(row)?.record;
+            if record.stream_id != stream {
+                if !view.created_at.is_empty() {
+                    views.push(std::mem::take(&mut view));
+                }
+                view = CampaignView::default();
+                stream = record.stream_id.clone();
+            }
+            view.apply(&record)?;
+        }
+        if !view.created_at.is_empty() {
+            views.push(view);
+        }
+        for chunk in views.chunks(100) {
+            crate::campaigns::upsert_views(&mut tx, chunk).await?;
+        }
+        after = last;
+    }
+    tx.commit().await?;
+    Ok(events)
+}

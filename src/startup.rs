@@ -1,0 +1,107 @@
+//! Builds the application from its configuration and runs it until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::db::Db;
+use crate::http::{self, AppState};
+use crate::projector::{self, Wakeup};
+
+/// A bound, migrated, ready-to-serve Herald.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    workers: bool,
+}
+
+impl Application {
+    /// Connects and migrates the database, resolves secrets and binds the listener (port 0 picks
+    /// a free port, as the tests do).
+    pub async fn build(config: &Config) -> anyhow::Result<Application> {
+        let secrets = config.secrets()?;
+        let db = Db::connect(&config.database_url(), config.db_connections).await?;
+        db.migrate().await?;
+        let public_key = config.jwt_public_key_pem()?;
+        let verifier = Verifier::new(
+            secrets.jwt_secret.as_deref(),
+            public_key.as_deref(),
+            config.jwt_issuer.as_deref(),
+            config.jwt_audience.as_deref(),
+        )?;
+        if secrets.generated {
+            tracing::info!(
+                data_dir = %config.data_dir.display(),
+                "generated development secrets into the data dir; mint a token with `herald token --org acme --role admin` (cargo run --release -- token --org acme --role admin)"
+            );
+        }
+        let listener = TcpListener::bind(&config.bind).await?;
+        let state = AppState {
+            db,
+            verifier: Arc::new(verifier),
+            wakeup: Wakeup::default(),
+            started: Arc::new(chrono::Utc::now()),
+            workers: config.workers,
+            metrics_token: config.metrics_token.clone().map(Arc::new),
+        };
+        Ok(Application {
+            listener,
+            state,
+            workers: config.workers,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains requests and stops the workers.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let runner = self.workers.then(|| {
+            tokio::spawn(projector::run(
+                self.state.db.clone(),
+                self.state.wakeup.clone(),
+                stop_rx.clone(),
+            ))
+        });
+        tracing::info!(address = %self.local_addr(), workers = self.workers, "herald is listening");
+        let app = http::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        let _ = stop_tx.send(true);
+        if let Some(runner) = runner {
+            let _ = runner.await;
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,258 @@
+//! The event store: an append-only global log with per-stream revisions, on PostgreSQL or SQLite.
+//!
+//! Appends check the expected revision (a unique `(stream_id, revision)` key) so two writers on one
+//! stream never both win. Catch-up reads are gap-safe: on PostgreSQL a reader only sees events whose
+//! transaction is older than every transaction still in flight, ordered by `(transaction_id,
+//! position)`; on SQLite the single writer makes rowid order commit order.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use herald_projections::record::{EventRecord, Metadata};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::db::{Backend, Db, Tx};
+
+/// An event about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub event_version: String,
+    pub data: Value,
+}
+
+/// Why an append failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another writer took the expected revision first.
+    #[error("the stream changed since it was read")]
+    Conflict,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Where a catch-up reader stands: the last event it has processed.
+///
+/// `tx_id` is the PostgreSQL transaction id of that event (always 0 on SQLite).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Checkpoint {
+    pub tx_id: i64,
+    pub position: i64,
+}
+
+/// An event read back with the place it holds in the catch-up order.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    pub record: EventRecord,
+    pub org_id: String,
+    pub checkpoint: Checkpoint,
+}
+
+/// Formats a timestamp the way the log stores it: fixed width, so text order is time order.
+pub fn format_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Appends `events` to `stream_id` inside `tx`, expecting the stream to hold `expected` events.
+///
+/// Returns the stored records, revisions `expected..`.
+pub async fn append(
+    tx: &mut Tx,
+    backend: Backend,
+    stream_id: &str,
+    expected: i64,
+    events: &[NewEvent],
+    metadata: &Metadata,
+    now: DateTime<Utc>,
+) -> Result<Vec<LoggedEvent>, AppendError> {
+    let created = format_time(now);
+    let metadata_json = serde_json::to_string(metadata).expect("metadata serializes");
+    let sql = match backend {
+        Backend::Postgres => {
+            "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata)
+             values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)
+             returning position, transaction_id::text::bigint as tx_id"
+        }
+        Backend::Sqlite => {
+            "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             returning position, 0 as tx_id"
+        }
+    };
+    let mut stored = Vec::with_capacity(events.len());
+    for (offset, event) in events.iter().enumerate() {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let revision = expected + offset as i64;
+        let row = sqlx::query(sql)
+            .bind(&event_id)
+            .bind(&metadata.org_id)
+            .bind(stream_id)
+            .bind(revision)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(&created)
+            .bind(event.data.to_string())
+            .bind(&metadata_json)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_unique_violation() => AppendError::Conflict,
+                _ => AppendError::Db(e),
+            })?;
+        let position: i64 = row.try_get("position")?;
+        let tx_id: i64 = row.try_get("tx_id")?;
+        stored.push(LoggedEvent {
+            record: EventRecord {
+                event_id,
+                stream_id: stream_id.to_string(),
+                revision,
+                position,
+                event_type: event.event_type.clone(),
+                event_version: event.event_version.clone(),
+                created: created.clone(),
+                data: event.data.clone(),
+                metadata: metadata.clone(),
+            },
+            org_id: metadata.org_id.clone(),
+            checkpoint: Checkpoint { tx_id, position },
+        });
+    }
+    Ok(stored)
+}
+
+const COLUMNS_PG: &str = "position, transaction_id::text::bigint as tx_id, event_id, org_id, stream_id, revision, event_type, event_version, created, data::text as data, metadata::text as metadata";
+const COLUMNS_SQLITE: &str = "position, 0 as tx_id, event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata";
+
+pub(crate) fn columns(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => COLUMNS_PG,
+        Backend::Sqlite => COLUMNS_SQLITE,
+    }
+}
+
+pub(crate) fn decode(row: &sqlx::any::AnyRow) -> Result<LoggedEvent, sqlx::Error> {
+    let data: String = row.try_get("data")?;
+    let metadata: String = row.try_get("metadata")?;
+    let position: i64 = row.try_get("position")?;
+    let record = EventRecord {
+        event_id: row.try_get("event_id")?,
+        stream_id: row.try_get("stream_id")?,
+        revision: row.try_get("revision")?,
+        position,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        created: row.try_get("created")?,
+        data: serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+    };
+    Ok(LoggedEvent {
+        org_id: row.try_get("org_id")?,
+        checkpoint: Checkpoint {
+            tx_id: row.try_get("tx_id")?,
+            position,
+        },
+        record,
+    })
+}
+
+/// Reads one stream from `from_revision` on, in revision order.
+pub async fn read_stream<'e, E>(
+    executor: E,
+    backend: Backend,
+    stream_id: &str,
+    from_revision: i64,
+    limit: i64,
+) -> Result<Vec<LoggedEvent>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let sql = format!(
+        "select {} from events where stream_id = $1 and revision >= $2 order by revision limit $3",
+        columns(backend)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(stream_id)
+        .bind(from_revision)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Reads the next events after `after` in catch-up order, never skipping one that commits later.
+pub async fn read_all(
+    db: &Db,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<LoggedEvent>, sqlx::Error> {
+    let sql = match db.backend {
+        Backend::Postgres => format!(
+            "select {COLUMNS_PG} from events
+             where (transaction_id, position) > (($1::bigint)::text::xid8, $2)
+               and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             order by transaction_id, position limit $3"
+        ),
+        Backend::Sqlite => format!(
+            "select {COLUMNS_SQLITE} from events where position > $2 and $1 = $1 order by position limit $3"
+        ),
+    };
+    let rows = sqlx::query(&sql)
+        .bind(after.tx_id)
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(&db.read)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Reads an org's log (every org's when `None`) in position order after `after`, optionally of
+/// one event type.
+///
+/// This is the audit view: it shows every committed event at once (read-your-writes). Positions
+/// are taken at insert, so under concurrent writes an event can commit after one with a higher
+/// position; a consumer that must never miss one reads with [`read_all`] and its checkpoint.
+pub async fn read_org(
+    db: &Db,
+    org_id: Option<&str>,
+    after: i64,
+    event_type: Option<&str>,
+    limit: i64,
+) -> Result<Vec<LoggedEvent>, sqlx::Error> {
+    let sql = format!(
+        "select {} from events where ($1 = '' or org_id = $1) and position > $2 and ($3 = '' or event_type = $3)
+         order by position limit $4",
+        columns(db.backend)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(org_id.unwrap_or(""))
+        .bind(after)
+        .bind(event_type.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&db.read)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// The position of the newest event in the log (0 when empty).
+pub async fn head_position(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select coalesce(max(position), 0) from events")
+        .fetch_one(&db.read)
+        .await
+}
+
+/// How many committed events a reader at `at` has yet to read (counted up to 1 000 000).
+pub async fn lag(db: &Db, at: Checkpoint) -> Result<i64, sqlx::Error> {
+    let sql = match db.backend {
+        Backend::Postgres => {
+            "select count(*) from (select 1 from events
+             where (transaction_id, position) > (($1::bigint)::text::xid8, $2) limit 1000000) behind"
+        }
+        Backend::Sqlite => {
+            "select count(*) from (select 1 from events where position > $2 and $1 = $1 limit 1000000) behind"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .bind(at.tx_id)
+        .bind(at.position)
+        .fetch_one(&db.read)
+        .await
+}

@@ -1,0 +1,352 @@
+//! Test harness: starts the real server on port 0 against a fresh database and talks HTTP.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use herald::auth::{sign_hs256, Claims};
+use herald::config::Config;
+use herald::startup::Application;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const JWT_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs the body once per database: `db_test!(name, |app| async move { ... })` makes
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! db_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                ($body)(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await;
+                ($body)(app).await;
+            }
+        }
+    };
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub database_url: String,
+    pub data_dir: std::path::PathBuf,
+    /// A token for org `acme` with the admin role.
+    pub admin: String,
+}
+
+/// The admin URL tests create their databases through.
+pub fn postgres_admin_url() -> String {
+    std::env::var("HERALD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+static CLEANED: OnceLock<()> = OnceLock::new();
+
+fn binary_tag() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+        .unwrap_or_default()
+        .split('-')
+        .next()
+        .unwrap_or("t")
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+}
+
+/// Creates an empty PostgreSQL database for one test and returns its URL. Panics loudly when
+/// PostgreSQL cannot be reached: a Postgres test never passes by skipping.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin_url = postgres_admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at {admin_url} ({e}). Start it (see README) or set HERALD_TEST_POSTGRES_URL."
+        )
+    });
+    let tag = binary_tag();
+    let pid = std::process::id();
+    if CLEANED.set(()).is_ok() {
+        // Databases left by earlier runs of this test binary (the process id tells them apart).
+        let stale: Vec<String> = sqlx::query_scalar(
+            "select datname from pg_database where datname like $1 and datname not like $2",
+        )
+        .bind(format!("herald_{tag}_%"))
+        .bind(format!("herald_{tag}_{pid}_%"))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        for name in stale {
+            let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+    let name = format!(
+        "herald_{tag}_{pid}_{}",
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    sqlx::query(&format!("create database \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
+    format!("{base}/{name}")
+}
+
+/// The configuration a test server runs with.
+pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
+    Config {
+        database_url: Some(database_url),
+        bind: "127.0.0.1:0".into(),
+        data_dir: data_dir.to_path_buf(),
+        jwt_secret: Some(JWT_SECRET.into()),
+        jwt_public_key: None,
+        jwt_issuer: None,
+        jwt_audience: None,
+        tracking_secret: Some("test-tracking-secret-test-tracking-secret".into()),
+        secrets_key: Some("test-secrets-key-test-secrets-key-test".into()),
+        public_url: None,
+        workers: true,
+        log_format: "text".into(),
+        metrics_token: None,
+        db_connections: 8,
+    }
+}
+
+/// A fresh database URL and data dir for `backend`.
+pub async fn fresh_database(backend: Backend) -> (String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "herald-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("herald.db").display()),
+        Backend::Postgres => fresh_postgres_database().await,
+    };
+    (url, dir)
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let (url, dir) = fresh_database(backend).await;
+    spawn_with(backend, test_config(url, &dir)).await
+}
+
+/// Starts a server with a given configuration.
+pub async fn spawn_with(backend: Backend, config: Config) -> TestApp {
+    let app = Application::build(&config).await.expect("build app");
+    let address = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        backend,
+        database_url: config.database_url.clone().unwrap(),
+        data_dir: config.data_dir.clone(),
+        admin: token(&["acme"], &["admin"], "alice"),
+    }
+}
+
+/// An HS256 token for the test secret.
+pub fn token(orgs: &[&str], roles: &[&str], sub: &str) -> String {
+    let claims = Claims {
+        sub: sub.into(),
+        exp: chrono::Utc::now().timestamp() + 3600,
+        orgs: orgs.iter().map(|s| s.to_string()).collect(),
+        roles: roles.iter().map(|s| s.to_string()).collect(),
+        iss: None,
+        aud: None,
+    };
+    sign_hs256(JWT_SECRET, &claims).unwrap()
+}
+
+/// A response read whole: status, headers and body (JSON when it parses).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json error with this status.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+    }
+}
+
+/// A request under construction.
+pub struct Call<'a> {
+    app: &'a TestApp,
+    builder: reqwest::RequestBuilder,
+}
+
+impl<'a> Call<'a> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    pub fn json(mut self, body: &Value) -> Self {
+        self.builder = self.builder.json(body);
+        self
+    }
+
+    pub fn raw(mut self, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> Self {
+        if let Some(ct) = content_type {
+            self.builder = self.builder.header("content-type", ct);
+        }
+        self.builder = self.builder.body(body);
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        let _ = self.app;
+        let response = self.builder.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A request with no credentials.
+    pub fn anonymous(&self, method: Method, path: &str) -> Call<'_> {
+        Call {
+            app: self,
+            builder: self.client.request(method, self.url(path)),
+        }
+    }
+
+    /// A request as `token` for `org`.
+    pub fn as_user(&self, token: &str, org: &str, method: Method, path: &str) -> Call<'_> {
+        self.anonymous(method, path)
+            .header("authorization", &format!("Bearer {token}"))
+            .header("orgid", org)
+    }
+
+    /// A request as the acme admin.
+    pub fn admin(&self, method: Method, path: &str) -> Call<'_> {
+        let token = self.admin.clone();
+        self.as_user(&token, "acme", method, path)
+    }
+
+    pub async fn post_campaign(&self, body: &Value) -> Reply {
+        self.admin(Method::POST, "/crm/marketing/campaigns")
+            .json(body)
+            .send()
+            .await
+    }
+
+    pub async fn get_campaign(&self, id: &str) -> Reply {
+        self.admin(Method::GET, &format!("/crm/marketing/campaigns/{id}"))
+            .send()
+            .await
+    }
+
+    pub async fn put_campaign(&self, id: &str, body: &Value) -> Reply {
+        self.admin(Method::PUT, &format!("/crm/marketing/campaigns/{id}"))
+            .json(body)
+            .send()
+            .await
+    }
+
+    pub async fn campaign_events(&self, id: &str) -> Vec<Value> {
+        let reply = self
+            .admin(
+                Method::GET,
+                &format!("/crm/marketing/campaigns/{id}/events?limit=500"),
+            )
+            .send()
+            .await;
+        reply.body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Every event of org `acme`, in global order.
+    pub async fn all_events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0i64;
+        loop {
+            let reply = self
+                .admin(
+                    Method::GET,
+                    &format!("/crm/marketing/events?after={after}&limit=500"),
+                )
+                .send()
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            let items = reply.body["items"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                return out;
+            }
+            after = items.last().unwrap()["position"].as_i64().unwrap();
+            out.extend(items);
+        }
+    }
+}
+
+/// The seed's example campaign body, verbatim.
+pub fn seed_campaign() -> Value {
+    json!({
+      "name": "Spring 2026 Launch",
+      "type": "multi-channel",
+      "channels": ["email", "facebook", "linkedin"],
+      "audienceId": "aud-spring-prospects",
+      "templateId": "tpl-spring-launch",
+      "schedule": {
+        "startAt": "2026-05-01T09:00:00Z",
+        "endAt": "2026-05-15T23:59:59Z",
+        "timezone": "America/New_York"
+      },
+      "status": "draft"
+    })
+}

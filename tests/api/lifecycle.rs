@@ -1,0 +1,174 @@
+//! The campaign lifecycle: draft → scheduled → running → completed, paused, and nothing else.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::db_test;
+use crate::helpers::*;
+
+fn future_campaign() -> Value {
+    let start = chrono::Utc::now() + chrono::Duration::days(30);
+    let mut body = seed_campaign();
+    body["schedule"]["startAt"] = json!(start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    body["schedule"]["endAt"] = json!(
+        (start + chrono::Duration::days(14)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    body
+}
+
+async fn act(app: &TestApp, id: &str, action: &str) -> Reply {
+    app.admin(
+        Method::POST,
+        &format!("/crm/marketing/campaigns/{id}/{action}"),
+    )
+    .send()
+    .await
+}
+
+fn event_types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap().to_string())
+        .collect()
+}
+
+db_test!(
+    a_campaign_walks_the_whole_lifecycle_by_actions,
+    |app: TestApp| async move {
+        let mut body = future_campaign();
+        body["status"] = json!("scheduled");
+        let created = app.post_campaign(&body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_eq!(created.body["status"], "scheduled");
+        assert_eq!(created.body["nextRunAt"], body["schedule"]["startAt"]);
+        let id = created.body["id"].as_str().unwrap().to_string();
+
+        let launched = act(&app, &id, "launch").await;
+        assert_eq!(launched.status, 200, "{}", launched.text);
+        assert_eq!(launched.body["status"], "running");
+        assert!(launched.body["launchedAt"].is_string());
+        assert!(launched.body["lastRun"]["at"].is_string());
+        assert_eq!(act(&app, &id, "pause").await.body["status"], "paused");
+        assert_eq!(act(&app, &id, "resume").await.body["status"], "running");
+        let done = act(&app, &id, "complete").await;
+        assert_eq!(done.body["status"], "completed");
+        assert!(done.body["completedAt"].is_string());
+
+        for action in ["launch", "pause", "resume", "complete"] {
+            act(&app, &id, action).await.assert_problem(409);
+        }
+        let mut reopen = created.body.clone();
+        reopen["status"] = json!("running");
+        app.put_campaign(&id, &reopen).await.assert_problem(409);
+
+        let types = event_types(&app.campaign_events(&id).await);
+        assert_eq!(
+            types,
+            [
+                "Created",
+                "Scheduled",
+                "Launched",
+                "Paused",
+                "Resumed",
+                "Completed"
+            ]
+        );
+    }
+);
+
+db_test!(
+    status_changes_by_put_follow_the_same_rules,
+    |app: TestApp| async move {
+        let created = app.post_campaign(&future_campaign()).await;
+        let id = created.body["id"].as_str().unwrap().to_string();
+        let mut body = created.body.clone();
+
+        body["status"] = json!("paused");
+        app.put_campaign(&id, &body).await.assert_problem(409);
+        body["status"] = json!("completed");
+        app.put_campaign(&id, &body).await.assert_problem(409);
+
+        body["status"] = json!("scheduled");
+        let scheduled = app.put_campaign(&id, &body).await;
+        assert_eq!(scheduled.body["status"], "scheduled", "{}", scheduled.text);
+        body["status"] = json!("draft");
+        let unscheduled = app.put_campaign(&id, &body).await;
+        assert_eq!(unscheduled.body["status"], "draft");
+        assert!(unscheduled.body["nextRunAt"].is_null());
+        body["status"] = json!("running");
+        let running = app.put_campaign(&id, &body).await;
+        assert_eq!(running.body["status"], "running");
+        let types = event_types(&app.campaign_events(&id).await);
+        assert_eq!(types, ["Created", "Scheduled", "Unscheduled", "Launched"]);
+    }
+);
+
+db_test!(scheduling_needs_a_future_start, |app: TestApp| async move {
+    let mut past = seed_campaign();
+    past["schedule"]["startAt"] = json!("2020-01-01T09:00:00Z");
+    past["schedule"]["endAt"] = json!("2020-01-02T09:00:00Z");
+    past["status"] = json!("scheduled");
+    let reply = app.post_campaign(&past).await;
+    reply.assert_problem(422);
+    assert_eq!(reply.body["errors"][0]["field"], "schedule.startAt");
+    assert!(app.all_events().await.is_empty());
+});
+
+db_test!(
+    running_without_a_schedule_launches_now,
+    |app: TestApp| async move {
+        let mut body = seed_campaign();
+        body.as_object_mut().unwrap().remove("schedule");
+        body["status"] = json!("running");
+        let reply = app.post_campaign(&body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        assert_eq!(reply.body["status"], "running");
+        let run = &reply.body["lastRun"];
+        assert!(run["runId"].is_string());
+        assert_eq!(run["channels"], json!(["email", "facebook", "linkedin"]));
+        let id = reply.body["id"].as_str().unwrap();
+        assert_eq!(
+            event_types(&app.campaign_events(id).await),
+            ["Created", "Launched"]
+        );
+    }
+);
+
+db_test!(
+    a_recurring_campaign_is_scheduled_for_its_next_occurrence,
+    |app: TestApp| async move {
+        let mut body = future_campaign();
+        body["type"] = json!("recurring");
+        body["schedule"]["recurring"] = json!({"cron": "0 9 * * 1"});
+        body["status"] = json!("scheduled");
+        let reply = app.post_campaign(&body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        assert_eq!(reply.body["status"], "scheduled");
+        let next = chrono::DateTime::parse_from_rfc3339(reply.body["nextRunAt"].as_str().unwrap())
+            .unwrap();
+        let start =
+            chrono::DateTime::parse_from_rfc3339(body["schedule"]["startAt"].as_str().unwrap())
+                .unwrap();
+        assert!(next >= start);
+        use chrono::{Datelike, Timelike};
+        let local = next.with_timezone(&chrono_tz::America::New_York);
+        assert_eq!(local.weekday(), chrono::Weekday::Mon);
+        assert_eq!((local.hour(), local.minute()), (9, 0));
+    }
+);
+
+db_test!(
+    a_deleted_campaign_cannot_be_launched_but_delete_is_idempotent,
+    |app: TestApp| async move {
+        let created = app.post_campaign(&seed_campaign()).await;
+        let id = created.body["id"].as_str().unwrap().to_string();
+        let path = format!("/crm/marketing/campaigns/{id}");
+        assert_eq!(app.admin(Method::DELETE, &path).send().await.status, 204);
+        act(&app, &id, "launch").await.assert_problem(409);
+        assert_eq!(app.admin(Method::DELETE, &path).send().await.status, 204);
+        assert_eq!(
+            event_types(&app.campaign_events(&id).await),
+            ["Created", "SoftDeleted"]
+        );
+    }
+);

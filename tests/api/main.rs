@@ -1,0 +1,14 @@
+//! Black-box API tests: every test starts the real server on port 0 against a fresh database,
+//! once on SQLite and once on PostgreSQL.
+
+#[allow(dead_code)]
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod campaigns;
+mod concurrency;
+mod discovery;
+mod events;
+mod health;
+mod lifecycle;
