@@ -15,7 +15,7 @@ use crate::db::{Db, Tx};
 use crate::store::{self, AppendError, NewEvent};
 
 /// How many times a command is re-run on the newest state after losing a race.
-const ATTEMPTS: usize = 8;
+const ATTEMPTS: usize = 40;
 
 /// Who is asking, and the request that carries the command.
 #[derive(Debug, Clone)]
@@ -24,6 +24,19 @@ pub struct CommandMeta {
     pub actor: String,
     pub request_id: String,
     pub correlation_id: String,
+}
+
+impl CommandMeta {
+    /// The metadata every event this request causes carries.
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            actor: self.actor.clone(),
+            org_id: self.org_id.clone(),
+            request_id: self.request_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.request_id.clone(),
+        }
+    }
 }
 
 /// A create request's idempotency record, written in the command's transaction.
@@ -44,6 +57,9 @@ pub enum CommandError {
     /// A concurrent request with the same idempotency key won.
     #[error("a request with this idempotency key is in flight")]
     IdempotencyRace,
+    /// The command lost every race for the campaign; the client may retry.
+    #[error("too many concurrent writers on this campaign")]
+    Contention,
     #[error("the event log holds an event this version cannot read: {0}")]
     Unreadable(String),
     #[error(transparent)]
@@ -69,8 +85,19 @@ pub async fn execute(
     command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand,
 ) -> Result<Outcome, CommandError> {
     let stream_id = campaign_stream(&meta.org_id, campaign_id);
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
         let mut tx = db.begin().await?;
+        if db.backend == crate::db::Backend::Postgres {
+            // Writers of one campaign queue on its row instead of racing to the same revision.
+            sqlx::query("select 1 from campaigns where org_id = $1 and id = $2 for update")
+                .bind(&meta.org_id)
+                .bind(campaign_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         let events = store::read_stream(&mut *tx, db.backend, &stream_id, 0, i64::MAX).await?;
         let records: Vec<_> = events.into_iter().map(|e| e.record).collect();
         let mut view = CampaignView::from_records(records.iter())
@@ -107,13 +134,7 @@ pub async fn execute(
                 data: e.data(),
             })
             .collect();
-        let metadata = Metadata {
-            actor: meta.actor.clone(),
-            org_id: meta.org_id.clone(),
-            request_id: meta.request_id.clone(),
-            correlation_id: meta.correlation_id.clone(),
-            causation_id: meta.request_id.clone(),
-        };
+        let metadata = meta.metadata();
         let stored = match store::append(
             &mut tx,
             db.backend,
@@ -164,9 +185,14 @@ pub async fn execute(
             changed: true,
         });
     }
-    Err(CommandError::Db(sqlx::Error::Protocol(
-        "too many concurrent writers on one campaign".into(),
-    )))
+    Err(CommandError::Contention)
+}
+
+/// A short, jittered pause before re-running a command that lost a race.
+pub async fn backoff(attempt: usize) {
+    let jitter = uuid::Uuid::now_v7().as_u128() as u64 % 1000;
+    let micros = (attempt as u64).min(10) * 500 + jitter;
+    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
 }
 
 async fn current_version_of(db: &Db, stream_id: &str) -> Result<i64, sqlx::Error> {
@@ -356,4 +382,79 @@ pub async fn list(
         ));
     }
     Ok((items, if more { last } else { None }))
+}
+
+/// What the org has ready for a campaign: the channels it can send on now and what blocks it.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    pub launchable: Vec<herald_domain::spec::Channel>,
+    pub blockers: Vec<herald_domain::campaign::Blocker>,
+}
+
+/// The org's connected platforms, template ids and audience ids: what readiness checks against.
+#[derive(Debug, Clone, Default)]
+pub struct OrgAssets {
+    connected: Vec<String>,
+    templates: std::collections::HashSet<String>,
+    audiences: std::collections::HashSet<String>,
+}
+
+impl OrgAssets {
+    pub async fn load(db: &Db, org_id: &str) -> Result<OrgAssets, sqlx::Error> {
+        let ids = |kind: &'static str| {
+            sqlx::query_scalar::<_, String>(
+                "select id from documents where org_id = $1 and kind = $2",
+            )
+            .bind(org_id.to_string())
+            .bind(kind)
+            .fetch_all(&db.read)
+        };
+        Ok(OrgAssets {
+            connected: crate::documents::connected_platforms(db, org_id).await?,
+            templates: ids("template").await?.into_iter().collect(),
+            audiences: ids("audience").await?.into_iter().collect(),
+        })
+    }
+
+    /// Checks a campaign's channels, template and audience against these assets.
+    pub fn readiness(&self, spec: &herald_domain::spec::CampaignSpec) -> Readiness {
+        use herald_domain::campaign::Blocker;
+        let mut out = Readiness::default();
+        for channel in &spec.channels {
+            if self.connected.iter().any(|p| p == channel.id()) {
+                out.launchable.push(*channel);
+            } else {
+                out.blockers.push(Blocker::channel_not_connected(*channel));
+            }
+        }
+        let template_ok = spec
+            .template_id
+            .as_ref()
+            .is_some_and(|id| self.templates.contains(id));
+        if !template_ok {
+            out.blockers.push(Blocker::new(Blocker::TEMPLATE_MISSING));
+        }
+        let audience_ok = match (&spec.audience_id, &spec.audience) {
+            (Some(id), _) => self.audiences.contains(id),
+            (None, Some(_)) => true,
+            (None, None) => false,
+        };
+        if !audience_ok {
+            out.blockers.push(Blocker::new(Blocker::AUDIENCE_MISSING));
+        }
+        out
+    }
+
+    /// Replaces a campaign document's `blockers` with what blocks it now (nothing once deleted).
+    pub fn live_blockers(&self, mut doc: Value) -> Value {
+        if doc.get("state").and_then(Value::as_str) == Some("deleted") {
+            doc["blockers"] = Value::Array(vec![]);
+            return doc;
+        }
+        if let Ok(spec) = serde_json::from_value::<herald_domain::spec::CampaignSpec>(doc.clone()) {
+            let ready = self.readiness(&spec);
+            doc["blockers"] = serde_json::to_value(&ready.blockers).unwrap_or(Value::Array(vec![]));
+        }
+        doc
+    }
 }

@@ -47,6 +47,8 @@ impl Application {
             started: Arc::new(chrono::Utc::now()),
             workers: config.workers,
             metrics_token: config.metrics_token.clone().map(Arc::new),
+            sealer: Arc::new(crate::secrets::Sealer::new(&secrets.secrets_key)),
+            public_url: config.public_url().into(),
         };
         Ok(Application {
             listener,

@@ -4,19 +4,32 @@
 //! - [`spec`]: the campaign body (types, channels, statuses, schedule) and its validation.
 //! - [`schedule`]: cron patterns in an IANA zone, with the daylight-saving policy.
 //! - [`campaign`]: the `Campaign` aggregate (cqrs-es), its lifecycle rules, commands and events.
+//! - [`template`]: message templates per channel, their save-time checks and rendering.
+//! - [`query`]: DynamicQuery, the MongoDB-style audience filter over contacts, and its limits.
 //! - [`ids`]: the id syntax shared by every resource.
 //! - [`error`]: field errors and the reasons a command is refused.
 
+pub mod audience;
 pub mod campaign;
+pub mod connection;
+pub mod contact;
+pub mod document;
 pub mod error;
 pub mod ids;
+pub mod query;
 pub mod schedule;
 pub mod spec;
+pub mod template;
 
 pub use campaign::{Blocker, Campaign, CampaignCommand, CampaignEvent, LaunchContext, RunInfo};
 pub use error::{CampaignError, FieldError};
 pub use ids::is_valid_id;
+pub use query::{parse_filter, parse_where, Filter};
 pub use schedule::CronSchedule;
 pub use spec::{
     parse_campaign, CampaignInput, CampaignSpec, CampaignType, Channel, Recurring, Schedule, Status,
+};
+pub use template::{
+    parse_template, CompiledTemplate, RenderContext, RenderError, RenderedMessage, TemplateContent,
+    TemplateInput,
 };

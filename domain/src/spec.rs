@@ -643,13 +643,13 @@ fn check_audience(audience: &Value) -> Vec<FieldError> {
                     "must be \"contact\"",
                 ));
             }
-            // TODO(dynamic-query): check the operators, operand types and nesting depth of
-            // `where` (api.md section 5, DynamicQuery) once its parser exists in the domain;
-            // until then a malformed query is only caught when the audience is evaluated.
             match present(filter, "where") {
                 None => errors.push(FieldError::new("audience.filter.where", "is required")),
-                Some(Value::Object(_)) => {}
-                Some(_) => errors.push(FieldError::new("audience.filter.where", MUST_BE_OBJECT)),
+                Some(where_) => {
+                    if let Err(found) = crate::query::parse_where(where_, "audience.filter.where") {
+                        errors.extend(found);
+                    }
+                }
             }
         }
         Some(_) => errors.push(FieldError::new("audience.filter", MUST_BE_OBJECT)),

@@ -4,5 +4,6 @@
 //! runs them (inline with a command, or as checkpointed catch-up readers) and replays them.
 
 pub mod campaign;
+pub mod document;
 pub mod record;
 pub mod status_counts;

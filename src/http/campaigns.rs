@@ -6,18 +6,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use chrono::Utc;
 use herald_domain::campaign::{CampaignCommand, LaunchContext};
 use herald_domain::error::CampaignError;
-use herald_domain::spec::{parse_campaign, CampaignType, Channel, Status};
+use herald_domain::spec::{parse_campaign, CampaignSpec, CampaignType, Channel, Status};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, Params, RequestMeta};
+use super::idempotency;
 use super::AppState;
-use crate::campaigns::{self, CommandError, CommandMeta, IdempotencyClaim, ListQuery, SortKey};
+use crate::campaigns::{
+    self, CommandError, CommandMeta, IdempotencyClaim, ListQuery, OrgAssets, Readiness, SortKey,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,6 +35,32 @@ fn command_meta(auth: &Auth, request: &RequestMeta) -> CommandMeta {
         actor: auth.0.actor.clone(),
         request_id: request.request_id.clone(),
         correlation_id: request.correlation_id.clone(),
+    }
+}
+
+/// The launch context of a command: what can go out now, and what blocks the rest.
+fn launch_context(
+    now: chrono::DateTime<chrono::Utc>,
+    ready: &Readiness,
+    reach: u64,
+) -> LaunchContext {
+    LaunchContext::new(now, run_id())
+        .with_launchable(ready.launchable.clone())
+        .with_blockers(ready.blockers.clone())
+        .with_reach(reach)
+}
+
+/// The audience is evaluated at launch (seed): only a request that launches pays for it.
+async fn reach_if_launching(
+    state: &AppState,
+    org_id: &str,
+    status: Option<Status>,
+    spec: &CampaignSpec,
+) -> Result<u64> {
+    if status == Some(Status::Running) && spec.recurring.is_none() {
+        super::resources::campaign_reach(state, org_id, spec).await
+    } else {
+        Ok(0)
     }
 }
 
@@ -78,6 +104,9 @@ impl From<CommandError> for ApiError {
             CommandError::IdempotencyRace => {
                 ApiError::conflict("a request with this Idempotency-Key is still being processed")
             }
+            CommandError::Contention => {
+                ApiError::conflict("too many concurrent changes to this campaign; retry")
+            }
             CommandError::Unreadable(e) => ApiError::internal(e),
             CommandError::Db(e) => e.into(),
         }
@@ -94,13 +123,16 @@ async fn create(
 ) -> Result<Response> {
     auth.writer()?;
     let org_id = auth.0.org_id.clone();
-    let claim = match idempotency_key(&headers)? {
-        Some(key) => {
-            let request_hash = hex::encode(Sha256::digest(&body.raw));
-            if let Some(replay) = replay_idempotent(&state, &org_id, &key, &request_hash).await? {
-                return Ok(replay);
+    let assets = OrgAssets::load(&state.db, &org_id).await?;
+    let claim = match idempotency::claim(&headers, "campaigns", &body.raw)? {
+        Some(claim) => {
+            if let Some((status, doc)) = idempotency::replay(&state.db, &org_id, &claim).await? {
+                return Ok(campaign_response(status, &assets.live_blockers(doc)));
             }
-            Some(IdempotencyClaim { key, request_hash })
+            Some(IdempotencyClaim {
+                key: claim.key,
+                request_hash: claim.request_hash,
+            })
         }
         None => None,
     };
@@ -110,19 +142,26 @@ async fn create(
         .clone()
         .unwrap_or_else(|| format!("camp-{}", uuid::Uuid::now_v7()));
     let meta = command_meta(&auth, &request);
+    let ready = assets.readiness(&input.spec);
+    let reach = reach_if_launching(&state, &org_id, input.status, &input.spec).await?;
     let outcome = campaigns::execute(&state.db, &meta, &id, None, claim.as_ref(), |_, now| {
         CampaignCommand::Create {
             id: id.clone(),
             input: input.spec.clone(),
             status: input.status,
-            ctx: LaunchContext::new(now, run_id()),
+            ctx: launch_context(now, &ready, reach),
         }
     })
     .await;
     let outcome = match (outcome, &claim) {
         (Err(CommandError::IdempotencyRace), Some(claim)) => {
-            return replay_idempotent(&state, &org_id, &claim.key, &claim.request_hash)
+            let claim = idempotency::Claim {
+                key: claim.key.clone(),
+                request_hash: claim.request_hash.clone(),
+            };
+            return idempotency::replay(&state.db, &org_id, &claim)
                 .await?
+                .map(|(status, doc)| campaign_response(status, &assets.live_blockers(doc)))
                 .ok_or_else(|| {
                     ApiError::conflict(
                         "a request with this Idempotency-Key is still being processed",
@@ -134,61 +173,8 @@ async fn create(
     state.wakeup.wake();
     Ok(campaign_response(
         StatusCode::CREATED,
-        &outcome.view.to_json(),
+        &assets.live_blockers(outcome.view.to_json()),
     ))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(value) => {
-            let key = value
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| {
-                    ApiError::bad_request("Idempotency-Key must be 1 to 255 visible characters")
-                })?;
-            Ok(Some(key.to_string()))
-        }
-    }
-}
-
-/// The stored response of an earlier request with this key, when it is under 24 hours old.
-async fn replay_idempotent(
-    state: &AppState,
-    org_id: &str,
-    key: &str,
-    request_hash: &str,
-) -> Result<Option<Response>> {
-    let row = sqlx::query(
-        "select request_hash, status, body, created_at from idempotency_keys where org_id = $1 and key = $2",
-    )
-    .bind(org_id)
-    .bind(key)
-    .fetch_optional(&state.db.read)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let created: String = row.try_get("created_at")?;
-    let fresh = chrono::DateTime::parse_from_rfc3339(&created)
-        .map(|at| Utc::now().signed_duration_since(at) < chrono::Duration::hours(24))
-        .unwrap_or(false);
-    if !fresh {
-        return Ok(None);
-    }
-    let stored_hash: String = row.try_get("request_hash")?;
-    if stored_hash != request_hash {
-        return Err(ApiError::field(
-            "Idempotency-Key",
-            "this key was already used with a different request body",
-        ));
-    }
-    let status: i64 = row.try_get("status")?;
-    let body: String = row.try_get("body")?;
-    let doc: Value = serde_json::from_str(&body).map_err(ApiError::internal)?;
-    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED);
-    Ok(Some(campaign_response(status, &doc)))
 }
 
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
@@ -200,7 +186,11 @@ async fn fetch(
     let doc = campaigns::get(&state.db, &auth.0.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
-    Ok(campaign_response(StatusCode::OK, &doc))
+    let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
+    Ok(campaign_response(
+        StatusCode::OK,
+        &assets.live_blockers(doc),
+    ))
 }
 
 /// Parses `If-Match`: `"3"`, `W/"3"` or `*` (any version).
@@ -236,17 +226,23 @@ async fn replace(
     let expected = if_match(&headers)?;
     let input = parse_campaign(&body.value).map_err(ApiError::unprocessable)?;
     let meta = command_meta(&auth, &request);
+    let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
+    let ready = assets.readiness(&input.spec);
+    let reach = reach_if_launching(&state, &auth.0.org_id, input.status, &input.spec).await?;
     let outcome = campaigns::execute(&state.db, &meta, &id, expected, None, |_, now| {
         CampaignCommand::Update {
             spec: input.spec.clone(),
             status: input.status,
-            ctx: LaunchContext::new(now, run_id()),
+            ctx: launch_context(now, &ready, reach),
         }
     })
     .await
     .map_err(not_found_when_missing)?;
     state.wakeup.wake();
-    Ok(campaign_response(StatusCode::OK, &outcome.view.to_json()))
+    Ok(campaign_response(
+        StatusCode::OK,
+        &assets.live_blockers(outcome.view.to_json()),
+    ))
 }
 
 /// An `If-Match` on a campaign that does not exist is a 404, not a 412.
@@ -317,16 +313,23 @@ async fn action(
         )));
     }
     let meta = command_meta(&auth, &request);
+    let spec: CampaignSpec = serde_json::from_value(current.clone()).map_err(ApiError::internal)?;
+    let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
+    let ready = assets.readiness(&spec);
+    let reach = reach_if_launching(&state, &auth.0.org_id, Some(to), &spec).await?;
     let outcome = campaigns::execute(&state.db, &meta, &id, expected, None, |_, now| {
         CampaignCommand::ChangeStatus {
             to,
-            ctx: LaunchContext::new(now, run_id()),
+            ctx: launch_context(now, &ready, reach),
         }
     })
     .await
     .map_err(not_found_when_missing)?;
     state.wakeup.wake();
-    Ok(campaign_response(StatusCode::OK, &outcome.view.to_json()))
+    Ok(campaign_response(
+        StatusCode::OK,
+        &assets.live_blockers(outcome.view.to_json()),
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
@@ -384,6 +387,11 @@ async fn list(State(state): State<AppState>, auth: Auth, params: Params) -> Resu
     };
     let (items, last) = campaigns::list(&state.db, &auth.0.org_id, &query).await?;
     let next = last.map(|(value, id)| encode_cursor(&value, &id));
+    let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|doc| assets.live_blockers(doc))
+        .collect();
     Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
 }
 

@@ -1,14 +1,15 @@
 //! Discovery: platforms, campaign types and social profiles (`api.md` section 3).
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use herald_domain::connection::vendors;
 use herald_domain::spec::{CampaignType, Channel};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Result};
 use super::extract::Auth;
-use super::AppState;
+use super::{resources, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -21,36 +22,50 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Vendors each platform can send through.
-pub fn vendors(channel: Channel) -> &'static [&'static str] {
-    match channel {
-        Channel::Email => &["sendgrid", "mailgun", "smtp", "sandbox"],
-        Channel::Sms => &["twilio", "sandbox"],
-        Channel::Facebook | Channel::Instagram => &["meta-graph", "sandbox"],
-        Channel::Linkedin => &["linkedin", "sandbox"],
-        Channel::X => &["x", "sandbox"],
-        Channel::GoogleAds => &["google-ads", "sandbox"],
-        Channel::MetaAds => &["meta-ads", "sandbox"],
-    }
-}
-
-// TODO(integrations issue): `connected` and `connections` come from the org's connections,
-// which do not exist yet; until then no platform is connected.
-async fn platforms(_auth: Auth) -> Json<Value> {
+async fn platforms(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>> {
+    let connections = resources::connections_by_platform(&state, &auth.0.org_id).await?;
     let list: Vec<Value> = Channel::all()
         .iter()
         .map(|c| {
+            let mine: Vec<Value> = connections
+                .iter()
+                .filter(|conn| conn["platform"] == c.id())
+                .map(|conn| json!({ "id": conn["id"], "vendor": conn["vendor"], "label": conn["label"] }))
+                .collect();
             json!({
                 "id": c.id(),
                 "name": c.name(),
                 "category": c.category(),
                 "vendors": vendors(*c),
-                "connected": false,
-                "connections": [],
+                "connected": !mine.is_empty(),
+                "connections": mine,
             })
         })
         .collect();
-    Json(Value::Array(list))
+    Ok(Json(Value::Array(list)))
+}
+
+/// The social accounts of the org's connections, optionally of one platform.
+async fn profiles(state: &AppState, org_id: &str, platform: Option<Channel>) -> Result<Value> {
+    let connections = resources::connections_by_platform(state, org_id).await?;
+    let mut out = Vec::new();
+    for conn in &connections {
+        let conn_platform = conn["platform"].as_str().unwrap_or_default();
+        let social = Channel::parse(conn_platform).is_some_and(|c| c.category() == "social");
+        if !social || platform.is_some_and(|p| p.id() != conn_platform) {
+            continue;
+        }
+        for profile in conn["profiles"].as_array().into_iter().flatten() {
+            out.push(json!({
+                "id": profile["id"],
+                "platform": conn_platform,
+                "name": profile["name"],
+                "handle": profile["handle"],
+                "connectionId": conn["id"],
+            }));
+        }
+    }
+    Ok(Value::Array(out))
 }
 
 async fn campaign_types(_auth: Auth) -> Json<Value> {
@@ -61,13 +76,16 @@ async fn campaign_types(_auth: Auth) -> Json<Value> {
     Json(Value::Array(list))
 }
 
-async fn all_social_profiles(_auth: Auth) -> Json<Value> {
-    Json(json!([]))
+async fn all_social_profiles(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>> {
+    Ok(Json(profiles(&state, &auth.0.org_id, None).await?))
 }
 
-async fn social_profiles(_auth: Auth, Path(platform): Path<String>) -> Result<Json<Value>> {
-    if !Channel::all().iter().any(|c| c.id() == platform) {
-        return Err(ApiError::not_found(format!("unknown platform {platform}")));
-    }
-    Ok(Json(json!([])))
+async fn social_profiles(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(platform): Path<String>,
+) -> Result<Json<Value>> {
+    let channel = Channel::parse(&platform)
+        .ok_or_else(|| ApiError::not_found(format!("unknown platform {platform}")))?;
+    Ok(Json(profiles(&state, &auth.0.org_id, Some(channel)).await?))
 }

@@ -6,6 +6,8 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
+pub mod resources;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub struct AppState {
     pub started: Arc<chrono::DateTime<chrono::Utc>>,
     pub workers: bool,
     pub metrics_token: Option<Arc<String>>,
+    pub sealer: Arc<crate::secrets::Sealer>,
+    /// Base of links the server hands out (tracking, unsubscribe).
+    pub public_url: Arc<str>,
 }
 
 /// The whole application router.
@@ -41,7 +46,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(campaigns::router())
         .merge(events::router())
-        .merge(discovery::router());
+        .merge(discovery::router())
+        .merge(resources::router());
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api.clone())

@@ -256,3 +256,59 @@ pub async fn lag(db: &Db, at: Checkpoint) -> Result<i64, sqlx::Error> {
         .fetch_one(&db.read)
         .await
 }
+
+/// Appends events to many streams in one statement: `(stream, revision, event)` each. Used by
+/// bulk imports; a taken revision fails the whole batch with `Conflict`.
+pub async fn append_batch(
+    tx: &mut Tx,
+    backend: Backend,
+    events: &[(String, i64, NewEvent)],
+    metadata: &Metadata,
+    now: DateTime<Utc>,
+) -> Result<(), AppendError> {
+    let created = format_time(now);
+    let metadata_json = serde_json::to_string(metadata).expect("metadata serializes");
+    let json_cast = match backend {
+        Backend::Postgres => "::jsonb",
+        Backend::Sqlite => "",
+    };
+    for chunk in events.chunks(1000) {
+        let mut sql = String::from(
+            "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata) values ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 6;
+            if i > 0 {
+                sql.push(',');
+            }
+            // org, created and metadata are shared: parameters 1 to 3.
+            sql.push_str(&format!(
+                "(${}, $1, ${}, ${}, ${}, ${}, $2, ${}{json_cast}, $3{json_cast})",
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9
+            ));
+        }
+        let mut query = sqlx::query(&sql)
+            .bind(metadata.org_id.clone())
+            .bind(created.clone())
+            .bind(metadata_json.clone());
+        for (stream, revision, event) in chunk {
+            query = query
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(stream.clone())
+                .bind(*revision)
+                .bind(event.event_type.clone())
+                .bind(event.event_version.clone())
+                .bind(event.data.to_string());
+        }
+        query.execute(&mut **tx).await.map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => AppendError::Conflict,
+            _ => AppendError::Db(e),
+        })?;
+    }
+    Ok(())
+}

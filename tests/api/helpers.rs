@@ -334,6 +334,50 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Connects every platform through the sandbox vendor and creates the template and audience
+    /// the seed's example campaign names, so it can launch.
+    pub async fn make_ready(&self) {
+        for platform in [
+            "email",
+            "sms",
+            "facebook",
+            "instagram",
+            "linkedin",
+            "x",
+            "google-ads",
+            "meta-ads",
+        ] {
+            let body = json!({"platform": platform, "vendor": "sandbox", "label": format!("{platform} sandbox"),
+                "profiles": [{"id": format!("{platform}-page"), "name": "Acme", "handle": "acme"}]});
+            let reply = self
+                .admin(Method::POST, "/crm/integrations/connections")
+                .json(&body)
+                .send()
+                .await;
+            assert_eq!(reply.status, 201, "{}", reply.text);
+        }
+        let template = json!({"id": "tpl-spring-launch", "name": "Spring launch",
+            "email": {"subject": "Spring is here, {{ contact.firstName }}", "html": "<p>Hi {{ contact.firstName }}</p>"},
+            "sms": {"body": "Spring sale! {{ unsubscribeUrl }}"},
+            "social": {"text": "Spring 2026 is here"}});
+        let reply = self
+            .admin(Method::POST, "/crm/marketing/templates")
+            .json(&template)
+            .send()
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let audience = json!({"id": "aud-spring-prospects", "name": "Spring prospects", "type": "dynamic",
+            "filter": {"datatype": "contact", "where": {"tags": {"$in": ["prospect", "vip"]}}}});
+        let reply = self
+            .admin(Method::POST, "/crm/audiences")
+            .json(&audience)
+            .send()
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+}
+
 /// The seed's example campaign body, verbatim.
 pub fn seed_campaign() -> Value {
     json!({

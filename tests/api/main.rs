@@ -4,11 +4,15 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod audiences;
 mod auth;
 mod bad_input;
 mod campaigns;
+mod cli;
 mod concurrency;
+mod contacts;
 mod discovery;
 mod events;
 mod health;
+mod integrations;
 mod lifecycle;

@@ -1,0 +1,531 @@
+//! Commands and queries for the document resources (contacts, audiences, templates,
+//! connections): each change is an event in the resource's stream, and the `documents` row is
+//! written in the same transaction.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use herald_domain::document::{
+    Document, DocumentCommand, DocumentError, DocumentEvent, DocumentKind,
+};
+use herald_projections::document::DocumentView;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::campaigns::CommandMeta;
+use crate::db::{Db, Tx};
+use crate::secrets::Sealed;
+use crate::store::{self, AppendError, NewEvent};
+
+const ATTEMPTS: usize = 40;
+
+/// The stream of one document: `contact-<org>:<id>`.
+pub fn stream_id(kind: DocumentKind, org_id: &str, id: &str) -> String {
+    format!("{}-{org_id}:{id}", kind.as_str())
+}
+
+/// Why a document command changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error(transparent)]
+    Domain(#[from] DocumentError),
+    #[error("the {kind} has changed (version {current})")]
+    VersionMismatch { kind: &'static str, current: i64 },
+    /// Another writer changed one of the documents at the same time.
+    #[error("a concurrent change to the same {0}")]
+    Conflict(&'static str),
+    #[error("unreadable event: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Extra rows a command writes in its transaction.
+#[derive(Debug, Default)]
+pub struct Extras<'a> {
+    /// Lookup key for the row (a contact's lower-cased email).
+    pub lookup: Option<String>,
+    /// Encrypted credentials of a connection.
+    pub secret: Option<&'a Sealed>,
+}
+
+/// Runs one command against a document's newest state.
+pub async fn execute(
+    db: &Db,
+    meta: &CommandMeta,
+    kind: DocumentKind,
+    id: &str,
+    expected_version: Option<i64>,
+    command: DocumentCommand,
+    extras: Extras<'_>,
+) -> Result<(DocumentView, bool), DocError> {
+    let stream = stream_id(kind, &meta.org_id, id);
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            crate::campaigns::backoff(attempt).await;
+        }
+        let mut tx = db.begin().await?;
+        let records: Vec<_> = store::read_stream(&mut *tx, db.backend, &stream, 0, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|e| e.record)
+            .collect();
+        let mut view = DocumentView::from_records(records.iter())
+            .map_err(DocError::Unreadable)?
+            .unwrap_or_default();
+        let current = if view.document.exists {
+            view.version()
+        } else {
+            0
+        };
+        if let Some(expected) = expected_version {
+            if expected != current || view.document.deleted {
+                return Err(if view.document.exists && !view.document.deleted {
+                    DocError::VersionMismatch {
+                        kind: kind.noun(),
+                        current,
+                    }
+                } else {
+                    DocError::Domain(DocumentError::NotFound(kind.noun()))
+                });
+            }
+        }
+        let events = view.document.decide(kind, command.clone())?;
+        if events.is_empty() {
+            tx.rollback().await?;
+            return Ok((view, false));
+        }
+        let new_events = to_new_events(kind, &events);
+        let now = Utc::now();
+        let stored = match store::append(
+            &mut tx,
+            db.backend,
+            &stream,
+            current,
+            &new_events,
+            &meta.metadata(),
+            now,
+        )
+        .await
+        {
+            Ok(stored) => stored,
+            Err(AppendError::Conflict) => {
+                tx.rollback().await.ok();
+                continue;
+            }
+            Err(AppendError::Db(e)) => return Err(e.into()),
+        };
+        for event in &stored {
+            view.apply(&event.record).map_err(DocError::Unreadable)?;
+        }
+        write_rows(
+            &mut tx,
+            kind,
+            std::slice::from_ref(&view),
+            std::slice::from_ref(&extras.lookup),
+        )
+        .await?;
+        if kind == DocumentKind::Connection {
+            if view.document.deleted {
+                sqlx::query("delete from connection_secrets where org_id = $1 and id = $2")
+                    .bind(&meta.org_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            } else if let Some(secret) = extras.secret {
+                sqlx::query(
+                    "insert into connection_secrets (org_id, id, nonce, ciphertext) values ($1, $2, $3, $4)
+                     on conflict (org_id, id) do update set nonce = excluded.nonce, ciphertext = excluded.ciphertext",
+                )
+                .bind(&meta.org_id)
+                .bind(id)
+                .bind(&secret.nonce)
+                .bind(&secret.ciphertext)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        return Ok((view, true));
+    }
+    Err(DocError::Db(sqlx::Error::Protocol(
+        "too many concurrent writers on one resource".into(),
+    )))
+}
+
+fn to_new_events(kind: DocumentKind, events: &[DocumentEvent]) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|e| NewEvent {
+            event_type: kind.event_type(e),
+            event_version: "1".into(),
+            data: e.data(),
+        })
+        .collect()
+}
+
+/// Writes document rows (removing deleted ones). `lookups[i]` belongs to `views[i]`.
+pub async fn write_rows(
+    tx: &mut Tx,
+    kind: DocumentKind,
+    views: &[DocumentView],
+    lookups: &[Option<String>],
+) -> Result<(), sqlx::Error> {
+    let (deleted, live): (Vec<_>, Vec<_>) = views
+        .iter()
+        .zip(lookups.iter().chain(std::iter::repeat(&None)))
+        .partition(|(v, _)| v.document.deleted);
+    for (view, _) in deleted {
+        sqlx::query("delete from documents where org_id = $1 and kind = $2 and id = $3")
+            .bind(&view.org_id)
+            .bind(kind.as_str())
+            .bind(&view.document.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for chunk in live.chunks(500) {
+        let mut sql = String::from(
+            "insert into documents (org_id, kind, id, lookup, version, created_at, updated_at, doc) values ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 8;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8
+            ));
+        }
+        sql.push_str(
+            " on conflict (org_id, kind, id) do update set lookup = excluded.lookup, version = excluded.version,
+              created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc",
+        );
+        let mut query = sqlx::query(&sql);
+        for (view, lookup) in chunk {
+            query = query
+                .bind(view.org_id.clone())
+                .bind(kind.as_str())
+                .bind(view.document.id.clone())
+                .bind((*lookup).clone())
+                .bind(view.version())
+                .bind(view.created_at.clone())
+                .bind(view.updated_at.clone())
+                .bind(view.to_json(kind).to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// One document's resource body.
+pub async fn get(
+    db: &Db,
+    org_id: &str,
+    kind: DocumentKind,
+    id: &str,
+) -> Result<Option<Value>, sqlx::Error> {
+    let doc: Option<String> =
+        sqlx::query_scalar("select doc from documents where org_id = $1 and kind = $2 and id = $3")
+            .bind(org_id)
+            .bind(kind.as_str())
+            .bind(id)
+            .fetch_optional(&db.read)
+            .await?;
+    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+}
+
+/// A page of documents in creation order after the keyset `after` (`createdAt`, `id`).
+pub async fn list(
+    db: &Db,
+    org_id: &str,
+    kind: DocumentKind,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> Result<(Vec<Value>, Option<(String, String)>), sqlx::Error> {
+    let (after_at, after_id) = after.unwrap_or_default();
+    let rows = sqlx::query(
+        "select created_at, id, doc from documents where org_id = $1 and kind = $2 and (created_at, id) > ($3, $4)
+         order by created_at, id limit $5",
+    )
+    .bind(org_id)
+    .bind(kind.as_str())
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit + 1)
+    .fetch_all(&db.read)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let mut items = Vec::new();
+    let mut last = None;
+    for row in rows.iter().take(limit as usize) {
+        let doc: String = row.try_get("doc")?;
+        items.push(serde_json::from_str(&doc).unwrap_or(Value::Null));
+        last = Some((row.try_get("created_at")?, row.try_get("id")?));
+    }
+    Ok((items, if more { last } else { None }))
+}
+
+/// Every document of a kind in an org (small kinds only: connections, templates, audiences).
+pub async fn all(db: &Db, org_id: &str, kind: DocumentKind) -> Result<Vec<Value>, sqlx::Error> {
+    let docs: Vec<String> = sqlx::query_scalar(
+        "select doc from documents where org_id = $1 and kind = $2 order by created_at, id",
+    )
+    .bind(org_id)
+    .bind(kind.as_str())
+    .fetch_all(&db.read)
+    .await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect())
+}
+
+/// Outcome of a bulk upsert.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BulkSummary {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// One row of a bulk upsert: its id when given, its lookup key, and the body.
+#[derive(Debug, Clone)]
+pub struct BulkRow {
+    pub id: Option<String>,
+    pub lookup: Option<String>,
+    pub body: Value,
+}
+
+/// Creates or updates many documents, a transaction per chunk: rows are matched to existing
+/// documents by id, or else by lookup key, so a re-import updates instead of duplicating.
+pub async fn bulk_upsert(
+    db: &Db,
+    meta: &CommandMeta,
+    kind: DocumentKind,
+    rows: Vec<BulkRow>,
+) -> Result<BulkSummary, DocError> {
+    let mut summary = BulkSummary::default();
+    for chunk in rows.chunks(1000) {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match bulk_chunk(db, meta, kind, chunk).await {
+                Ok(part) => {
+                    summary.created += part.created;
+                    summary.updated += part.updated;
+                    summary.unchanged += part.unchanged;
+                    break;
+                }
+                Err(DocError::Conflict(_)) if attempt < ATTEMPTS => continue,
+                Err(DocError::Db(sqlx::Error::Database(e)))
+                    if e.is_unique_violation() && attempt < ATTEMPTS =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(summary)
+}
+
+async fn bulk_chunk(
+    db: &Db,
+    meta: &CommandMeta,
+    kind: DocumentKind,
+    chunk: &[BulkRow],
+) -> Result<BulkSummary, DocError> {
+    let mut tx = db.begin().await?;
+    // Current rows for the chunk's ids and lookup keys.
+    let mut by_id: HashMap<String, DocumentView> = HashMap::new();
+    let mut by_lookup: HashMap<String, String> = HashMap::new();
+    let ids: Vec<String> = chunk.iter().filter_map(|r| r.id.clone()).collect();
+    let lookups: Vec<String> = chunk.iter().filter_map(|r| r.lookup.clone()).collect();
+    for (column, keys) in [("id", &ids), ("lookup", &lookups)] {
+        for part in keys.chunks(500) {
+            if part.is_empty() {
+                continue;
+            }
+            let placeholders: Vec<String> =
+                (0..part.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "select id, lookup, version, created_at, updated_at, doc from documents
+                 where org_id = $1 and kind = $2 and {column} in ({})",
+                placeholders.join(",")
+            );
+            let mut query = sqlx::query(&sql).bind(&meta.org_id).bind(kind.as_str());
+            for key in part {
+                query = query.bind(key);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let view = view_from_row(&meta.org_id, &row)?;
+                if let Some(lookup) = row.try_get::<Option<String>, _>("lookup")? {
+                    by_lookup.insert(lookup, view.document.id.clone());
+                }
+                by_id.insert(view.document.id.clone(), view);
+            }
+        }
+    }
+    let mut summary = BulkSummary::default();
+    let mut touched: Vec<String> = Vec::new();
+    let mut lookup_of: HashMap<String, Option<String>> = HashMap::new();
+    let mut batch: Vec<(String, i64, NewEvent)> = Vec::new();
+    let now = Utc::now();
+    for row in chunk {
+        let id = row
+            .id
+            .clone()
+            .or_else(|| row.lookup.as_ref().and_then(|l| by_lookup.get(l).cloned()))
+            .unwrap_or_else(|| format!("{}{}", kind.id_prefix(), uuid::Uuid::now_v7()));
+        let view = by_id.entry(id.clone()).or_default();
+        // A deleted id stays deleted; such a row counts as unchanged.
+        let events = view
+            .document
+            .decide(
+                kind,
+                DocumentCommand::Upsert {
+                    id: id.clone(),
+                    body: row.body.clone(),
+                },
+            )
+            .unwrap_or_default();
+        if events.is_empty() {
+            summary.unchanged += 1;
+            continue;
+        }
+        if view.document.exists {
+            summary.updated += 1;
+        } else {
+            summary.created += 1;
+        }
+        let stream = stream_id(kind, &meta.org_id, &id);
+        for (i, event) in to_new_events(kind, &events).into_iter().enumerate() {
+            let revision = if view.document.exists {
+                view.version()
+            } else {
+                0
+            } + i as i64;
+            batch.push((stream.clone(), revision, event));
+        }
+        // Apply in memory so a later row in the same chunk sees this one.
+        let created = store::format_time(now);
+        for event in events {
+            if !view.document.exists {
+                view.org_id = meta.org_id.clone();
+                view.created_at = created.clone();
+                view.created_by = meta.actor.clone();
+                view.revision = -1;
+            }
+            view.document.apply(event);
+            view.revision += 1;
+            view.updated_at = created.clone();
+            view.updated_by = meta.actor.clone();
+        }
+        if let Some(lookup) = &row.lookup {
+            by_lookup.insert(lookup.clone(), id.clone());
+        }
+        lookup_of.insert(id.clone(), row.lookup.clone());
+        if !touched.contains(&id) {
+            touched.push(id);
+        }
+    }
+    if !batch.is_empty() {
+        store::append_batch(&mut tx, db.backend, &batch, &meta.metadata(), now)
+            .await
+            .map_err(|e| match e {
+                AppendError::Conflict => DocError::Conflict(kind.noun()),
+                AppendError::Db(e) => DocError::Db(e),
+            })?;
+        let views: Vec<DocumentView> = touched
+            .iter()
+            .filter_map(|id| by_id.get(id).cloned())
+            .collect();
+        let lookups: Vec<Option<String>> = touched
+            .iter()
+            .map(|id| lookup_of.get(id).cloned().flatten())
+            .collect();
+        write_rows(&mut tx, kind, &views, &lookups).await?;
+    }
+    tx.commit().await?;
+    Ok(summary)
+}
+
+fn view_from_row(org_id: &str, row: &sqlx::any::AnyRow) -> Result<DocumentView, sqlx::Error> {
+    let doc: String = row.try_get("doc")?;
+    let mut body: Value =
+        serde_json::from_str(&doc).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut created_by = String::new();
+    if let Value::Object(map) = &mut body {
+        for key in [
+            "id",
+            "orgId",
+            "version",
+            "createdAt",
+            "updatedAt",
+            "updatedBy",
+        ] {
+            map.remove(key);
+        }
+        if let Some(Value::String(by)) = map.remove("createdBy") {
+            created_by = by;
+        }
+    }
+    let version: i64 = row.try_get("version")?;
+    Ok(DocumentView {
+        org_id: org_id.to_string(),
+        document: Document {
+            id: row.try_get("id")?,
+            body,
+            exists: true,
+            deleted: false,
+            version,
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        created_by,
+        updated_by: String::new(),
+        revision: version - 1,
+    })
+}
+
+/// Platforms with at least one connection in the org.
+pub async fn connected_platforms(db: &Db, org_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    let docs = all(db, org_id, DocumentKind::Connection).await?;
+    let mut platforms: Vec<String> = docs
+        .iter()
+        .filter_map(|d| {
+            d.get("platform")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    platforms.sort();
+    platforms.dedup();
+    Ok(platforms)
+}
+
+/// Whether a document exists (and is not deleted) in the org.
+pub async fn exists(
+    db: &Db,
+    org_id: &str,
+    kind: DocumentKind,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "select count(*) from documents where org_id = $1 and kind = $2 and id = $3",
+    )
+    .bind(org_id)
+    .bind(kind.as_str())
+    .bind(id)
+    .fetch_one(&db.read)
+    .await?;
+    Ok(n > 0)
+}

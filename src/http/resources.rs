@@ -1,0 +1,673 @@
+//! Contacts, audiences, templates and connections (`api.md` sections 4 and 5): the document
+//! resources, with their kind-specific routes (import, reach, preview, render).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Json, Router};
+use base64::Engine;
+use futures::TryStreamExt;
+use herald_domain::audience::parse_audience;
+use herald_domain::connection::parse_connection;
+use herald_domain::contact::parse_contact;
+use herald_domain::document::{DocumentCommand, DocumentError, DocumentKind};
+use herald_domain::error::FieldError;
+use herald_domain::query::{parse_filter, Filter};
+use herald_domain::template::{
+    check_variables, parse_template, render, RenderContext, TemplateContent,
+};
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::error::{ApiError, Result};
+use super::extract::{Auth, JsonBody, Params, RequestMeta};
+use super::{idempotency, AppState};
+use crate::auth::Principal;
+use crate::campaigns::CommandMeta;
+use crate::documents::{self, BulkRow, DocError, Extras};
+use crate::secrets::Sealed;
+
+/// Largest import body.
+pub const IMPORT_LIMIT: usize = 32 * 1024 * 1024;
+/// Most rows one import may carry.
+pub const IMPORT_ROWS: usize = 100_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/crm/contacts", collection(DocumentKind::Contact))
+        .route("/crm/contacts/{id}", item(DocumentKind::Contact))
+        .route(
+            "/crm/contacts/import",
+            post(import_contacts).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
+        .route("/crm/contacts/{id}/activities", get(contact_activities))
+        .route("/crm/audiences", collection(DocumentKind::Audience))
+        .route("/crm/audiences/preview", post(preview))
+        .route("/crm/audiences/{id}", item(DocumentKind::Audience))
+        .route("/crm/audiences/{id}/reach", get(reach))
+        .route(
+            "/crm/marketing/templates",
+            collection(DocumentKind::Template),
+        )
+        .route(
+            "/crm/marketing/templates/{id}",
+            item(DocumentKind::Template),
+        )
+        .route(
+            "/crm/marketing/templates/{id}/render",
+            post(render_template),
+        )
+        .route(
+            "/crm/integrations/connections",
+            collection(DocumentKind::Connection),
+        )
+        .route(
+            "/crm/integrations/connections/{id}",
+            item(DocumentKind::Connection),
+        )
+}
+
+fn collection(kind: DocumentKind) -> MethodRouter<AppState> {
+    get(move |state: State<AppState>, auth: Auth, params: Params| list(kind, state, auth, params))
+        .post(
+            move |state: State<AppState>,
+                  auth: Auth,
+                  request: RequestMeta,
+                  headers: HeaderMap,
+                  body: JsonBody| { create(kind, state, auth, request, headers, body) },
+        )
+}
+
+fn item(kind: DocumentKind) -> MethodRouter<AppState> {
+    let mut router = get(
+        move |state: State<AppState>, auth: Auth, Path(id): Path<String>| {
+            fetch(kind, state, auth, id)
+        },
+    )
+    .delete(
+        move |state: State<AppState>,
+              auth: Auth,
+              request: RequestMeta,
+              Path(id): Path<String>,
+              headers: HeaderMap| { remove(kind, state, auth, request, id, headers) },
+    );
+    if kind != DocumentKind::Connection {
+        router = router.put(
+            move |state: State<AppState>,
+                  auth: Auth,
+                  request: RequestMeta,
+                  Path(id): Path<String>,
+                  headers: HeaderMap,
+                  body: JsonBody| {
+                replace(kind, state, auth, request, id, headers, body)
+            },
+        );
+    }
+    router
+}
+
+/// Who may read and write each kind: connections are admin-only, even to read.
+fn authorize(kind: DocumentKind, auth: &Auth, write: bool) -> Result<()> {
+    if kind == DocumentKind::Connection {
+        if auth.0.is_admin() {
+            return Ok(());
+        }
+        return Err(ApiError::forbidden("integrations need the admin role"));
+    }
+    if write {
+        auth.writer()?;
+    }
+    Ok(())
+}
+
+fn meta(principal: &Principal, request: &RequestMeta) -> CommandMeta {
+    CommandMeta {
+        org_id: principal.org_id.clone(),
+        actor: principal.actor.clone(),
+        request_id: request.request_id.clone(),
+        correlation_id: request.correlation_id.clone(),
+    }
+}
+
+/// A validated body of any kind: its optional id, what to store, the lookup key and secrets.
+struct Parsed {
+    id: Option<String>,
+    body: Value,
+    lookup: Option<String>,
+    credentials: Option<Value>,
+}
+
+fn parse(kind: DocumentKind, value: &Value) -> Result<Parsed, Vec<FieldError>> {
+    match kind {
+        DocumentKind::Contact => parse_contact(value).map(|c| Parsed {
+            lookup: c.email_key(),
+            id: c.id,
+            body: c.body,
+            credentials: None,
+        }),
+        DocumentKind::Audience => parse_audience(value).map(|a| Parsed {
+            id: a.id,
+            body: a.body,
+            lookup: None,
+            credentials: None,
+        }),
+        DocumentKind::Template => {
+            let input = parse_template(value)?;
+            let mut body = serde_json::to_value(&input.content).unwrap_or_else(|_| json!({}));
+            body["name"] = Value::String(input.name);
+            Ok(Parsed {
+                id: input.id,
+                body,
+                lookup: None,
+                credentials: None,
+            })
+        }
+        DocumentKind::Connection => parse_connection(value).map(|c| Parsed {
+            id: c.id,
+            body: c.body,
+            lookup: None,
+            credentials: Some(Value::Object(c.credentials)),
+        }),
+    }
+}
+
+impl From<DocError> for ApiError {
+    fn from(error: DocError) -> Self {
+        match error {
+            DocError::Domain(DocumentError::AlreadyExists(kind)) => {
+                ApiError::conflict(format!("a {kind} with this id already exists"))
+            }
+            DocError::Domain(DocumentError::NotFound(kind)) => {
+                ApiError::not_found(format!("no such {kind}"))
+            }
+            DocError::VersionMismatch { kind, current } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                format!("If-Match does not match the {kind}'s current version \"{current}\""),
+            ),
+            DocError::Conflict(kind) => {
+                ApiError::conflict(format!("a concurrent change to the same {kind}; retry"))
+            }
+            DocError::Unreadable(e) => ApiError::internal(e),
+            DocError::Db(e) => e.into(),
+        }
+    }
+}
+
+fn with_etag(status: StatusCode, doc: &Value) -> Response {
+    let mut response = (status, Json(doc)).into_response();
+    if let Some(version) = doc.get("version").and_then(Value::as_i64) {
+        if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+    }
+    response
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match is malformed"))?
+        .trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    Ok(Some(
+        value
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse()
+            .unwrap_or(-1),
+    ))
+}
+
+fn seal(state: &AppState, credentials: &Option<Value>) -> Option<Sealed> {
+    credentials
+        .as_ref()
+        .map(|c| state.sealer.seal(c.to_string().as_bytes()))
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id, kind = kind.as_str()))]
+async fn create(
+    kind: DocumentKind,
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    authorize(kind, &auth, true)?;
+    let org_id = auth.0.org_id.clone();
+    let claim = idempotency::claim(&headers, kind.as_str(), &body.raw)?;
+    if let Some(claim) = &claim {
+        if let Some((status, doc)) = idempotency::replay(&state.db, &org_id, claim).await? {
+            return Ok(with_etag(status, &doc));
+        }
+    }
+    let parsed = parse(kind, &body.value).map_err(ApiError::unprocessable)?;
+    if let (DocumentKind::Contact, Some(lookup)) = (kind, &parsed.lookup) {
+        let taken: Option<String> = sqlx::query_scalar(
+            "select id from documents where org_id = $1 and kind = 'contact' and lookup = $2 limit 1",
+        )
+        .bind(&org_id)
+        .bind(lookup)
+        .fetch_optional(&state.db.read)
+        .await?;
+        if let Some(existing) = taken {
+            return Err(ApiError::conflict(format!(
+                "contact {existing} already has this email"
+            )));
+        }
+    }
+    let id = parsed
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("{}{}", kind.id_prefix(), uuid::Uuid::now_v7()));
+    let sealed = seal(&state, &parsed.credentials);
+    let (view, _) = documents::execute(
+        &state.db,
+        &meta(&auth.0, &request),
+        kind,
+        &id,
+        None,
+        DocumentCommand::Create {
+            id: id.clone(),
+            body: parsed.body,
+        },
+        Extras {
+            lookup: parsed.lookup,
+            secret: sealed.as_ref(),
+        },
+    )
+    .await?;
+    let doc = view.to_json(kind);
+    if let Some(claim) = &claim {
+        idempotency::remember(&state.db, &org_id, claim, StatusCode::CREATED, &doc).await?;
+    }
+    let mut response = with_etag(StatusCode::CREATED, &doc);
+    if let Ok(location) = HeaderValue::from_str(&format!("{}/{id}", collection_path(kind))) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn collection_path(kind: DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Contact => "/crm/contacts",
+        DocumentKind::Audience => "/crm/audiences",
+        DocumentKind::Template => "/crm/marketing/templates",
+        DocumentKind::Connection => "/crm/integrations/connections",
+    }
+}
+
+async fn fetch(
+    kind: DocumentKind,
+    State(state): State<AppState>,
+    auth: Auth,
+    id: String,
+) -> Result<Response> {
+    authorize(kind, &auth, false)?;
+    let doc = documents::get(&state.db, &auth.0.org_id, kind, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no such {}", kind.noun())))?;
+    Ok(with_etag(StatusCode::OK, &doc))
+}
+
+async fn list(
+    kind: DocumentKind,
+    State(state): State<AppState>,
+    auth: Auth,
+    params: Params,
+) -> Result<Response> {
+    authorize(kind, &auth, false)?;
+    let after = params.get("cursor").map(decode_cursor).transpose()?;
+    let (items, last) =
+        documents::list(&state.db, &auth.0.org_id, kind, after, params.limit()?).await?;
+    let next = last.map(|(at, id)| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([at, id]).to_string())
+    });
+    Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
+}
+
+fn decode_cursor(cursor: &str) -> Result<(String, String)> {
+    let bad = || ApiError::bad_request("cursor is not one this server issued");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    serde_json::from_slice(&bytes).map_err(|_| bad())
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id, kind = kind.as_str(), id = %id))]
+async fn replace(
+    kind: DocumentKind,
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    id: String,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    authorize(kind, &auth, true)?;
+    let expected = if_match(&headers)?;
+    let parsed = parse(kind, &body.value).map_err(ApiError::unprocessable)?;
+    if let (DocumentKind::Contact, Some(lookup)) = (kind, &parsed.lookup) {
+        let taken: Option<String> = sqlx::query_scalar(
+            "select id from documents where org_id = $1 and kind = 'contact' and lookup = $2 and id <> $3 limit 1",
+        )
+        .bind(&auth.0.org_id)
+        .bind(lookup)
+        .bind(&id)
+        .fetch_optional(&state.db.read)
+        .await?;
+        if let Some(existing) = taken {
+            return Err(ApiError::conflict(format!(
+                "contact {existing} already has this email"
+            )));
+        }
+    }
+    let (view, _) = documents::execute(
+        &state.db,
+        &meta(&auth.0, &request),
+        kind,
+        &id,
+        expected,
+        DocumentCommand::Replace { body: parsed.body },
+        Extras {
+            lookup: parsed.lookup,
+            secret: None,
+        },
+    )
+    .await?;
+    Ok(with_etag(StatusCode::OK, &view.to_json(kind)))
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id, kind = kind.as_str(), id = %id))]
+async fn remove(
+    kind: DocumentKind,
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    id: String,
+    headers: HeaderMap,
+) -> Result<Response> {
+    authorize(kind, &auth, true)?;
+    let expected = if_match(&headers)?;
+    documents::execute(
+        &state.db,
+        &meta(&auth.0, &request),
+        kind,
+        &id,
+        expected,
+        DocumentCommand::Delete,
+        Extras::default(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /crm/contacts/import`: a JSON array, or NDJSON with `application/x-ndjson`. Good rows
+/// are kept; each bad one is reported with its 1-based line (array element) number.
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
+async fn import_contacts(
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response> {
+    auth.writer()?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "an import is at most 32 MiB")
+        } else {
+            ApiError::bad_request("the request body could not be read")
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let mut rows: Vec<(usize, std::result::Result<Value, String>)> = Vec::new();
+    match content_type.as_str() {
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+            for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                rows.push((
+                    i + 1,
+                    serde_json::from_slice(line).map_err(|e| format!("not valid JSON: {e}")),
+                ));
+            }
+        }
+        "" | "application/json" | "text/plain" => {
+            let value: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+            let Value::Array(items) = value else {
+                return Err(ApiError::field(
+                    "body",
+                    "must be a JSON array of contacts (or NDJSON)",
+                ));
+            };
+            rows.extend(items.into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))));
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                "Content-Type {other} is not supported; send a JSON array or application/x-ndjson"
+            ),
+            ))
+        }
+    }
+    if rows.len() > IMPORT_ROWS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "an import holds at most {IMPORT_ROWS} rows; this one has {}",
+                rows.len()
+            ),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut good = Vec::with_capacity(rows.len());
+    for (line, row) in rows {
+        match row
+            .map_err(|e| vec![FieldError::new("", e)])
+            .and_then(|v| parse_contact(&v))
+        {
+            Ok(input) => good.push(BulkRow {
+                lookup: input.email_key(),
+                id: input.id,
+                body: input.body,
+            }),
+            Err(found) => {
+                let message = found
+                    .iter()
+                    .map(|e| {
+                        if e.field.is_empty() {
+                            e.message.clone()
+                        } else {
+                            format!("{}: {}", e.field, e.message)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                errors.push(json!({ "line": line, "message": message }));
+            }
+        }
+    }
+    let summary = documents::bulk_upsert(
+        &state.db,
+        &meta(&auth.0, &request),
+        DocumentKind::Contact,
+        good,
+    )
+    .await?;
+    Ok(Json(json!({
+        "created": summary.created,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "errors": errors,
+    }))
+    .into_response())
+}
+
+// TODO(engagement issue): the activity log fills from engagement events; until then every
+// contact's log is empty.
+async fn contact_activities(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response> {
+    params.limit()?;
+    if !documents::exists(&state.db, &auth.0.org_id, DocumentKind::Contact, &id).await? {
+        return Err(ApiError::not_found("no such contact"));
+    }
+    Ok(Json(json!({ "items": [], "nextCursor": null })).into_response())
+}
+
+/// Counts the org's contacts matching `filter`, streaming rows so memory stays flat, and keeps
+/// the first ten as a sample.
+pub async fn evaluate_reach(
+    state: &AppState,
+    org_id: &str,
+    filter: &Filter,
+) -> Result<(u64, Vec<Value>)> {
+    let mut rows = sqlx::query(
+        "select doc from documents where org_id = $1 and kind = 'contact' order by created_at, id",
+    )
+    .bind(org_id)
+    .fetch(&state.db.read);
+    let mut count = 0u64;
+    let mut sample = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let doc: String = row.try_get("doc")?;
+        let Ok(contact) = serde_json::from_str::<Value>(&doc) else {
+            continue;
+        };
+        if filter.matches(&contact) {
+            count += 1;
+            if sample.len() < 10 {
+                sample.push(contact);
+            }
+        }
+    }
+    Ok((count, sample))
+}
+
+async fn reach(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let audience = documents::get(&state.db, &auth.0.org_id, DocumentKind::Audience, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such audience"))?;
+    let filter = parse_filter(&audience["filter"])
+        .map_err(|_| ApiError::internal("a stored audience filter no longer parses"))?;
+    let (count, sample) = evaluate_reach(&state, &auth.0.org_id, &filter).await?;
+    Ok(Json(json!({ "audienceId": id, "count": count, "sample": sample })).into_response())
+}
+
+async fn preview(State(state): State<AppState>, auth: Auth, body: JsonBody) -> Result<Response> {
+    let filter_value = body
+        .value
+        .get("filter")
+        .ok_or_else(|| ApiError::field("filter", "is required"))?;
+    let filter = parse_filter(filter_value).map_err(|errors| {
+        ApiError::unprocessable(
+            errors
+                .into_iter()
+                .map(|e| {
+                    FieldError::new(
+                        if e.field == "filter" {
+                            e.field
+                        } else {
+                            format!("filter.{}", e.field)
+                        },
+                        e.message,
+                    )
+                })
+                .collect(),
+        )
+    })?;
+    let (count, sample) = evaluate_reach(&state, &auth.0.org_id, &filter).await?;
+    Ok(Json(json!({ "count": count, "sample": sample })).into_response())
+}
+
+async fn render_template(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Response> {
+    let template = documents::get(&state.db, &auth.0.org_id, DocumentKind::Template, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such template"))?;
+    let contact_id = body
+        .value
+        .get("contactId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::field("contactId", "is required"))?;
+    let contact = documents::get(&state.db, &auth.0.org_id, DocumentKind::Contact, contact_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such contact"))?;
+    let campaign = match body.value.get("campaignId").and_then(Value::as_str) {
+        Some(campaign_id) => crate::campaigns::get(&state.db, &auth.0.org_id, campaign_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such campaign"))?,
+        None => json!({}),
+    };
+    let content: TemplateContent =
+        serde_json::from_value(template.clone()).map_err(ApiError::internal)?;
+    let ctx = RenderContext {
+        contact,
+        campaign,
+        unsubscribe_url: format!("{}/connect/unsubscribe-preview", state.public_url),
+    };
+    let rendered =
+        render(&content, &ctx).map_err(|e| ApiError::field("template", e.to_string()))?;
+    Ok(
+        Json(json!({ "templateId": id, "contactId": contact_id, "rendered": rendered }))
+            .into_response(),
+    )
+}
+
+/// Connected platforms and their connections, for `GET /crm/marketing/platforms`.
+pub async fn connections_by_platform(state: &AppState, org_id: &str) -> Result<Vec<Value>> {
+    Ok(documents::all(&state.db, org_id, DocumentKind::Connection).await?)
+}
+
+/// How many contacts a campaign's audience (saved or inline) reaches right now.
+pub async fn campaign_reach(
+    state: &AppState,
+    org_id: &str,
+    spec: &herald_domain::spec::CampaignSpec,
+) -> Result<u64> {
+    let filter_value = match (&spec.audience_id, &spec.audience) {
+        (Some(id), _) => match documents::get(&state.db, org_id, DocumentKind::Audience, id).await?
+        {
+            Some(audience) => audience["filter"].clone(),
+            None => return Ok(0),
+        },
+        (None, Some(inline)) => inline["filter"].clone(),
+        (None, None) => return Ok(0),
+    };
+    match parse_filter(&filter_value) {
+        Ok(filter) => Ok(evaluate_reach(state, org_id, &filter).await?.0),
+        Err(_) => Ok(0),
+    }
+}

@@ -1,0 +1,149 @@
+//! The `herald` command line: token, export, and refusing to start without secrets.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+
+use crate::db_test;
+use crate::helpers::*;
+
+fn herald() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command.env_clear().env("RUST_LOG", "info");
+    command
+}
+
+db_test!(
+    herald_token_mints_a_token_the_server_accepts_and_export_prints_the_log,
+    |app: TestApp| async move {
+        let out = herald()
+            .args([
+                "token", "--org", "acme", "--role", "marketer", "--sub", "cli-user", "--ttl", "10m",
+            ])
+            .env("HERALD_JWT_SECRET", JWT_SECRET)
+            .env("HERALD_DATA_DIR", &app.data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let jwt = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let created = app
+            .as_user(&jwt, "acme", Method::POST, "/crm/marketing/campaigns")
+            .json(&seed_campaign())
+            .send()
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_eq!(created.body["createdBy"], "cli-user");
+
+        let out = herald()
+            .args(["export", "--org", "acme"])
+            .env("DATABASE_URL", &app.database_url)
+            .env("HERALD_DATA_DIR", &app.data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["eventType"], "Created");
+        assert_eq!(lines[0]["metadata"]["actor"], "cli-user");
+    }
+);
+
+#[tokio::test]
+async fn with_postgres_the_server_refuses_to_start_without_secrets() {
+    let out = herald()
+        .arg("serve")
+        .env("DATABASE_URL", postgres_admin_url())
+        .env("HERALD_BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for name in [
+        "HERALD_JWT_SECRET",
+        "HERALD_TRACKING_SECRET",
+        "HERALD_SECRETS_KEY",
+    ] {
+        assert!(stderr.contains(name), "{name} not named in: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn with_sqlite_and_no_secrets_the_server_generates_them_and_says_how_to_mint_a_token() {
+    let dir = std::env::temp_dir().join(format!("herald-cli-{}", uuid::Uuid::now_v7()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = herald()
+        .arg("serve")
+        .env("HERALD_DATA_DIR", &dir)
+        .env("HERALD_BIND", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for file in ["jwt-secret", "tracking-secret", "secrets-key", "herald.db"] {
+        assert!(dir.join(file).exists(), "{file} missing from the data dir");
+    }
+    // The generated secret signs tokens the running server accepts.
+    let out = herald()
+        .args(["token", "--org", "acme", "--role", "admin"])
+        .env("HERALD_DATA_DIR", &dir)
+        .output()
+        .unwrap();
+    let jwt = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let listed = client
+        .get(format!("http://127.0.0.1:{port}/crm/marketing/campaigns"))
+        .bearer_auth(&jwt)
+        .header("orgid", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let hints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("herald token --org"))
+        .collect();
+    assert_eq!(
+        hints.len(),
+        1,
+        "one log line says how to mint a token: {stderr}"
+    );
+    let secret = std::fs::read_to_string(dir.join("jwt-secret")).unwrap();
+    assert!(
+        !stderr.contains(secret.trim()),
+        "the secret itself is never logged"
+    );
+}

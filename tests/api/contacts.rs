@@ -1,0 +1,184 @@
+//! Contacts: CRUD, validation, import and the activity log.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::db_test;
+use crate::helpers::*;
+
+db_test!(
+    contacts_are_created_read_replaced_and_deleted,
+    |app: TestApp| async move {
+        let body = json!({"email": "ann@example.com", "phone": "+14155550100", "firstName": "Ann",
+        "tags": ["vip"], "attributes": {"plan": "pro", "score": 42}, "timezone": "Europe/Paris"});
+        let created = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(&body)
+            .send()
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let id = created.body["id"].as_str().unwrap().to_string();
+        assert!(id.starts_with("ct-"));
+        assert_eq!(created.body["attributes"]["score"], 42);
+        assert_eq!(created.body["unsubscribed"], json!({}));
+        let dup = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(&json!({"email": "ANN@example.com"}))
+            .send()
+            .await;
+        dup.assert_problem(409);
+
+        let mut edited = created.body.clone();
+        edited["lastName"] = json!("Lee");
+        let put = app
+            .admin(Method::PUT, &format!("/crm/contacts/{id}"))
+            .header("if-match", "\"1\"")
+            .json(&edited)
+            .send()
+            .await;
+        assert_eq!(put.status, 200, "{}", put.text);
+        assert_eq!(put.body["lastName"], "Lee");
+        assert_eq!(put.body["version"], 2);
+        let activities = app
+            .admin(Method::GET, &format!("/crm/contacts/{id}/activities"))
+            .send()
+            .await;
+        assert_eq!(activities.body, json!({"items": [], "nextCursor": null}));
+
+        let beta = token(&["beta"], &["admin"], "bob");
+        let foreign = app
+            .as_user(&beta, "beta", Method::GET, &format!("/crm/contacts/{id}"))
+            .send()
+            .await;
+        foreign.assert_problem(404);
+
+        assert_eq!(
+            app.admin(Method::DELETE, &format!("/crm/contacts/{id}"))
+                .send()
+                .await
+                .status,
+            204
+        );
+        app.admin(Method::GET, &format!("/crm/contacts/{id}"))
+            .send()
+            .await
+            .assert_problem(404);
+        app.admin(Method::DELETE, &format!("/crm/contacts/{id}"))
+            .send()
+            .await
+            .assert_problem(404);
+    }
+);
+
+db_test!(
+    invalid_contacts_are_422_and_change_nothing,
+    |app: TestApp| async move {
+        for (body, field) in [
+            (json!({"email": "not-an-email"}), "email"),
+            (json!({"phone": "555-0100"}), "phone"),
+            (json!({"tags": "vip"}), "tags"),
+            (json!({"attributes": [1, 2]}), "attributes"),
+            (json!({"timezone": "Nowhere/Else"}), "timezone"),
+        ] {
+            let reply = app
+                .admin(Method::POST, "/crm/contacts")
+                .json(&body)
+                .send()
+                .await;
+            reply.assert_problem(422);
+            assert_eq!(reply.body["errors"][0]["field"], field);
+        }
+        assert!(app.all_events().await.is_empty());
+    }
+);
+
+fn rows(n: usize, bad_every: usize) -> Vec<Value> {
+    (1..=n)
+        .map(|i| {
+            if bad_every > 0 && i % bad_every == 0 {
+                json!({"email": format!("broken-{i}"), "firstName": "Bad"})
+            } else {
+                json!({"email": format!("person{i}@example.com"), "firstName": format!("P{i}"), "tags": if i % 2 == 0 { json!(["prospect"]) } else { json!(["customer"]) }, "attributes": {"score": i}})
+            }
+        })
+        .collect()
+}
+
+db_test!(
+    an_import_keeps_the_good_rows_reports_the_bad_ones_and_updates_on_reimport,
+    |app: TestApp| async move {
+        let mut list = rows(1000, 0);
+        for line in [10usize, 500, 999] {
+            list[line - 1] = json!({"email": "nope", "phone": "12"});
+        }
+        let reply = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .json(&Value::Array(list.clone()))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.body["created"], 997);
+        assert_eq!(reply.body["updated"], 0);
+        let lines: Vec<i64> = reply.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["line"].as_i64().unwrap())
+            .collect();
+        assert_eq!(lines, [10, 500, 999]);
+
+        // Re-import as NDJSON with one change: updates, no duplicates.
+        list[0]["firstName"] = json!("Changed");
+        let ndjson: String = list.iter().map(|r| format!("{r}\n")).collect();
+        let again = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .raw(Some("application/x-ndjson"), ndjson)
+            .send()
+            .await;
+        assert_eq!(again.status, 200, "{}", again.text);
+        assert_eq!(again.body["created"], 0);
+        assert_eq!(again.body["updated"], 1);
+        let mut count = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/crm/contacts?limit=500&cursor={c}"),
+                None => "/crm/contacts?limit=500".into(),
+            };
+            let page = app.admin(Method::GET, &path).send().await;
+            count += page.body["items"].as_array().unwrap().len();
+            match page.body["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.into()),
+                None => break,
+            }
+        }
+        assert_eq!(count, 997);
+    }
+);
+
+db_test!(
+    a_malformed_ndjson_line_is_reported_by_number,
+    |app: TestApp| async move {
+        let body = "{\"email\": \"a@example.com\"}\n{not json\n\n{\"email\": \"b@example.com\"}\n";
+        let reply = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .raw(Some("application/x-ndjson"), body)
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.body["created"], 2);
+        assert_eq!(reply.body["errors"][0]["line"], 2);
+        let not_array = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .json(&json!({"email": "x@y.z"}))
+            .send()
+            .await;
+        not_array.assert_problem(422);
+        let xml = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .raw(Some("application/xml"), "<a/>")
+            .send()
+            .await;
+        xml.assert_problem(415);
+    }
+);
