@@ -15,9 +15,7 @@ use herald_domain::contact::parse_contact;
 use herald_domain::document::{DocumentCommand, DocumentError, DocumentKind};
 use herald_domain::error::FieldError;
 use herald_domain::query::{parse_filter, Filter};
-use herald_domain::template::{
-    check_variables, parse_template, render, RenderContext, TemplateContent,
-};
+use herald_domain::template::{parse_template, render, RenderContext, TemplateContent};
 use serde_json::{json, Value};
 use sqlx::Row;
 
