@@ -9,11 +9,11 @@ ADMIN_URL="${HERALD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postg
 DB=herald_bench
 DURATION="${HERALD_BENCH_DURATION:-20s}"
 PORT="${HERALD_BENCH_PORT:-18080}"
-BIN=target/release/herald
+BIN="${HERALD_BENCH_BIN:-target/release/herald}"
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-cargo build --release -q
+[ -n "${HERALD_BENCH_SKIP_BUILD:-}" ] || cargo build --release -q
 psql "$ADMIN_URL" -qc "drop database if exists $DB with (force)" -qc "create database $DB"
 export DATABASE_URL="${ADMIN_URL%/*}/$DB"
 export HERALD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42

@@ -80,6 +80,7 @@ pub async fn execute(
     db: &Db,
     meta: &CommandMeta,
     campaign_id: &str,
+    creating: bool,
     expected_version: Option<i64>,
     idempotency: Option<&IdempotencyClaim>,
     command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand,
@@ -90,7 +91,7 @@ pub async fn execute(
             backoff(attempt).await;
         }
         let mut tx = db.begin().await?;
-        if db.backend == crate::db::Backend::Postgres {
+        if db.backend == crate::db::Backend::Postgres && !creating {
             // Writers of one campaign queue on its row instead of racing to the same revision.
             sqlx::query("select 1 from campaigns where org_id = $1 and id = $2 for update")
                 .bind(&meta.org_id)
@@ -98,7 +99,12 @@ pub async fn execute(
                 .fetch_optional(&mut *tx)
                 .await?;
         }
-        let events = store::read_stream(&mut *tx, db.backend, &stream_id, 0, i64::MAX).await?;
+        // A create expects an empty stream: the append at revision 0 proves it, no read needed.
+        let events = if creating {
+            Vec::new()
+        } else {
+            store::read_stream(&mut *tx, db.backend, &stream_id, 0, i64::MAX).await?
+        };
         let records: Vec<_> = events.into_iter().map(|e| e.record).collect();
         let mut view = CampaignView::from_records(records.iter())
             .map_err(|e| CommandError::Unreadable(e.0))?
@@ -384,6 +390,46 @@ pub async fn list(
     Ok((items, if more { last } else { None }))
 }
 
+/// Per-process cache of each org's assets for the read path. Entries live one second and are
+/// dropped at once when this process changes a document of the org, so a client sees its own
+/// changes immediately and other processes' within a second. Commands always load fresh.
+#[derive(Debug, Default)]
+pub struct AssetsCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<OrgAssets>)>,
+    >,
+}
+
+impl AssetsCache {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub async fn get(
+        &self,
+        db: &Db,
+        org_id: &str,
+    ) -> Result<std::sync::Arc<OrgAssets>, sqlx::Error> {
+        if let Some((at, assets)) = self.entries.lock().expect("cache lock").get(org_id) {
+            if at.elapsed() < Self::TTL {
+                return Ok(assets.clone());
+            }
+        }
+        let assets = std::sync::Arc::new(OrgAssets::load(db, org_id).await?);
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(
+            org_id.to_string(),
+            (std::time::Instant::now(), assets.clone()),
+        );
+        Ok(assets)
+    }
+
+    pub fn invalidate(&self, org_id: &str) {
+        self.entries.lock().expect("cache lock").remove(org_id);
+    }
+}
+
 /// What the org has ready for a campaign: the channels it can send on now and what blocks it.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
@@ -400,20 +446,35 @@ pub struct OrgAssets {
 }
 
 impl OrgAssets {
+    /// One query: the ids of the org's templates and audiences and its connections' platforms.
     pub async fn load(db: &Db, org_id: &str) -> Result<OrgAssets, sqlx::Error> {
-        let ids = |kind: &'static str| {
-            sqlx::query_scalar::<_, String>(
-                "select id from documents where org_id = $1 and kind = $2",
-            )
-            .bind(org_id.to_string())
-            .bind(kind)
-            .fetch_all(&db.read)
-        };
-        Ok(OrgAssets {
-            connected: crate::documents::connected_platforms(db, org_id).await?,
-            templates: ids("template").await?.into_iter().collect(),
-            audiences: ids("audience").await?.into_iter().collect(),
-        })
+        let rows = sqlx::query(
+            "select kind, id, lookup from documents
+             where org_id = $1 and kind in ('connection', 'template', 'audience')",
+        )
+        .bind(org_id)
+        .fetch_all(&db.read)
+        .await?;
+        let mut assets = OrgAssets::default();
+        for row in rows {
+            let kind: String = row.try_get("kind")?;
+            match kind.as_str() {
+                "connection" => {
+                    if let Some(platform) = row.try_get::<Option<String>, _>("lookup")? {
+                        if !assets.connected.contains(&platform) {
+                            assets.connected.push(platform);
+                        }
+                    }
+                }
+                "template" => {
+                    assets.templates.insert(row.try_get("id")?);
+                }
+                _ => {
+                    assets.audiences.insert(row.try_get("id")?);
+                }
+            }
+        }
+        Ok(assets)
     }
 
     /// Checks a campaign's channels, template and audience against these assets.

@@ -496,22 +496,6 @@ fn view_from_row(org_id: &str, row: &sqlx::any::AnyRow) -> Result<DocumentView, 
     })
 }
 
-/// Platforms with at least one connection in the org.
-pub async fn connected_platforms(db: &Db, org_id: &str) -> Result<Vec<String>, sqlx::Error> {
-    let docs = all(db, org_id, DocumentKind::Connection).await?;
-    let mut platforms: Vec<String> = docs
-        .iter()
-        .filter_map(|d| {
-            d.get("platform")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .collect();
-    platforms.sort();
-    platforms.dedup();
-    Ok(platforms)
-}
-
 /// Whether a document exists (and is not deleted) in the org.
 pub async fn exists(
     db: &Db,

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod campaigns;
+pub mod channels;
 pub mod config;
 pub mod db;
 pub mod documents;

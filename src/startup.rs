@@ -49,6 +49,7 @@ impl Application {
             metrics_token: config.metrics_token.clone().map(Arc::new),
             sealer: Arc::new(crate::secrets::Sealer::new(&secrets.secrets_key)),
             public_url: config.public_url().into(),
+            assets: Arc::default(),
         };
         Ok(Application {
             listener,

@@ -144,14 +144,20 @@ async fn create(
     let meta = command_meta(&auth, &request);
     let ready = assets.readiness(&input.spec);
     let reach = reach_if_launching(&state, &org_id, input.status, &input.spec).await?;
-    let outcome = campaigns::execute(&state.db, &meta, &id, None, claim.as_ref(), |_, now| {
-        CampaignCommand::Create {
+    let outcome = campaigns::execute(
+        &state.db,
+        &meta,
+        &id,
+        true,
+        None,
+        claim.as_ref(),
+        |_, now| CampaignCommand::Create {
             id: id.clone(),
             input: input.spec.clone(),
             status: input.status,
             ctx: launch_context(now, &ready, reach),
-        }
-    })
+        },
+    )
     .await;
     let outcome = match (outcome, &claim) {
         (Err(CommandError::IdempotencyRace), Some(claim)) => {
@@ -229,7 +235,7 @@ async fn replace(
     let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
     let ready = assets.readiness(&input.spec);
     let reach = reach_if_launching(&state, &auth.0.org_id, input.status, &input.spec).await?;
-    let outcome = campaigns::execute(&state.db, &meta, &id, expected, None, |_, now| {
+    let outcome = campaigns::execute(&state.db, &meta, &id, false, expected, None, |_, now| {
         CampaignCommand::Update {
             spec: input.spec.clone(),
             status: input.status,
@@ -264,7 +270,7 @@ async fn remove(
     auth.writer()?;
     let expected = if_match(&headers)?;
     let meta = command_meta(&auth, &request);
-    let outcome = campaigns::execute(&state.db, &meta, &id, expected, None, |_, _| {
+    let outcome = campaigns::execute(&state.db, &meta, &id, false, expected, None, |_, _| {
         CampaignCommand::Delete
     })
     .await;
@@ -317,7 +323,7 @@ async fn action(
     let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
     let ready = assets.readiness(&spec);
     let reach = reach_if_launching(&state, &auth.0.org_id, Some(to), &spec).await?;
-    let outcome = campaigns::execute(&state.db, &meta, &id, expected, None, |_, now| {
+    let outcome = campaigns::execute(&state.db, &meta, &id, false, expected, None, |_, now| {
         CampaignCommand::ChangeStatus {
             to,
             ctx: launch_context(now, &ready, reach),
@@ -387,7 +393,7 @@ async fn list(State(state): State<AppState>, auth: Auth, params: Params) -> Resu
     };
     let (items, last) = campaigns::list(&state.db, &auth.0.org_id, &query).await?;
     let next = last.map(|(value, id)| encode_cursor(&value, &id));
-    let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
+    let assets = state.assets.get(&state.db, &auth.0.org_id).await?;
     let items: Vec<Value> = items
         .into_iter()
         .map(|doc| assets.live_blockers(doc))

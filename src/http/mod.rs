@@ -37,6 +37,8 @@ pub struct AppState {
     pub workers: bool,
     pub metrics_token: Option<Arc<String>>,
     pub sealer: Arc<crate::secrets::Sealer>,
+    /// Org assets (connections, templates, audiences) for computing blockers on reads.
+    pub assets: Arc<crate::campaigns::AssetsCache>,
     /// Base of links the server hands out (tracking, unsubscribe).
     pub public_url: Arc<str>,
 }

@@ -164,8 +164,9 @@ fn parse(kind: DocumentKind, value: &Value) -> Result<Parsed, Vec<FieldError>> {
         }
         DocumentKind::Connection => parse_connection(value).map(|c| Parsed {
             id: c.id,
+            // A connection's lookup key is its platform: readiness checks read only that.
+            lookup: c.body["platform"].as_str().map(str::to_string),
             body: c.body,
-            lookup: None,
             credentials: Some(Value::Object(c.credentials)),
         }),
     }
@@ -282,6 +283,7 @@ async fn create(
         },
     )
     .await?;
+    state.assets.invalidate(&org_id);
     let doc = view.to_json(kind);
     if let Some(claim) = &claim {
         idempotency::remember(&state.db, &org_id, claim, StatusCode::CREATED, &doc).await?;
@@ -380,6 +382,7 @@ async fn replace(
         },
     )
     .await?;
+    state.assets.invalidate(&auth.0.org_id);
     Ok(with_etag(StatusCode::OK, &view.to_json(kind)))
 }
 
@@ -404,6 +407,7 @@ async fn remove(
         Extras::default(),
     )
     .await?;
+    state.assets.invalidate(&auth.0.org_id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark for contacts and audiences (issue: integrations, contacts, audiences, templates), on PostgreSQL.
+#   bench/audiences.sh     # needs: release build, python3, PostgreSQL on 127.0.0.1:5432
+# 1. imports 100 000 contacts through POST /crm/contacts/import (NDJSON), timed;
+# 2. grows the org to 1 000 000 contacts, then times the reach of a three-condition filter
+#    (tags $in, an attribute range, $exists) and samples the server's peak RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ADMIN_URL="${HERALD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+DB=herald_bench_audiences
+PORT="${HERALD_BENCH_PORT:-18081}"
+TOTAL="${HERALD_BENCH_CONTACTS:-1000000}"
+BIN="${HERALD_BENCH_BIN:-target/release/herald}"
+WORK=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+[ -n "${HERALD_BENCH_SKIP_BUILD:-}" ] || cargo build --release -q
+psql "$ADMIN_URL" -qc "drop database if exists $DB with (force)" -qc "create database $DB"
+export DATABASE_URL="${ADMIN_URL%/*}/$DB"
+export HERALD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
+export HERALD_TRACKING_SECRET=bench-tracking-secret-bench-tracking
+export HERALD_SECRETS_KEY=bench-secrets-key-bench-secrets-key-00
+export HERALD_BIND=127.0.0.1:$PORT HERALD_DATA_DIR=$WORK RUST_LOG=warn
+TOKEN=$($BIN token --org bench --role admin --ttl 2h)
+$BIN serve & SERVER=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+peak() { awk '/VmHWM/ {print int($2/1024)}' /proc/$SERVER/status; }
+import() {
+  curl -sf -X POST "http://127.0.0.1:$PORT/crm/contacts/import" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' \
+    -H 'content-type: application/x-ndjson' --data-binary @"$1"
+}
+
+python3 bench/gen_contacts.py 100000 0 > "$WORK/first.ndjson"
+echo "== import 100 000 contacts ($(du -h "$WORK/first.ndjson" | cut -f1) NDJSON)"
+START=$(date +%s.%N)
+import "$WORK/first.ndjson" | head -c 200; echo
+END=$(date +%s.%N)
+echo "import: $(echo "$END - $START" | bc) s; peak RSS $(peak) MB"
+
+done_rows=100000
+while [ "$done_rows" -lt "$TOTAL" ]; do
+  python3 bench/gen_contacts.py 100000 "$done_rows" > "$WORK/more.ndjson"
+  import "$WORK/more.ndjson" >/dev/null
+  done_rows=$((done_rows + 100000))
+done
+echo "org now holds $(psql "$DATABASE_URL" -Atc "select count(*) from documents where kind = 'contact'") contacts; peak RSS $(peak) MB"
+
+FILTER='{"filter": {"datatype": "contact", "where": {"tags": {"$in": ["vip", "prospect"]}, "attributes.score": {"$gte": 40, "$lt": 90}, "phone": {"$exists": true}}}}'
+for i in 1 2 3; do
+  START=$(date +%s.%N)
+  RESULT=$(curl -sf -X POST "http://127.0.0.1:$PORT/crm/audiences/preview" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -d "$FILTER" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+  END=$(date +%s.%N)
+  echo "reach run $i: count=$RESULT in $(echo "$END - $START" | bc) s; peak RSS $(peak) MB"
+done
