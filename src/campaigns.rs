@@ -118,7 +118,8 @@ pub async fn execute(
                 });
             }
         }
-        let now = Utc::now();
+        // Microseconds, as the log stores times.
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let mut aggregate = view.campaign.clone();
         let sink = EventSink::default();
         aggregate

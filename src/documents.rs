@@ -43,8 +43,6 @@ pub enum DocError {
 /// Extra rows a command writes in its transaction.
 #[derive(Debug, Default)]
 pub struct Extras<'a> {
-    /// Lookup key for the row (a contact's lower-cased email).
-    pub lookup: Option<String>,
     /// Encrypted credentials of a connection.
     pub secret: Option<&'a Sealed>,
 }
@@ -118,13 +116,7 @@ pub async fn execute(
         for event in &stored {
             view.apply(&event.record).map_err(DocError::Unreadable)?;
         }
-        write_rows(
-            &mut tx,
-            kind,
-            std::slice::from_ref(&view),
-            std::slice::from_ref(&extras.lookup),
-        )
-        .await?;
+        write_rows(&mut tx, kind, std::slice::from_ref(&view)).await?;
         if kind == DocumentKind::Connection {
             if view.document.deleted {
                 sqlx::query("delete from connection_secrets where org_id = $1 and id = $2")
@@ -164,18 +156,31 @@ fn to_new_events(kind: DocumentKind, events: &[DocumentEvent]) -> Vec<NewEvent> 
         .collect()
 }
 
-/// Writes document rows (removing deleted ones). `lookups[i]` belongs to `views[i]`.
+/// The row's lookup key, derived from the body: a contact's lower-cased email (re-imports
+/// match on it), a connection's platform (readiness reads only that).
+pub fn lookup(kind: DocumentKind, body: &Value) -> Option<String> {
+    match kind {
+        DocumentKind::Contact => body
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase),
+        DocumentKind::Connection => body
+            .get("platform")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        DocumentKind::Audience | DocumentKind::Template => None,
+    }
+}
+
+/// Writes document rows (removing deleted ones).
 pub async fn write_rows(
     tx: &mut Tx,
     kind: DocumentKind,
     views: &[DocumentView],
-    lookups: &[Option<String>],
 ) -> Result<(), sqlx::Error> {
-    let (deleted, live): (Vec<_>, Vec<_>) = views
-        .iter()
-        .zip(lookups.iter().chain(std::iter::repeat(&None)))
-        .partition(|(v, _)| v.document.deleted);
-    for (view, _) in deleted {
+    let (deleted, live): (Vec<&DocumentView>, Vec<&DocumentView>) =
+        views.iter().partition(|v| v.document.deleted);
+    for view in deleted {
         sqlx::query("delete from documents where org_id = $1 and kind = $2 and id = $3")
             .bind(&view.org_id)
             .bind(kind.as_str())
@@ -209,12 +214,12 @@ pub async fn write_rows(
               created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc",
         );
         let mut query = sqlx::query(&sql);
-        for (view, lookup) in chunk {
+        for view in chunk {
             query = query
                 .bind(view.org_id.clone())
                 .bind(kind.as_str())
                 .bind(view.document.id.clone())
-                .bind((*lookup).clone())
+                .bind(lookup(kind, &view.document.body))
                 .bind(view.version())
                 .bind(view.created_at.clone())
                 .bind(view.updated_at.clone())
@@ -374,9 +379,35 @@ async fn bulk_chunk(
             }
         }
     }
+    // Ids with a stream but no row were deleted: they stay deleted.
+    let unseen: Vec<String> = ids
+        .iter()
+        .filter(|id| !by_id.contains_key(*id))
+        .map(|id| stream_id(kind, &meta.org_id, id))
+        .collect();
+    for part in unseen.chunks(500) {
+        let placeholders: Vec<String> = (0..part.len()).map(|i| format!("${}", i + 1)).collect();
+        let sql = format!(
+            "select stream_id from events where revision = 0 and stream_id in ({})",
+            placeholders.join(",")
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for stream in part {
+            query = query.bind(stream);
+        }
+        for stream in query.fetch_all(&mut *tx).await? {
+            let id = stream
+                .rsplit_once(':')
+                .map(|(_, id)| id.to_string())
+                .unwrap_or_default();
+            let mut gone = DocumentView::default();
+            gone.document.exists = true;
+            gone.document.deleted = true;
+            by_id.insert(id, gone);
+        }
+    }
     let mut summary = BulkSummary::default();
     let mut touched: Vec<String> = Vec::new();
-    let mut lookup_of: HashMap<String, Option<String>> = HashMap::new();
     let mut batch: Vec<(String, i64, NewEvent)> = Vec::new();
     let now = Utc::now();
     for row in chunk {
@@ -432,7 +463,6 @@ async fn bulk_chunk(
         if let Some(lookup) = &row.lookup {
             by_lookup.insert(lookup.clone(), id.clone());
         }
-        lookup_of.insert(id.clone(), row.lookup.clone());
         if !touched.contains(&id) {
             touched.push(id);
         }
@@ -448,11 +478,7 @@ async fn bulk_chunk(
             .iter()
             .filter_map(|id| by_id.get(id).cloned())
             .collect();
-        let lookups: Vec<Option<String>> = touched
-            .iter()
-            .map(|id| lookup_of.get(id).cloned().flatten())
-            .collect();
-        write_rows(&mut tx, kind, &views, &lookups).await?;
+        write_rows(&mut tx, kind, &views).await?;
     }
     tx.commit().await?;
     Ok(summary)

@@ -69,7 +69,8 @@ fn init_tracing(config: &Config) {
 async fn replay(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
     let db = Db::connect(&config.database_url(), 4).await?;
     db.migrate().await?;
-    let known: Vec<&str> = std::iter::once("campaigns")
+    let known: Vec<&str> = ["campaigns", "documents"]
+        .into_iter()
         .chain(Projection::ALL.iter().map(|p| p.name()))
         .collect();
     if let Some(name) = only {
@@ -82,6 +83,11 @@ async fn replay(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let events = projector::rebuild_campaigns(&db).await?;
         report("campaigns", events, started);
+    }
+    if wanted("documents") {
+        let started = std::time::Instant::now();
+        let events = projector::rebuild_documents(&db).await?;
+        report("documents", events, started);
     }
     for projection in Projection::ALL {
         if wanted(projection.name()) {

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use herald_domain::document::DocumentKind;
 use herald_projections::campaign::CampaignView;
+use herald_projections::document::DocumentView;
+use herald_projections::record::EventRecord;
 use herald_projections::status_counts::{status_change, StatusChange};
 use sqlx::Row;
 use tokio::sync::{watch, Notify};
@@ -244,7 +247,10 @@ pub async fn run(db: Db, wakeup: Wakeup, mut shutdown: watch::Receiver<bool>) {
                 Ok(n) => busy |= n > 0,
                 Err(error) => {
                     tracing::warn!(projection = projection.name(), %error, "projection step failed");
-                    lock_conn = None;
+                    // Close the locked session (not back to the pool) so its advisory lock is freed.
+                    if let Some(conn) = lock_conn.take() {
+                        let _ = sqlx::Connection::close(conn.detach()).await;
+                    }
                 }
             }
         }
@@ -271,7 +277,52 @@ async fn wait(wakeup: &Wakeup, shutdown: &mut watch::Receiver<bool>, timeout: Du
     }
 }
 
-/// Rebuilds the inline campaign read model from the log, 500 streams at a time.
+/// Streams per rebuild page.
+const STREAMS_PER_PAGE: i64 = 2000;
+
+/// The next page of whole streams whose id starts with `prefix`, after stream `after`: each
+/// stream's records in revision order. `None` when no stream is left.
+async fn next_stream_page(
+    tx: &mut Tx,
+    backend: Backend,
+    prefix: &str,
+    after: &str,
+) -> anyhow::Result<Option<(String, Vec<Vec<EventRecord>>)>> {
+    let pattern = format!("{prefix}%");
+    let last: Option<String> = sqlx::query_scalar(
+        "select max(stream_id) from (select stream_id from events
+         where stream_id > $1 and stream_id like $2 and revision = 0
+         order by stream_id limit $3) page",
+    )
+    .bind(after)
+    .bind(&pattern)
+    .bind(STREAMS_PER_PAGE)
+    .fetch_one(&mut **tx)
+    .await?;
+    let Some(last) = last else { return Ok(None) };
+    let sql = format!(
+        "select {} from events where stream_id > $1 and stream_id <= $2 and stream_id like $3
+         order by stream_id, revision",
+        store::columns(backend)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(&last)
+        .bind(&pattern)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut streams: Vec<Vec<EventRecord>> = Vec::new();
+    for row in &rows {
+        let record = store::decode(row)?.record;
+        match streams.last_mut() {
+            Some(current) if current[0].stream_id == record.stream_id => current.push(record),
+            _ => streams.push(vec![record]),
+        }
+    }
+    Ok(Some((last, streams)))
+}
+
+/// Rebuilds the inline campaign read model from the log, a page of streams at a time.
 ///
 /// Runs in one transaction so readers see the old rows until the rebuild commits.
 pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
@@ -281,48 +332,55 @@ pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
         .await?;
     let mut after = String::new();
     let mut events = 0u64;
-    loop {
-        let last: Option<String> = sqlx::query_scalar(
-            "select max(stream_id) from (select stream_id from events
-             where stream_id > $1 and stream_id like 'campaign-%' and revision = 0
-             order by stream_id limit 500) page",
-        )
-        .bind(&after)
-        .fetch_one(&mut *tx)
-        .await?;
-        let Some(last) = last else { break };
-        let sql = format!(
-            "select {} from events where stream_id > $1 and stream_id <= $2 and stream_id like 'campaign-%'
-             order by stream_id, revision",
-            store::columns(db.backend)
-        );
-        let rows = sqlx::query(&sql)
-            .bind(&after)
-            .bind(&last)
-            .fetch_all(&mut *tx)
-            .await?;
-        events += rows.len() as u64;
-        let mut views = Vec::new();
-        let mut view = CampaignView::default();
-        let mut stream = String::new();
-        for row in &rows {
-            let record = store::decode(row)?.record;
-            if record.stream_id != stream {
-                if !view.created_at.is_empty() {
-                    views.push(std::mem::take(&mut view));
-                }
-                view = CampaignView::default();
-                stream = record.stream_id.clone();
+    while let Some((last, streams)) =
+        next_stream_page(&mut tx, db.backend, "campaign-", &after).await?
+    {
+        let mut views = Vec::with_capacity(streams.len());
+        for records in &streams {
+            events += records.len() as u64;
+            if let Some(view) = CampaignView::from_records(records.iter())? {
+                views.push(view);
             }
-            view.apply(&record)?;
-        }
-        if !view.created_at.is_empty() {
-            views.push(view);
         }
         for chunk in views.chunks(100) {
             crate::campaigns::upsert_views(&mut tx, chunk).await?;
         }
         after = last;
+    }
+    tx.commit().await?;
+    Ok(events)
+}
+
+/// Rebuilds the `documents` read model (contacts, audiences, templates, connections).
+pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
+    let mut tx = db.begin().await?;
+    sqlx::query("delete from documents")
+        .execute(&mut *tx)
+        .await?;
+    let mut events = 0u64;
+    for kind in [
+        DocumentKind::Contact,
+        DocumentKind::Audience,
+        DocumentKind::Template,
+        DocumentKind::Connection,
+    ] {
+        let prefix = format!("{}-", kind.as_str());
+        let mut after = String::new();
+        while let Some((last, streams)) =
+            next_stream_page(&mut tx, db.backend, &prefix, &after).await?
+        {
+            let mut views = Vec::with_capacity(streams.len());
+            for records in &streams {
+                events += records.len() as u64;
+                if let Some(view) =
+                    DocumentView::from_records(records.iter()).map_err(anyhow::Error::msg)?
+                {
+                    views.push(view);
+                }
+            }
+            crate::documents::write_rows(&mut tx, kind, &views).await?;
+            after = last;
+        }
     }
     tx.commit().await?;
     Ok(events)

@@ -278,7 +278,6 @@ async fn create(
             body: parsed.body,
         },
         Extras {
-            lookup: parsed.lookup,
             secret: sealed.as_ref(),
         },
     )
@@ -376,10 +375,7 @@ async fn replace(
         &id,
         expected,
         DocumentCommand::Replace { body: parsed.body },
-        Extras {
-            lookup: parsed.lookup,
-            secret: None,
-        },
+        Extras { secret: None },
     )
     .await?;
     state.assets.invalidate(&auth.0.org_id);

@@ -147,3 +147,73 @@ async fn with_sqlite_and_no_secrets_the_server_generates_them_and_says_how_to_mi
         "the secret itself is never logged"
     );
 }
+
+async fn read_models(url: &str) -> Vec<String> {
+    use sqlx::Row;
+    let db = herald::db::Db::connect(url, 2).await.unwrap();
+    let mut rows = Vec::new();
+    for sql in [
+        "select org_id || '|' || id || '|' || doc from campaigns order by org_id, id",
+        "select org_id || '|' || kind || '|' || id || '|' || coalesce(lookup, '') || '|' || doc from documents order by org_id, kind, id",
+    ] {
+        for row in sqlx::query(sql).fetch_all(&db.read).await.unwrap() {
+            rows.push(row.get::<String, _>(0));
+        }
+    }
+    rows
+}
+
+db_test!(
+    herald_replay_rebuilds_every_read_model_to_the_same_rows,
+    |app: TestApp| async move {
+        app.make_ready().await;
+        let contacts = serde_json::json!([
+            {"id": "ct-1", "email": "one@example.com", "tags": ["prospect"]},
+            {"email": "two@example.com", "tags": ["vip"]},
+            {"id": "ct-3", "phone": "+14155550100"}
+        ]);
+        app.admin(Method::POST, "/crm/contacts/import")
+            .json(&contacts)
+            .send()
+            .await;
+        app.admin(Method::PUT, "/crm/contacts/ct-1")
+            .json(&serde_json::json!({"email": "one@example.com", "firstName": "Uno"}))
+            .send()
+            .await;
+        app.admin(Method::DELETE, "/crm/contacts/ct-3").send().await;
+        let mut body = seed_campaign();
+        body.as_object_mut().unwrap().remove("schedule");
+        body["status"] = serde_json::json!("running");
+        let launched = app.post_campaign(&body).await;
+        assert_eq!(launched.body["status"], "running", "{}", launched.text);
+        assert_eq!(
+            launched.body["lastRun"]["reach"], 1,
+            "reach counts the audience at launch (the PUT dropped ct-1's tags)"
+        );
+        app.post_campaign(&seed_campaign()).await;
+
+        let live = read_models(&app.database_url).await;
+        assert!(live.len() >= 13, "{live:?}");
+        let out = herald()
+            .arg("replay")
+            .env("DATABASE_URL", &app.database_url)
+            .env("HERALD_DATA_DIR", &app.data_dir)
+            .env("HERALD_JWT_SECRET", JWT_SECRET)
+            .env(
+                "HERALD_TRACKING_SECRET",
+                "test-tracking-secret-test-tracking-secret",
+            )
+            .env(
+                "HERALD_SECRETS_KEY",
+                "test-secrets-key-test-secrets-key-test",
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(read_models(&app.database_url).await, live);
+    }
+);
