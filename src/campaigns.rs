@@ -76,7 +76,42 @@ pub struct Outcome {
 /// Runs a command against one campaign's newest state, appending its events and updating the
 /// read model in one transaction. A lost race re-runs the command on the new state, unless the
 /// caller pinned a version (`If-Match`), which then fails with `VersionMismatch`.
+///
+/// The work runs in its own task: a client that hangs up mid-request cannot cancel a
+/// transaction half-way, so an answered command is complete and an unanswered one is either
+/// complete or absent.
 pub async fn execute(
+    db: &Db,
+    meta: &CommandMeta,
+    campaign_id: &str,
+    creating: bool,
+    expected_version: Option<i64>,
+    idempotency: Option<&IdempotencyClaim>,
+    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand + Send + 'static,
+) -> Result<Outcome, CommandError> {
+    let (db, meta, campaign_id, idempotency) = (
+        db.clone(),
+        meta.clone(),
+        campaign_id.to_string(),
+        idempotency.cloned(),
+    );
+    tokio::spawn(async move {
+        execute_here(
+            &db,
+            &meta,
+            &campaign_id,
+            creating,
+            expected_version,
+            idempotency.as_ref(),
+            command,
+        )
+        .await
+    })
+    .await
+    .map_err(|e| CommandError::Db(sqlx::Error::Protocol(format!("command task failed: {e}"))))?
+}
+
+async fn execute_here(
     db: &Db,
     meta: &CommandMeta,
     campaign_id: &str,
@@ -169,6 +204,14 @@ pub async fn execute(
                 .map_err(|e| CommandError::Unreadable(e.0))?;
         }
         upsert_views(&mut tx, std::slice::from_ref(&view)).await?;
+        if db.backend == crate::db::Backend::Postgres {
+            // Other processes evict their cached copy when this commits.
+            sqlx::query("select 1 from (select pg_notify($1, $2)) notified")
+                .bind(crate::cache::CHANNEL)
+                .bind(format!("{}\n{}", meta.org_id, campaign_id))
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(claim) = idempotency {
             let inserted = sqlx::query(
                 "insert into idempotency_keys (org_id, key, request_hash, status, body, created_at)
@@ -187,6 +230,11 @@ pub async fn execute(
             }
         }
         tx.commit().await?;
+        db.cache.put(
+            &meta.org_id,
+            campaign_id,
+            std::sync::Arc::new(view.to_json()),
+        );
         return Ok(Outcome {
             view,
             changed: true,
@@ -281,13 +329,31 @@ pub async fn upsert_views(tx: &mut Tx, views: &[CampaignView]) -> Result<(), sql
 
 /// One campaign's resource body, or `None` when the org has no such campaign.
 pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    Ok(get_shared(db, org_id, id).await?.map(|doc| (*doc).clone()))
+}
+
+/// Like [`get`], served from the process cache when it can be.
+pub async fn get_shared(
+    db: &Db,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<std::sync::Arc<Value>>, sqlx::Error> {
+    if let Some(doc) = db.cache.get(org_id, id) {
+        return Ok(Some(doc));
+    }
+    let epoch = db.cache.epoch();
     let doc: Option<String> =
         sqlx::query_scalar("select doc from campaigns where org_id = $1 and id = $2")
             .bind(org_id)
             .bind(id)
             .fetch_optional(&db.read)
             .await?;
-    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+    let Some(doc) = doc.and_then(|d| serde_json::from_str::<Value>(&d).ok()) else {
+        return Ok(None);
+    };
+    let doc = std::sync::Arc::new(doc);
+    db.cache.fill(org_id, id, doc.clone(), epoch);
+    Ok(Some(doc))
 }
 
 /// Sort orders the list endpoint accepts.

@@ -23,6 +23,8 @@ pub struct Db {
     pub backend: Backend,
     pub read: AnyPool,
     pub write: AnyPool,
+    /// Campaign documents this process has read or written (see [`crate::cache`]).
+    pub cache: std::sync::Arc<crate::cache::CampaignCache>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -50,6 +52,8 @@ impl Db {
                     backend,
                     read: pool.clone(),
                     write: pool,
+                    // Usable once the change listener is connected (`cache::listen`).
+                    cache: std::sync::Arc::new(crate::cache::CampaignCache::new(false)),
                 })
             }
             Backend::Sqlite => {
@@ -74,6 +78,8 @@ impl Db {
                     backend,
                     read,
                     write,
+                    // Embedded SQLite has one process: its own writes are all there is.
+                    cache: std::sync::Arc::new(crate::cache::CampaignCache::new(true)),
                 })
             }
         }

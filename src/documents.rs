@@ -42,9 +42,9 @@ pub enum DocError {
 
 /// Extra rows a command writes in its transaction.
 #[derive(Debug, Default)]
-pub struct Extras<'a> {
+pub struct Extras {
     /// Encrypted credentials of a connection.
-    pub secret: Option<&'a Sealed>,
+    pub secret: Option<Sealed>,
 }
 
 /// Runs one command against a document's newest state.
@@ -55,7 +55,25 @@ pub async fn execute(
     id: &str,
     expected_version: Option<i64>,
     command: DocumentCommand,
-    extras: Extras<'_>,
+    extras: Extras,
+) -> Result<(DocumentView, bool), DocError> {
+    // In its own task, so a client hanging up cannot cancel the transaction half-way.
+    let (db, meta, id) = (db.clone(), meta.clone(), id.to_string());
+    tokio::spawn(async move {
+        execute_here(&db, &meta, kind, &id, expected_version, command, extras).await
+    })
+    .await
+    .map_err(|e| DocError::Unreadable(format!("command task failed: {e}")))?
+}
+
+async fn execute_here(
+    db: &Db,
+    meta: &CommandMeta,
+    kind: DocumentKind,
+    id: &str,
+    expected_version: Option<i64>,
+    command: DocumentCommand,
+    extras: Extras,
 ) -> Result<(DocumentView, bool), DocError> {
     let stream = stream_id(kind, &meta.org_id, id);
     for attempt in 0..ATTEMPTS {
@@ -124,7 +142,7 @@ pub async fn execute(
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-            } else if let Some(secret) = extras.secret {
+            } else if let Some(secret) = &extras.secret {
                 sqlx::query(
                     "insert into connection_secrets (org_id, id, nonce, ciphertext) values ($1, $2, $3, $4)
                      on conflict (org_id, id) do update set nonce = excluded.nonce, ciphertext = excluded.ciphertext",
@@ -312,6 +330,19 @@ pub struct BulkRow {
 /// Creates or updates many documents, a transaction per chunk: rows are matched to existing
 /// documents by id, or else by lookup key, so a re-import updates instead of duplicating.
 pub async fn bulk_upsert(
+    db: &Db,
+    meta: &CommandMeta,
+    kind: DocumentKind,
+    rows: Vec<BulkRow>,
+) -> Result<BulkSummary, DocError> {
+    // In its own task: an import the client stops waiting for still finishes its chunks.
+    let (db, meta) = (db.clone(), meta.clone());
+    tokio::spawn(async move { bulk_upsert_here(&db, &meta, kind, rows).await })
+        .await
+        .map_err(|e| DocError::Unreadable(format!("import task failed: {e}")))?
+}
+
+async fn bulk_upsert_here(
     db: &Db,
     meta: &CommandMeta,
     kind: DocumentKind,

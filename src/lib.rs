@@ -5,6 +5,7 @@
 //! checkpointed read models of `herald-projections` up to date; [`startup`] wires it together.
 
 pub mod auth;
+pub mod cache;
 pub mod campaigns;
 pub mod channels;
 pub mod config;

@@ -15,6 +15,7 @@ use crate::projector::{self, Wakeup};
 /// A bound, migrated, ready-to-serve Herald.
 pub struct Application {
     listener: TcpListener,
+    database_url: String,
     state: AppState,
     workers: bool,
 }
@@ -53,6 +54,7 @@ impl Application {
         };
         Ok(Application {
             listener,
+            database_url: config.database_url(),
             state,
             workers: config.workers,
         })
@@ -74,12 +76,21 @@ impl Application {
                 stop_rx.clone(),
             ))
         });
+        let listener = (self.state.db.backend == crate::db::Backend::Postgres).then(|| {
+            tokio::spawn(crate::cache::listen(
+                self.database_url.clone(),
+                self.state.db.cache.clone(),
+            ))
+        });
         tracing::info!(address = %self.local_addr(), workers = self.workers, "herald is listening");
         let app = http::router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         let _ = stop_tx.send(true);
+        if let Some(listener) = listener {
+            listener.abort();
+        }
         if let Some(runner) = runner {
             let _ = runner.await;
         }

@@ -144,6 +144,7 @@ async fn create(
     let meta = command_meta(&auth, &request);
     let ready = assets.readiness(&input.spec);
     let reach = reach_if_launching(&state, &org_id, input.status, &input.spec).await?;
+    let (new_id, spec, status) = (id.clone(), input.spec.clone(), input.status);
     let outcome = campaigns::execute(
         &state.db,
         &meta,
@@ -151,10 +152,10 @@ async fn create(
         true,
         None,
         claim.as_ref(),
-        |_, now| CampaignCommand::Create {
-            id: id.clone(),
-            input: input.spec.clone(),
-            status: input.status,
+        move |_, now| CampaignCommand::Create {
+            id: new_id.clone(),
+            input: spec.clone(),
+            status,
             ctx: launch_context(now, &ready, reach),
         },
     )
@@ -189,9 +190,10 @@ async fn fetch(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let doc = campaigns::get(&state.db, &auth.0.org_id, &id)
+    let doc = campaigns::get_shared(&state.db, &auth.0.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+    let doc = (*doc).clone();
     let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
     Ok(campaign_response(
         StatusCode::OK,
@@ -235,13 +237,20 @@ async fn replace(
     let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
     let ready = assets.readiness(&input.spec);
     let reach = reach_if_launching(&state, &auth.0.org_id, input.status, &input.spec).await?;
-    let outcome = campaigns::execute(&state.db, &meta, &id, false, expected, None, |_, now| {
-        CampaignCommand::Update {
-            spec: input.spec.clone(),
-            status: input.status,
+    let (spec, status) = (input.spec.clone(), input.status);
+    let outcome = campaigns::execute(
+        &state.db,
+        &meta,
+        &id,
+        false,
+        expected,
+        None,
+        move |_, now| CampaignCommand::Update {
+            spec: spec.clone(),
+            status,
             ctx: launch_context(now, &ready, reach),
-        }
-    })
+        },
+    )
     .await
     .map_err(not_found_when_missing)?;
     state.wakeup.wake();
@@ -323,12 +332,18 @@ async fn action(
     let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
     let ready = assets.readiness(&spec);
     let reach = reach_if_launching(&state, &auth.0.org_id, Some(to), &spec).await?;
-    let outcome = campaigns::execute(&state.db, &meta, &id, false, expected, None, |_, now| {
-        CampaignCommand::ChangeStatus {
+    let outcome = campaigns::execute(
+        &state.db,
+        &meta,
+        &id,
+        false,
+        expected,
+        None,
+        move |_, now| CampaignCommand::ChangeStatus {
             to,
             ctx: launch_context(now, &ready, reach),
-        }
-    })
+        },
+    )
     .await
     .map_err(not_found_when_missing)?;
     state.wakeup.wake();

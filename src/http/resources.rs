@@ -277,9 +277,7 @@ async fn create(
             id: id.clone(),
             body: parsed.body,
         },
-        Extras {
-            secret: sealed.as_ref(),
-        },
+        Extras { secret: sealed },
     )
     .await?;
     state.assets.invalidate(&org_id);

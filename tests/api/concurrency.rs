@@ -112,3 +112,31 @@ db_test!(
         assert_eq!(app.campaign_events("the-one").await.len(), 1);
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_see_each_others_writes() {
+    let (url, dir) = fresh_database(Backend::Postgres).await;
+    let a = spawn_with(Backend::Postgres, test_config(url.clone(), &dir)).await;
+    let b = spawn_with(Backend::Postgres, test_config(url, &dir)).await;
+    let created = a.post_campaign(&seed_campaign()).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    // B reads (and may cache) version 1, then A changes the campaign.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(b.get_campaign(&id).await.body["version"], 1);
+    let mut body = seed_campaign();
+    body["name"] = json!("Renamed on A");
+    assert_eq!(a.put_campaign(&id, &body).await.status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let seen = b.get_campaign(&id).await;
+        if seen.body["name"] == "Renamed on A" {
+            assert_eq!(seen.body["version"], 2);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B kept serving a stale campaign"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,120 @@
+//! In-process cache of campaign documents for `GET /crm/marketing/campaigns/:id`.
+//!
+//! Correctness rules: this process's own commands replace entries before they answer, so a
+//! client reads its writes; other processes' commands send `pg_notify('herald_campaigns', ..)`
+//! in their transaction and the listener evicts the entry when it commits. While the listener is
+//! not connected (PostgreSQL only), the cache is bypassed. A read that raced an eviction does
+//! not fill the cache (the epoch check), so an evicted version cannot come back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Entries kept before the cache is emptied and refilled.
+const CAPACITY: usize = 200_000;
+
+/// Notification channel commands write to on PostgreSQL.
+pub const CHANNEL: &str = "herald_campaigns";
+
+#[derive(Debug)]
+pub struct CampaignCache {
+    entries: Mutex<HashMap<(String, String), Arc<Value>>>,
+    epoch: AtomicU64,
+    /// False while another process could change campaigns unseen (listener down).
+    usable: AtomicBool,
+}
+
+impl CampaignCache {
+    /// A cache that is usable at once (single-process SQLite) or after the listener connects.
+    pub fn new(usable: bool) -> CampaignCache {
+        CampaignCache {
+            entries: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            usable: AtomicBool::new(usable),
+        }
+    }
+
+    pub fn get(&self, org_id: &str, id: &str) -> Option<Arc<Value>> {
+        if !self.usable.load(Ordering::Acquire) {
+            return None;
+        }
+        self.entries
+            .lock()
+            .expect("cache lock")
+            .get(&(org_id.to_string(), id.to_string()))
+            .cloned()
+    }
+
+    /// The epoch to pass to [`fill`](Self::fill) after reading the database.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Caches a document read from the database, unless anything was evicted since `epoch`.
+    pub fn fill(&self, org_id: &str, id: &str, doc: Arc<Value>, epoch: u64) {
+        if !self.usable.load(Ordering::Acquire) {
+            return;
+        }
+        let mut entries = self.entries.lock().expect("cache lock");
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.len() >= CAPACITY {
+            entries.clear();
+        }
+        entries
+            .entry((org_id.to_string(), id.to_string()))
+            .or_insert(doc);
+    }
+
+    /// Records the document a command of this process just committed.
+    pub fn put(&self, org_id: &str, id: &str, doc: Arc<Value>) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if entries.len() >= CAPACITY {
+            entries.clear();
+        }
+        entries.insert((org_id.to_string(), id.to_string()), doc);
+    }
+
+    pub fn evict(&self, org_id: &str, id: &str) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.remove(&(org_id.to_string(), id.to_string()));
+    }
+
+    fn reset(&self, usable: bool) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+        self.usable.store(usable, Ordering::Release);
+    }
+}
+
+/// Keeps the cache coherent with other processes on PostgreSQL: evicts on each notification,
+/// and empties and disables the cache while disconnected. Runs until the process stops.
+pub async fn listen(database_url: String, cache: Arc<CampaignCache>) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&database_url).await {
+            Ok(mut listener) => {
+                if let Err(error) = listener.listen(CHANNEL).await {
+                    tracing::warn!(%error, "campaign cache listener could not subscribe");
+                } else {
+                    cache.reset(true);
+                    // `None` or an error: the connection dropped and notifications may be lost.
+                    while let Ok(Some(note)) = listener.try_recv().await {
+                        if let Some((org, id)) = note.payload().split_once('\n') {
+                            cache.evict(org, id);
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "campaign cache listener cannot connect"),
+        }
+        cache.reset(false);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
