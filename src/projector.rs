@@ -342,7 +342,7 @@ pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
                 views.push(view);
             }
         }
-        for chunk in views.chunks(100) {
+        for chunk in views.chunks(500) {
             crate::campaigns::upsert_views(&mut tx, chunk).await?;
         }
         after = last;

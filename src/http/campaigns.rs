@@ -10,6 +10,7 @@ use herald_domain::campaign::{CampaignCommand, LaunchContext};
 use herald_domain::error::CampaignError;
 use herald_domain::spec::{parse_campaign, CampaignSpec, CampaignType, Channel, Status};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, Params, RequestMeta};
@@ -48,6 +49,21 @@ fn launch_context(
         .with_launchable(ready.launchable.clone())
         .with_blockers(ready.blockers.clone())
         .with_reach(reach)
+}
+
+/// The org's assets for a command: loaded fresh when the command may launch or schedule (the
+/// decision must see the latest connections), the cached copy otherwise.
+async fn assets_for(
+    state: &AppState,
+    org_id: &str,
+    status: Option<Status>,
+    cached: Arc<OrgAssets>,
+) -> Result<Arc<OrgAssets>> {
+    if matches!(status, Some(Status::Running | Status::Scheduled)) {
+        Ok(Arc::new(OrgAssets::load(&state.db, org_id).await?))
+    } else {
+        Ok(cached)
+    }
 }
 
 /// The audience is evaluated at launch (seed): only a request that launches pays for it.
@@ -123,7 +139,7 @@ async fn create(
 ) -> Result<Response> {
     auth.writer()?;
     let org_id = auth.0.org_id.clone();
-    let assets = OrgAssets::load(&state.db, &org_id).await?;
+    let assets = state.assets.get(&state.db, &org_id).await?;
     let claim = match idempotency::claim(&headers, "campaigns", &body.raw)? {
         Some(claim) => {
             if let Some((status, doc)) = idempotency::replay(&state.db, &org_id, &claim).await? {
@@ -142,6 +158,7 @@ async fn create(
         .clone()
         .unwrap_or_else(|| format!("camp-{}", uuid::Uuid::now_v7()));
     let meta = command_meta(&auth, &request);
+    let assets = assets_for(&state, &org_id, input.status, assets).await?;
     let ready = assets.readiness(&input.spec);
     let reach = reach_if_launching(&state, &org_id, input.status, &input.spec).await?;
     let (new_id, spec, status) = (id.clone(), input.spec.clone(), input.status);
@@ -194,7 +211,7 @@ async fn fetch(
         .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
     let doc = (*doc).clone();
-    let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
+    let assets = state.assets.get(&state.db, &auth.0.org_id).await?;
     Ok(campaign_response(
         StatusCode::OK,
         &assets.live_blockers(doc),
@@ -234,7 +251,8 @@ async fn replace(
     let expected = if_match(&headers)?;
     let input = parse_campaign(&body.value).map_err(ApiError::unprocessable)?;
     let meta = command_meta(&auth, &request);
-    let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
+    let cached = state.assets.get(&state.db, &auth.0.org_id).await?;
+    let assets = assets_for(&state, &auth.0.org_id, input.status, cached).await?;
     let ready = assets.readiness(&input.spec);
     let reach = reach_if_launching(&state, &auth.0.org_id, input.status, &input.spec).await?;
     let (spec, status) = (input.spec.clone(), input.status);
@@ -329,7 +347,8 @@ async fn action(
     }
     let meta = command_meta(&auth, &request);
     let spec: CampaignSpec = serde_json::from_value(current.clone()).map_err(ApiError::internal)?;
-    let assets = OrgAssets::load(&state.db, &auth.0.org_id).await?;
+    let cached = state.assets.get(&state.db, &auth.0.org_id).await?;
+    let assets = assets_for(&state, &auth.0.org_id, Some(to), cached).await?;
     let ready = assets.readiness(&spec);
     let reach = reach_if_launching(&state, &auth.0.org_id, Some(to), &spec).await?;
     let outcome = campaigns::execute(
