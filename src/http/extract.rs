@@ -23,6 +23,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         check_json_content_type(req.headers())?;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > super::BODY_LIMIT) {
+            // Read (and drop) a moderately oversized body before answering, so the client sees
+            // the 413 instead of a connection reset while it is still sending.
+            drain(req.into_body(), 8 * super::BODY_LIMIT).await;
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is larger than 1 MiB",
+            ));
+        }
         let raw = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(rejection.status(), "the request body is larger than 1 MiB")
@@ -38,6 +52,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         let value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
         Ok(JsonBody { value, raw })
+    }
+}
+
+/// Consumes up to `cap` bytes of a body and discards them.
+async fn drain(body: axum::body::Body, cap: usize) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > cap {
+            break;
+        }
     }
 }
 
