@@ -203,13 +203,22 @@ pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-/// Handle the command path uses to wake the runner after an append.
+/// Handle the command path uses to wake the runner (and the scheduler) after an append.
 #[derive(Debug, Clone, Default)]
-pub struct Wakeup(Arc<Notify>);
+pub struct Wakeup {
+    projector: Arc<Notify>,
+    scheduler: Arc<Notify>,
+}
 
 impl Wakeup {
     pub fn wake(&self) {
-        self.0.notify_one();
+        self.projector.notify_one();
+        self.scheduler.notify_one();
+    }
+
+    /// What the scheduler waits on: it follows the log too (`scheduler.rs`).
+    pub fn scheduler(&self) -> Arc<Notify> {
+        self.scheduler.clone()
     }
 }
 
@@ -271,55 +280,80 @@ async fn try_lock(db: &Db) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Any
 /// Waits for a wakeup, the timeout or shutdown; true when shutting down.
 async fn wait(wakeup: &Wakeup, shutdown: &mut watch::Receiver<bool>, timeout: Duration) -> bool {
     tokio::select! {
-        _ = wakeup.0.notified() => false,
+        _ = wakeup.projector.notified() => false,
         _ = tokio::time::sleep(timeout) => false,
         _ = shutdown.changed() => true,
     }
 }
 
-/// Streams per rebuild page.
-const STREAMS_PER_PAGE: i64 = 2000;
+/// Events read per rebuild page.
+const EVENTS_PER_PAGE: i64 = 5000;
 
-/// The next page of whole streams whose id starts with `prefix`, after stream `after`: each
-/// stream's records in revision order. `None` when no stream is left.
-async fn next_stream_page(
-    tx: &mut Tx,
-    backend: Backend,
-    prefix: &str,
-    after: &str,
-) -> anyhow::Result<Option<(String, Vec<Vec<EventRecord>>)>> {
-    let pattern = format!("{prefix}%");
-    let last: Option<String> = sqlx::query_scalar(
-        "select max(stream_id) from (select stream_id from events
-         where stream_id > $1 and stream_id like $2 and revision = 0
-         order by stream_id limit $3) page",
-    )
-    .bind(after)
-    .bind(&pattern)
-    .bind(STREAMS_PER_PAGE)
-    .fetch_one(&mut **tx)
-    .await?;
-    let Some(last) = last else { return Ok(None) };
-    let sql = format!(
-        "select {} from events where stream_id > $1 and stream_id <= $2 and stream_id like $3
-         order by stream_id, revision",
-        store::columns(backend)
-    );
-    let rows = sqlx::query(&sql)
-        .bind(after)
-        .bind(&last)
-        .bind(&pattern)
-        .fetch_all(&mut **tx)
-        .await?;
-    let mut streams: Vec<Vec<EventRecord>> = Vec::new();
-    for row in &rows {
-        let record = store::decode(row)?.record;
-        match streams.last_mut() {
-            Some(current) if current[0].stream_id == record.stream_id => current.push(record),
-            _ => streams.push(vec![record]),
+/// Reads every stream whose id starts with a prefix, whole, in stream order: a keyset walk
+/// over the `(stream_id, revision)` index, carrying a stream cut by a page into the next one.
+struct StreamPager {
+    pattern: String,
+    after: (String, i64),
+    carry: Vec<EventRecord>,
+    done: bool,
+}
+
+impl StreamPager {
+    fn new(prefix: &str) -> StreamPager {
+        StreamPager {
+            pattern: format!("{prefix}%"),
+            after: (String::new(), -1),
+            carry: Vec::new(),
+            done: false,
         }
     }
-    Ok(Some((last, streams)))
+
+    /// The next batch of complete streams; `None` when every stream has been returned.
+    async fn next(
+        &mut self,
+        tx: &mut Tx,
+        backend: Backend,
+    ) -> anyhow::Result<Option<Vec<Vec<EventRecord>>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let sql = format!(
+            "select {} from events where stream_id like $1 and (stream_id, revision) > ($2, $3)
+             order by stream_id, revision limit $4",
+            store::columns(backend)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&self.pattern)
+            .bind(&self.after.0)
+            .bind(self.after.1)
+            .bind(EVENTS_PER_PAGE)
+            .fetch_all(&mut **tx)
+            .await?;
+        self.done = (rows.len() as i64) < EVENTS_PER_PAGE;
+        let mut streams: Vec<Vec<EventRecord>> = Vec::new();
+        let mut current = std::mem::take(&mut self.carry);
+        for row in &rows {
+            let record = store::decode(row)?.record;
+            if current
+                .first()
+                .is_some_and(|first| first.stream_id != record.stream_id)
+            {
+                streams.push(std::mem::take(&mut current));
+            }
+            current.push(record);
+        }
+        if let Some(last) = current.last() {
+            self.after = (last.stream_id.clone(), last.revision);
+        }
+        if self.done {
+            if !current.is_empty() {
+                streams.push(current);
+            }
+        } else {
+            self.carry = current;
+        }
+        Ok(Some(streams))
+    }
 }
 
 /// Rebuilds the inline campaign read model from the log, a page of streams at a time.
@@ -330,11 +364,9 @@ pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
     sqlx::query("delete from campaigns")
         .execute(&mut *tx)
         .await?;
-    let mut after = String::new();
     let mut events = 0u64;
-    while let Some((last, streams)) =
-        next_stream_page(&mut tx, db.backend, "campaign-", &after).await?
-    {
+    let mut pager = StreamPager::new("campaign-");
+    while let Some(streams) = pager.next(&mut tx, db.backend).await? {
         let mut views = Vec::with_capacity(streams.len());
         for records in &streams {
             events += records.len() as u64;
@@ -345,7 +377,6 @@ pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
         for chunk in views.chunks(500) {
             crate::campaigns::upsert_views(&mut tx, chunk).await?;
         }
-        after = last;
     }
     tx.commit().await?;
     Ok(events)
@@ -364,11 +395,8 @@ pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
         DocumentKind::Template,
         DocumentKind::Connection,
     ] {
-        let prefix = format!("{}-", kind.as_str());
-        let mut after = String::new();
-        while let Some((last, streams)) =
-            next_stream_page(&mut tx, db.backend, &prefix, &after).await?
-        {
+        let mut pager = StreamPager::new(&format!("{}-", kind.as_str()));
+        while let Some(streams) = pager.next(&mut tx, db.backend).await? {
             let mut views = Vec::with_capacity(streams.len());
             for records in &streams {
                 events += records.len() as u64;
@@ -379,7 +407,6 @@ pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
                 }
             }
             crate::documents::write_rows(&mut tx, kind, &views).await?;
-            after = last;
         }
     }
     tx.commit().await?;
