@@ -39,13 +39,17 @@ wrk -t2 -c64 -d"$DURATION" --latency -s bench/get_campaign.lua "http://127.0.0.1
 echo "RSS after GET load: $(rss) MB (peak $(peak) MB)"
 kill $SERVER; wait $SERVER 2>/dev/null || true
 
-# Grow the log for the replay figure: each stream copied under new ids (Created events carry the id).
+# Grow the log for the replay figure: each created campaign copied under new ids, and every
+# copy edited four times, so streams look like real ones (Created + 4 Updated = 5 events).
 COPIES="${HERALD_BENCH_REPLAY_COPIES:-20}"
 psql "$DATABASE_URL" -qc "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata)
-  select gen_random_uuid()::text, org_id, stream_id || '-c' || g, revision, event_type, event_version, created,
-         case when event_type = 'Created' then jsonb_set(data, '{id}', to_jsonb(split_part(stream_id, ':', 2) || '-c' || g)) else data end,
+  select gen_random_uuid()::text, org_id, stream_id || '-c' || g, r,
+         case when r = 0 then 'Created' else 'Updated' end, event_version, created,
+         case when r = 0 then jsonb_set(data, '{id}', to_jsonb(split_part(stream_id, ':', 2) || '-c' || g))
+              else jsonb_build_object('spec', jsonb_set(data->'spec', '{name}', to_jsonb('Edit ' || r))) end,
          metadata
-  from events, generate_series(1, $COPIES) g where stream_id like 'campaign-%'"
+  from events, generate_series(1, $COPIES) g, generate_series(0, 4) r
+  where stream_id like 'campaign-%' and event_type = 'Created'"
 EVENTS=$(psql "$DATABASE_URL" -Atc "select count(*) from events")
 echo "== herald replay --projection campaigns over $EVENTS events"
 START=$(date +%s.%N)

@@ -1,8 +1,9 @@
 //! In-process cache of campaign documents for `GET /crm/marketing/campaigns/:id`.
 //!
 //! Correctness rules: this process's own commands replace entries before they answer, so a
-//! client reads its writes; other processes' commands send `pg_notify('herald_campaigns', ..)`
-//! in their transaction and the listener evicts the entry when it commits. While the listener is
+//! client reads its writes; every process announces its commits with batched
+//! `pg_notify('herald_campaigns', ..)` (milliseconds after the commit) and the listeners of the
+//! others evict those entries. While the listener is
 //! not connected (PostgreSQL only), the cache is bypassed. A read that raced an eviction does
 //! not fill the cache (the epoch check), so an evicted version cannot come back.
 
@@ -22,6 +23,8 @@ pub const CHANNEL: &str = "herald_campaigns";
 #[derive(Debug)]
 pub struct CampaignCache {
     entries: Mutex<HashMap<(String, String), Arc<Value>>>,
+    /// Changes of this process to announce to the others (PostgreSQL only).
+    outbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
     epoch: AtomicU64,
     /// False while another process could change campaigns unseen (listener down).
     usable: AtomicBool,
@@ -32,6 +35,7 @@ impl CampaignCache {
     pub fn new(usable: bool) -> CampaignCache {
         CampaignCache {
             entries: Mutex::new(HashMap::new()),
+            outbox: Mutex::new(None),
             epoch: AtomicU64::new(0),
             usable: AtomicBool::new(usable),
         }
@@ -80,6 +84,13 @@ impl CampaignCache {
         entries.insert((org_id.to_string(), id.to_string()), doc);
     }
 
+    /// Tells other processes (batched, a few milliseconds later) that a campaign changed.
+    pub fn announce(&self, org_id: &str, id: &str) {
+        if let Some(outbox) = self.outbox.lock().expect("cache lock").as_ref() {
+            let _ = outbox.send(format!("{org_id}\t{id}"));
+        }
+    }
+
     pub fn evict(&self, org_id: &str, id: &str) {
         let mut entries = self.entries.lock().expect("cache lock");
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -91,6 +102,33 @@ impl CampaignCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         entries.clear();
         self.usable.store(usable, Ordering::Release);
+    }
+}
+
+/// Sends this process's announced changes as `pg_notify` batches (ids cannot hold tabs or
+/// newlines, so `org\tid` lines joined by newlines are unambiguous). Runs until the process stops.
+pub async fn announce_changes(pool: sqlx::AnyPool, cache: Arc<CampaignCache>) {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    *cache.outbox.lock().expect("cache lock") = Some(sender);
+    while let Some(first) = receiver.recv().await {
+        let mut payload = first;
+        while payload.len() < 7000 {
+            match receiver.try_recv() {
+                Ok(next) => {
+                    payload.push('\n');
+                    payload.push_str(&next);
+                }
+                Err(_) => break,
+            }
+        }
+        let sent = sqlx::query("select 1 from (select pg_notify($1, $2)) notified")
+            .bind(CHANNEL)
+            .bind(&payload)
+            .execute(&pool)
+            .await;
+        if let Err(error) = sent {
+            tracing::warn!(%error, "could not announce campaign changes; other processes may serve stale reads");
+        }
     }
 }
 
@@ -106,8 +144,10 @@ pub async fn listen(database_url: String, cache: Arc<CampaignCache>) {
                     cache.reset(true);
                     // `None` or an error: the connection dropped and notifications may be lost.
                     while let Ok(Some(note)) = listener.try_recv().await {
-                        if let Some((org, id)) = note.payload().split_once('\n') {
-                            cache.evict(org, id);
+                        for line in note.payload().lines() {
+                            if let Some((org, id)) = line.split_once('\t') {
+                                cache.evict(org, id);
+                            }
                         }
                     }
                 }

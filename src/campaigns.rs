@@ -204,14 +204,6 @@ async fn execute_here(
                 .map_err(|e| CommandError::Unreadable(e.0))?;
         }
         upsert_views(&mut tx, std::slice::from_ref(&view)).await?;
-        if db.backend == crate::db::Backend::Postgres {
-            // Other processes evict their cached copy when this commits.
-            sqlx::query("select 1 from (select pg_notify($1, $2)) notified")
-                .bind(crate::cache::CHANNEL)
-                .bind(format!("{}\n{}", meta.org_id, campaign_id))
-                .execute(&mut *tx)
-                .await?;
-        }
         if let Some(claim) = idempotency {
             let inserted = sqlx::query(
                 "insert into idempotency_keys (org_id, key, request_hash, status, body, created_at)
@@ -235,6 +227,7 @@ async fn execute_here(
             campaign_id,
             std::sync::Arc::new(view.to_json()),
         );
+        db.cache.announce(&meta.org_id, campaign_id);
         return Ok(Outcome {
             view,
             changed: true,

@@ -286,6 +286,26 @@ async fn wait(wakeup: &Wakeup, shutdown: &mut watch::Receiver<bool>, timeout: Du
     }
 }
 
+/// Empties a read-model table inside the rebuild's transaction. On PostgreSQL `truncate` leaves
+/// no dead rows behind (readers wait for the rebuild instead of seeing the old rows), and fresh
+/// statistics keep the keyset walk on its index.
+async fn clear(tx: &mut Tx, backend: Backend, table: &str) -> Result<(), sqlx::Error> {
+    match backend {
+        Backend::Postgres => {
+            sqlx::query("analyze events").execute(&mut **tx).await?;
+            sqlx::query(&format!("truncate {table}"))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Backend::Sqlite => {
+            sqlx::query(&format!("delete from {table}"))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Events read per rebuild page.
 const EVENTS_PER_PAGE: i64 = 5000;
 
@@ -358,15 +378,20 @@ impl StreamPager {
 
 /// Rebuilds the inline campaign read model from the log, a page of streams at a time.
 ///
-/// Runs in one transaction so readers see the old rows until the rebuild commits.
+/// Runs in one transaction: the new rows appear all at once when it commits.
 pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
     let mut tx = db.begin().await?;
-    sqlx::query("delete from campaigns")
-        .execute(&mut *tx)
-        .await?;
+    clear(&mut tx, db.backend, "campaigns").await?;
     let mut events = 0u64;
     let mut pager = StreamPager::new("campaign-");
-    while let Some(streams) = pager.next(&mut tx, db.backend).await? {
+    let (mut reading, mut folding, mut writing) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    loop {
+        let started = std::time::Instant::now();
+        let Some(streams) = pager.next(&mut tx, db.backend).await? else {
+            break;
+        };
+        reading += started.elapsed();
+        let started = std::time::Instant::now();
         let mut views = Vec::with_capacity(streams.len());
         for records in &streams {
             events += records.len() as u64;
@@ -374,10 +399,14 @@ pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
                 views.push(view);
             }
         }
+        folding += started.elapsed();
+        let started = std::time::Instant::now();
         for chunk in views.chunks(500) {
             crate::campaigns::upsert_views(&mut tx, chunk).await?;
         }
+        writing += started.elapsed();
     }
+    tracing::debug!(?reading, ?folding, ?writing, "campaign rebuild phases");
     tx.commit().await?;
     Ok(events)
 }
@@ -385,9 +414,7 @@ pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
 /// Rebuilds the `documents` read model (contacts, audiences, templates, connections).
 pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
     let mut tx = db.begin().await?;
-    sqlx::query("delete from documents")
-        .execute(&mut *tx)
-        .await?;
+    clear(&mut tx, db.backend, "documents").await?;
     let mut events = 0u64;
     for kind in [
         DocumentKind::Contact,
