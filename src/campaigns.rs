@@ -121,6 +121,9 @@ async fn execute_here(
     command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand,
 ) -> Result<Outcome, CommandError> {
     let stream_id = campaign_stream(&meta.org_id, campaign_id);
+    if creating && idempotency.is_none() && db.backend == crate::db::Backend::Postgres {
+        return create_fast(db, meta, campaign_id, &stream_id, command).await;
+    }
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             backoff(attempt).await;
@@ -191,6 +194,9 @@ async fn execute_here(
             Ok(stored) => stored,
             Err(AppendError::Conflict) => {
                 tx.rollback().await.ok();
+                if creating {
+                    return Err(CommandError::Domain(CampaignError::AlreadyExists));
+                }
                 if expected_version.is_some() {
                     let current = current_version_of(db, &stream_id).await?;
                     return Err(CommandError::VersionMismatch { current });
@@ -260,36 +266,40 @@ pub async fn upsert_views(tx: &mut Tx, views: &[CampaignView]) -> Result<(), sql
     if views.is_empty() {
         return Ok(());
     }
+    let sql = upsert_sql(views.len(), 0);
+    let query = bind_views(sqlx::query(&sql), views);
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The campaign-row upsert for `rows` rows, its parameters numbered after `offset`.
+fn upsert_sql(rows: usize, offset: usize) -> String {
     let mut sql = String::from(
         "insert into campaigns (org_id, id, name, name_lower, type, status, state, channels, version, created_at, updated_at, doc) values ",
     );
-    for i in 0..views.len() {
-        let b = i * 12;
+    for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!(
-            "(${},${},${},${},${},${},${},${},${},${},${},${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9,
-            b + 10,
-            b + 11,
-            b + 12
-        ));
+        let params: Vec<String> = (1..=12)
+            .map(|k| format!("${}", offset + i * 12 + k))
+            .collect();
+        sql.push('(');
+        sql.push_str(&params.join(","));
+        sql.push(')');
     }
     sql.push_str(
         " on conflict (org_id, id) do update set name = excluded.name, name_lower = excluded.name_lower,
           type = excluded.type, status = excluded.status, state = excluded.state, channels = excluded.channels,
           version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc",
     );
-    let mut query = sqlx::query(&sql);
+    sql
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the twelve campaign-row columns of each view, in [`upsert_sql`] order.
+fn bind_views<'q>(mut query: AnyQuery<'q>, views: &[CampaignView]) -> AnyQuery<'q> {
     for view in views {
         let spec = view.campaign.spec();
         let channels: String = spec
@@ -316,7 +326,92 @@ pub async fn upsert_views(tx: &mut Tx, views: &[CampaignView]) -> Result<(), sql
             .bind(view.updated_at.clone())
             .bind(view.to_json().to_string());
     }
-    query.execute(&mut **tx).await?;
+    query
+}
+
+/// The create path on PostgreSQL: no stream to read, one statement to write.
+async fn create_fast(
+    db: &Db,
+    meta: &CommandMeta,
+    campaign_id: &str,
+    stream_id: &str,
+    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand,
+) -> Result<Outcome, CommandError> {
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    let mut aggregate = Campaign::default();
+    let sink = EventSink::default();
+    aggregate
+        .handle(command(&Campaign::default(), now), &(), &sink)
+        .await?;
+    let new_events = sink.collect().await;
+    let to_store: Vec<NewEvent> = new_events
+        .iter()
+        .map(|e| NewEvent {
+            event_type: e.event_type().to_string(),
+            event_version: "1".to_string(),
+            data: e.data(),
+        })
+        .collect();
+    let metadata = meta.metadata();
+    let mut view = CampaignView::default();
+    for (revision, event) in to_store.iter().enumerate() {
+        let record = herald_projections::record::EventRecord {
+            event_id: String::new(),
+            stream_id: stream_id.to_string(),
+            revision: revision as i64,
+            position: 0,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            created: store::format_time(now),
+            data: event.data.clone(),
+            metadata: metadata.clone(),
+        };
+        view.apply(&record)
+            .map_err(|e| CommandError::Unreadable(e.0))?;
+    }
+    match create_in_one_statement(db, stream_id, &to_store, &metadata, now, &view).await {
+        Ok(()) => {}
+        Err(AppendError::Conflict) => {
+            return Err(CommandError::Domain(CampaignError::AlreadyExists))
+        }
+        Err(AppendError::Db(e)) => return Err(e.into()),
+    }
+    db.cache.put(
+        &meta.org_id,
+        campaign_id,
+        std::sync::Arc::new(view.to_json()),
+    );
+    db.cache.announce(&meta.org_id, campaign_id);
+    Ok(Outcome {
+        view,
+        changed: true,
+    })
+}
+
+/// Creates a campaign on PostgreSQL in one statement (one round trip, its own transaction):
+/// the events and the read-model row are written by a data-modifying `with`, so they commit
+/// together or not at all. A taken revision 0 means the campaign exists.
+async fn create_in_one_statement(
+    db: &Db,
+    stream_id: &str,
+    events: &[NewEvent],
+    metadata: &Metadata,
+    now: DateTime<Utc>,
+    view: &CampaignView,
+) -> Result<(), AppendError> {
+    let (events_sql, next) = store::append_values_sql(events.len(), 0, "::jsonb");
+    let sql = format!(
+        "with appended as ({events_sql} returning position) {} returning (select count(*) from appended) as appended",
+        upsert_sql(1, next)
+    );
+    let query = store::bind_append(sqlx::query(&sql), stream_id, 0, events, metadata, now);
+    bind_views(query, std::slice::from_ref(view))
+        .fetch_one(&db.write)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => AppendError::Conflict,
+            _ => AppendError::Db(e),
+        })?;
     Ok(())
 }
 

@@ -52,6 +52,59 @@ pub fn format_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The `insert into events ... values` of `n` events with parameters numbered after `offset`
+/// (nine per event), and the number of the last parameter used.
+pub fn append_values_sql(n: usize, offset: usize, json_cast: &str) -> (String, usize) {
+    let mut sql = String::from(
+        "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata) values ",
+    );
+    for i in 0..n {
+        if i > 0 {
+            sql.push(',');
+        }
+        let p = |k: usize| offset + i * 9 + k;
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}{json_cast}, ${}{json_cast})",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(8),
+            p(9)
+        ));
+    }
+    (sql, offset + n * 9)
+}
+
+/// Binds events in [`append_values_sql`] order, revisions from `expected`.
+pub fn bind_append<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    stream_id: &str,
+    expected: i64,
+    events: &[NewEvent],
+    metadata: &Metadata,
+    now: DateTime<Utc>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let created = format_time(now);
+    let metadata_json = serde_json::to_string(metadata).expect("metadata serializes");
+    for (offset, event) in events.iter().enumerate() {
+        query = query
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(metadata.org_id.clone())
+            .bind(stream_id.to_string())
+            .bind(expected + offset as i64)
+            .bind(event.event_type.clone())
+            .bind(event.event_version.clone())
+            .bind(created.clone())
+            .bind(event.data.to_string())
+            .bind(metadata_json.clone());
+    }
+    query
+}
+
 /// Appends `events` to `stream_id` inside `tx`, expecting the stream to hold `expected` events.
 ///
 /// Returns the stored records, revisions `expected..`.
