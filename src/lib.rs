@@ -2,7 +2,9 @@
 //!
 //! Layout: [`http`] turns requests into commands and queries; [`campaigns`] runs commands
 //! through the `herald-domain` aggregate and appends to the [`store`]; [`projector`] keeps the
-//! checkpointed read models of `herald-projections` up to date; [`startup`] wires it together.
+//! checkpointed read models of `herald-projections` up to date; [`scheduler`] launches
+//! campaigns when they are due and hands each run to [`sender`], which fans it out to the
+//! audience through [`channels`]; [`startup`] wires it together.
 
 pub mod auth;
 pub mod cache;
@@ -13,6 +15,8 @@ pub mod db;
 pub mod documents;
 pub mod http;
 pub mod projector;
+pub mod scheduler;
 pub mod secrets;
+pub mod sender;
 pub mod startup;
 pub mod store;

@@ -164,13 +164,11 @@ impl Sender {
         spec: &CampaignSpec,
     ) -> Result<Filter, SendRunError> {
         let value = match (&spec.audience_id, &spec.audience) {
-            (Some(id), _) => {
-                documents::get(&self.db, org_id, DocumentKind::Audience, id)
-                    .await?
-                    .ok_or_else(|| SendRunError::Setup(format!("audience {id} does not exist")))?
-                    ["filter"]
-                    .clone()
-            }
+            (Some(id), _) => documents::get(&self.db, org_id, DocumentKind::Audience, id)
+                .await?
+                .ok_or_else(|| SendRunError::Setup(format!("audience {id} does not exist")))?
+                ["filter"]
+                .clone(),
             (None, Some(inline)) => inline["filter"].clone(),
             (None, None) => return Err(SendRunError::Setup("the campaign has no audience".into())),
         };
@@ -239,7 +237,11 @@ impl Sender {
             .partition(|r| r.channel.category() == "social");
         for route in &social {
             let key = profile_key(&route.profile);
-            if self.in_ledger(org_id, run_id, &[key.clone()]).await?.is_empty() {
+            if self
+                .in_ledger(org_id, run_id, std::slice::from_ref(&key))
+                .await?
+                .is_empty()
+            {
                 let prepared = vec![self.prepare_post(&ctx, route)];
                 self.deliver(&ctx, route, prepared, &mut report).await?;
             } else {
@@ -258,9 +260,7 @@ impl Sender {
             {
                 return Ok(stop);
             }
-            let page = self
-                .contact_page(org_id, &after, &plan.launched_at)
-                .await?;
+            let page = self.contact_page(org_id, &after, &plan.launched_at).await?;
             let Some((last_id, _)) = page.last() else {
                 break;
             };
@@ -271,8 +271,7 @@ impl Sender {
                 .filter(|(_, contact)| filter.matches(contact))
                 .collect();
             if !members.is_empty() && !direct.is_empty() {
-                self.send_page(&ctx, &direct, &members, &mut report)
-                    .await?;
+                self.send_page(&ctx, &direct, &members, &mut report).await?;
             }
             if !full {
                 break;
@@ -436,7 +435,8 @@ impl Sender {
         if contacts.is_empty() {
             return Ok(found);
         }
-        let placeholders: Vec<String> = (0..contacts.len()).map(|i| format!("${}", i + 3)).collect();
+        let placeholders: Vec<String> =
+            (0..contacts.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
             "select contact_id, channel from send_ledger where org_id = $1 and run_id = $2 and contact_id in ({})",
             placeholders.join(",")
@@ -526,13 +526,7 @@ impl Sender {
         contact: &Value,
         to: String,
     ) -> Prepared {
-        let unsubscribe = self.token_url(
-            ctx,
-            contact_id,
-            channel,
-            TrackingKind::Unsubscribe,
-            None,
-        );
+        let unsubscribe = self.token_url(ctx, contact_id, channel, TrackingKind::Unsubscribe, None);
         let mut tracking = json!({"open": null, "clicks": [], "unsubscribe": unsubscribe});
         let render = RenderContext {
             contact: contact.clone(),
@@ -562,13 +556,8 @@ impl Sender {
                                 clicks.push(click.clone());
                                 Some(click)
                             });
-                            let open = self.token_url(
-                                ctx,
-                                contact_id,
-                                channel,
-                                TrackingKind::Open,
-                                None,
-                            );
+                            let open =
+                                self.token_url(ctx, contact_id, channel, TrackingKind::Open, None);
                             tracking["open"] = json!(open);
                             tracking::add_open_pixel(&rewritten, &open)
                         });
@@ -589,7 +578,11 @@ impl Sender {
                             link: None,
                             image_url: None,
                             headers,
-                            idempotency_key: format!("{}:{contact_id}:{}", ctx.run_id, channel.id()),
+                            idempotency_key: format!(
+                                "{}:{contact_id}:{}",
+                                ctx.run_id,
+                                channel.id()
+                            ),
                             status_callback: None,
                         })
                     }
@@ -788,7 +781,9 @@ impl Sender {
                             .unwrap_or_else(|| "no adapter for this connection".into())),
                         0,
                     ),
-                    (Ok(message), Some(Ok(adapter))) => send_with_retry(adapter.as_ref(), message).await,
+                    (Ok(message), Some(Ok(adapter))) => {
+                        send_with_retry(adapter.as_ref(), message).await
+                    }
                 };
                 Delivered {
                     contact_id: p.contact_id,
@@ -920,18 +915,19 @@ async fn insert_ledger(
         let mut sql = String::from(
             "insert into send_ledger (org_id, run_id, campaign_id, created_at, updated_at, contact_id, channel, state, last_error, attempts) values ",
         );
-        for i in 0..chunk.len() {
+        for (i, row) in chunk.iter().enumerate() {
             let b = 4 + i * 4;
             if i > 0 {
                 sql.push(',');
             }
+            // A `sending` row is claimed before the call; the others record a finished attempt.
             sql.push_str(&format!(
                 "($1, $2, $3, $4, $4, ${}, ${}, ${}, ${}, {})",
                 b + 1,
                 b + 2,
                 b + 3,
                 b + 4,
-                if chunk[i].state == "sending" { 0 } else { 1 }
+                if row.state == "sending" { 0 } else { 1 }
             ));
         }
         sql.push_str(" on conflict (org_id, run_id, contact_id, channel) do nothing returning contact_id, channel");
@@ -1057,4 +1053,39 @@ pub async fn channel_health(db: &Db, org_id: &str) -> Result<HashMap<String, Val
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_with_jitter_and_never_pass_the_cap() {
+        for _ in 0..100 {
+            let first = retry_delay(1, None);
+            assert!(first >= Duration::from_millis(125) && first <= Duration::from_millis(250));
+            let third = retry_delay(3, None);
+            assert!(third >= Duration::from_millis(500) && third <= Duration::from_secs(1));
+        }
+        assert_eq!(
+            retry_delay(2, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            retry_delay(2, Some(Duration::from_secs(3600))),
+            MAX_RETRY_DELAY
+        );
+        assert_eq!(retry_delay(40, None), MAX_RETRY_DELAY);
+    }
+
+    #[test]
+    fn only_per_contact_channels_have_an_address_and_blank_ones_do_not_count() {
+        let contact = json!({"email": " ann@acme.test ", "phone": ""});
+        assert_eq!(
+            address(Channel::Email, &contact).as_deref(),
+            Some("ann@acme.test")
+        );
+        assert_eq!(address(Channel::Sms, &contact), None);
+        assert_eq!(address(Channel::Facebook, &contact), None);
+    }
 }

@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::projector::{self, Wakeup};
+use crate::scheduler::Scheduler;
+use crate::sender::Sender;
 
 /// A bound, migrated, ready-to-serve Herald.
 pub struct Application {
@@ -18,6 +20,8 @@ pub struct Application {
     database_url: String,
     state: AppState,
     workers: bool,
+    /// The scheduler and send workers, unless `HERALD_WORKERS=false`.
+    scheduler: Option<Arc<Scheduler>>,
 }
 
 impl Application {
@@ -52,11 +56,26 @@ impl Application {
             public_url: config.public_url().into(),
             assets: Arc::default(),
         };
+        let scheduler = config.workers.then(|| {
+            let sender = Sender::new(
+                state.db.clone(),
+                state.sealer.clone(),
+                &secrets.tracking_secret,
+                state.public_url.clone(),
+                crate::channels::http_client(std::time::Duration::from_secs(30)),
+            );
+            Arc::new(Scheduler::new(
+                state.db.clone(),
+                sender,
+                state.wakeup.clone(),
+            ))
+        });
         Ok(Application {
             listener,
             database_url: config.database_url(),
             state,
             workers: config.workers,
+            scheduler,
         })
     }
 
@@ -77,22 +96,40 @@ impl Application {
             ))
         });
         let listener = (self.state.db.backend == crate::db::Backend::Postgres).then(|| {
-            tokio::spawn(crate::cache::listen(
+            let db = &self.state.db;
+            let announcer = tokio::spawn(crate::cache::announce_changes(
+                db.write.clone(),
+                db.cache.clone(),
+            ));
+            let listener = tokio::spawn(crate::cache::listen(
                 self.database_url.clone(),
-                self.state.db.cache.clone(),
-            ))
+                db.cache.clone(),
+            ));
+            (announcer, listener)
         });
+        let scheduler = match self.scheduler.clone() {
+            Some(scheduler) => {
+                // Heartbeat and crash recovery before the first request is served.
+                scheduler.prepare().await?;
+                Some(tokio::spawn(scheduler.run(stop_rx.clone())))
+            }
+            None => None,
+        };
         tracing::info!(address = %self.local_addr(), workers = self.workers, "herald is listening");
         let app = http::router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         let _ = stop_tx.send(true);
-        if let Some(listener) = listener {
+        if let Some((announcer, listener)) = listener {
+            announcer.abort();
             listener.abort();
         }
         if let Some(runner) = runner {
             let _ = runner.await;
+        }
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! - [`campaign`]: the `Campaign` aggregate (cqrs-es), its lifecycle rules, commands and events.
 //! - [`template`]: message templates per channel, their save-time checks and rendering.
 //! - [`query`]: DynamicQuery, the MongoDB-style audience filter over contacts, and its limits.
+//! - [`tracking`]: signed tracking tokens and the email rewriting (open pixel, click links).
 //! - [`ids`]: the id syntax shared by every resource.
 //! - [`error`]: field errors and the reasons a command is refused.
 
@@ -20,6 +21,7 @@ pub mod query;
 pub mod schedule;
 pub mod spec;
 pub mod template;
+pub mod tracking;
 
 pub use campaign::{Blocker, Campaign, CampaignCommand, CampaignEvent, LaunchContext, RunInfo};
 pub use error::{CampaignError, FieldError};

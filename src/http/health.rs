@@ -6,12 +6,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
+use sqlx::Row;
 
 use super::error::{ApiError, Result};
 use super::extract::Auth;
 use super::AppState;
 use crate::projector::{self, Projection};
-use crate::store;
+use crate::{scheduler, sender, store};
 
 pub fn router() -> Router<AppState> {
     let marketing = Router::new().route("/crm/marketing/health", get(marketing_health));
@@ -58,17 +59,54 @@ async fn projection_lag(state: &AppState) -> Result<(i64, Map<String, Value>)> {
     Ok((head, projections))
 }
 
-// TODO(scheduling issue): scheduler heartbeat, queue depth and per-channel send results come
-// with the scheduler and send workers; until then they report an idle system.
-async fn marketing_health(State(state): State<AppState>, _auth: Auth) -> Result<Json<Value>> {
-    let (_, projections) = projection_lag(&state).await?;
+/// The operations view of the caller's org: scheduler heartbeat (any node's), queue depth by
+/// state, the latest send outcomes per channel, and projection positions. `degraded` when the
+/// heartbeat is older than 10 seconds while workers run (here or on any node that registered),
+/// or when a channel's last 20 sends or more all failed.
+async fn marketing_health(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>> {
+    let (_, mut projections) = projection_lag(&state).await?;
+    let org_id = &auth.0.org_id;
+    let scheduler = scheduler::health(&state.db, org_id).await?;
+    let scheduler_at = scheduler_checkpoint(&state).await?;
+    let scheduler_lag = store::lag(&state.db, scheduler_at).await?;
+    projections.insert(
+        scheduler::CHECKPOINT.into(),
+        json!({ "position": scheduler_at.position, "lag": scheduler_lag }),
+    );
+    let mut channels = Map::new();
+    let mut failing = false;
+    for (channel, mut figures) in sender::channel_health(&state.db, org_id).await? {
+        let run = figures["consecutiveFailures"].as_i64().unwrap_or(0);
+        failing |= run >= FAILING_CHANNEL_SENDS;
+        figures["failing"] = json!(run >= FAILING_CHANNEL_SENDS);
+        channels.insert(channel, figures);
+    }
+    let stale = scheduler.stale && (state.workers || scheduler.registered);
+    let status = if stale || failing { "degraded" } else { "ok" };
     Ok(Json(json!({
-        "status": "ok",
-        "scheduler": { "heartbeatAt": null, "workers": 0 },
-        "queue": { "depth": 0, "scheduled": 0, "running": 0, "failed": 0 },
-        "channels": {},
+        "status": status,
+        "scheduler": scheduler.scheduler,
+        "queue": scheduler.queue,
+        "channels": channels,
         "projections": projections,
     })))
+}
+
+/// A channel whose last this-many sends all failed makes the health view `degraded`.
+const FAILING_CHANNEL_SENDS: i64 = 20;
+
+async fn scheduler_checkpoint(state: &AppState) -> Result<store::Checkpoint> {
+    let row = sqlx::query("select tx_id, position from projection_checkpoints where name = $1")
+        .bind(scheduler::CHECKPOINT)
+        .fetch_optional(&state.db.read)
+        .await?;
+    Ok(match row {
+        Some(row) => store::Checkpoint {
+            tx_id: row.try_get("tx_id")?,
+            position: row.try_get("position")?,
+        },
+        None => store::Checkpoint::default(),
+    })
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod resources;
+pub mod sandbox;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +50,8 @@ pub fn router(state: AppState) -> Router {
         .merge(campaigns::router())
         .merge(events::router())
         .merge(discovery::router())
-        .merge(resources::router());
+        .merge(resources::router())
+        .merge(sandbox::router());
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api.clone())

@@ -164,7 +164,7 @@ async fn read_models(url: &str) -> Vec<String> {
 }
 
 db_test!(
-    herald_replay_rebuilds_every_read_model_to_the_same_rows,
+    api_only herald_replay_rebuilds_every_read_model_to_the_same_rows,
     |app: TestApp| async move {
         app.make_ready().await;
         let contacts = serde_json::json!([

@@ -19,9 +19,27 @@ pub enum Backend {
 }
 
 /// Runs the body once per database: `db_test!(name, |app| async move { ... })` makes
-/// `name::sqlite` and `name::postgres`.
+/// `name::sqlite` and `name::postgres`. `db_test!(api_only name, ...)` runs the server with
+/// `HERALD_WORKERS=false`: launches are recorded but nothing sends or completes them, for tests
+/// of the lifecycle rules themselves.
 #[macro_export]
 macro_rules! db_test {
+    (api_only $name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_api_only($crate::helpers::Backend::Sqlite).await;
+                ($body)(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app = $crate::helpers::spawn_api_only($crate::helpers::Backend::Postgres).await;
+                ($body)(app).await;
+            }
+        }
+    };
     ($name:ident, $body:expr) => {
         mod $name {
             #[allow(unused_imports)]
@@ -152,6 +170,14 @@ pub async fn fresh_database(backend: Backend) -> (String, std::path::PathBuf) {
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let (url, dir) = fresh_database(backend).await;
     spawn_with(backend, test_config(url, &dir)).await
+}
+
+/// A server without the scheduler and send workers (`HERALD_WORKERS=false`).
+pub async fn spawn_api_only(backend: Backend) -> TestApp {
+    let (url, dir) = fresh_database(backend).await;
+    let mut config = test_config(url, &dir);
+    config.workers = false;
+    spawn_with(backend, config).await
 }
 
 /// Starts a server with a given configuration.

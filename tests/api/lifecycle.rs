@@ -33,7 +33,7 @@ fn event_types(events: &[Value]) -> Vec<String> {
 }
 
 db_test!(
-    a_campaign_walks_the_whole_lifecycle_by_actions,
+    api_only a_campaign_walks_the_whole_lifecycle_by_actions,
     |app: TestApp| async move {
         app.make_ready().await;
         let mut body = future_campaign();
@@ -78,7 +78,7 @@ db_test!(
 );
 
 db_test!(
-    status_changes_by_put_follow_the_same_rules,
+    api_only status_changes_by_put_follow_the_same_rules,
     |app: TestApp| async move {
         app.make_ready().await;
         let created = app.post_campaign(&future_campaign()).await;
@@ -124,7 +124,7 @@ db_test!(scheduling_needs_a_future_start, |app: TestApp| async move {
 });
 
 db_test!(
-    running_without_a_schedule_launches_now,
+    api_only running_without_a_schedule_launches_now,
     |app: TestApp| async move {
         app.make_ready().await;
         let mut body = seed_campaign();

@@ -16,3 +16,4 @@ mod events;
 mod health;
 mod integrations;
 mod lifecycle;
+mod scheduling;
