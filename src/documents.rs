@@ -380,6 +380,13 @@ async fn bulk_chunk(
     chunk: &[BulkRow],
 ) -> Result<BulkSummary, DocError> {
     let mut tx = db.begin().await?;
+    if db.backend == crate::db::Backend::Postgres {
+        // The table grows during an import: a plan cached while it was small (a sequential scan)
+        // would make every later chunk scan everything. Plan each lookup for the table as it is.
+        sqlx::query("set local plan_cache_mode = force_custom_plan")
+            .execute(&mut *tx)
+            .await?;
+    }
     // Current rows for the chunk's ids and lookup keys.
     let mut by_id: HashMap<String, DocumentView> = HashMap::new();
     let mut by_lookup: HashMap<String, String> = HashMap::new();
