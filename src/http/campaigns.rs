@@ -5,7 +5,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use herald_domain::campaign::{CampaignCommand, LaunchContext};
 use herald_domain::error::CampaignError;
 use herald_domain::spec::{parse_campaign, CampaignSpec, CampaignType, Channel, Status};
@@ -13,7 +12,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::error::{ApiError, Result};
-use super::extract::{Auth, JsonBody, Params, RequestMeta};
+use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
 use super::idempotency;
 use super::AppState;
 use crate::campaigns::{
@@ -218,26 +217,6 @@ async fn fetch(
     ))
 }
 
-/// Parses `If-Match`: `"3"`, `W/"3"` or `*` (any version).
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::bad_request("If-Match is malformed"))?
-        .trim();
-    if value == "*" {
-        return Ok(None);
-    }
-    let tag = value.trim_start_matches("W/").trim_matches('"');
-    match tag.parse::<i64>() {
-        Ok(version) => Ok(Some(version)),
-        // A tag this server never issued cannot match the current one.
-        Err(_) => Ok(Some(-1)),
-    }
-}
-
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn replace(
     State(state): State<AppState>,
@@ -433,17 +412,4 @@ async fn list(State(state): State<AppState>, auth: Auth, params: Params) -> Resu
         .map(|doc| assets.live_blockers(doc))
         .collect();
     Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
-}
-
-fn encode_cursor(value: &str, id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([value, id]).to_string())
-}
-
-fn decode_cursor(cursor: &str) -> Result<(String, String)> {
-    let bad = || ApiError::bad_request("cursor is not one this server issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| bad())?;
-    let (value, id): (String, String) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    Ok((value, id))
 }

@@ -7,7 +7,10 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap};
 use serde_json::Value;
 
-use super::error::ApiError;
+use base64::Engine;
+use serde_json::json;
+
+use super::error::{ApiError, Result};
 use super::AppState;
 use crate::auth::{Principal, Verifier};
 
@@ -226,4 +229,38 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             correlation_id,
         })
     }
+}
+
+/// Parses `If-Match`: `"3"`, `W/"3"` or `*` (any version).
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match is malformed"))?
+        .trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    let tag = value.trim_start_matches("W/").trim_matches('"');
+    match tag.parse::<i64>() {
+        Ok(version) => Ok(Some(version)),
+        // A tag this server never issued cannot match the current one.
+        Err(_) => Ok(Some(-1)),
+    }
+}
+
+/// An opaque list cursor: the sort value and id of the last item of a page.
+pub fn encode_cursor(value: &str, id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([value, id]).to_string())
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<(String, String)> {
+    let bad = || ApiError::bad_request("cursor is not one this server issued");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let (value, id): (String, String) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((value, id))
 }

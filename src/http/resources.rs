@@ -7,7 +7,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use base64::Engine;
 use futures::TryStreamExt;
 use herald_domain::audience::parse_audience;
 use herald_domain::connection::parse_connection;
@@ -20,7 +19,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::error::{ApiError, Result};
-use super::extract::{Auth, JsonBody, Params, RequestMeta};
+use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
 use super::{idempotency, AppState};
 use crate::auth::Principal;
 use crate::campaigns::CommandMeta;
@@ -204,26 +203,6 @@ fn with_etag(status: StatusCode, doc: &Value) -> Response {
     response
 }
 
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::bad_request("If-Match is malformed"))?
-        .trim();
-    if value == "*" {
-        return Ok(None);
-    }
-    Ok(Some(
-        value
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .parse()
-            .unwrap_or(-1),
-    ))
-}
-
 fn seal(state: &AppState, credentials: &Option<Value>) -> Option<Sealed> {
     credentials
         .as_ref()
@@ -324,18 +303,8 @@ async fn list(
     let after = params.get("cursor").map(decode_cursor).transpose()?;
     let (items, last) =
         documents::list(&state.db, &auth.0.org_id, kind, after, params.limit()?).await?;
-    let next = last.map(|(at, id)| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([at, id]).to_string())
-    });
+    let next = last.map(|(at, id)| encode_cursor(&at, &id));
     Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
-}
-
-fn decode_cursor(cursor: &str) -> Result<(String, String)> {
-    let bad = || ApiError::bad_request("cursor is not one this server issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| bad())?;
-    serde_json::from_slice(&bytes).map_err(|_| bad())
 }
 
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, kind = kind.as_str(), id = %id))]
