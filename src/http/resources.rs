@@ -17,6 +17,7 @@ use herald_domain::query::{parse_filter, Filter};
 use herald_domain::template::{parse_template, render, RenderContext, TemplateContent};
 use serde_json::{json, Value};
 use sqlx::Row;
+use std::sync::Arc;
 
 use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
@@ -511,15 +512,51 @@ pub async fn evaluate_reach(
     org_id: &str,
     filter: &Filter,
 ) -> Result<(u64, Vec<Value>)> {
+    // Rows stream from the database in creation order; batches are parsed and matched on the
+    // blocking pool (both cores), with at most a few batches in memory at once.
+    const BATCH: usize = 2000;
+    const IN_FLIGHT: usize = 3;
     let mut rows = sqlx::query(
         "select doc from documents where org_id = $1 and kind = 'contact' order by created_at, id",
     )
     .bind(org_id)
     .fetch(&state.db.read);
+    let filter = Arc::new(filter.clone());
+    let mut pending = std::collections::VecDeque::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut total = (0u64, Vec::new());
+    loop {
+        let row = rows.try_next().await?;
+        let done = row.is_none();
+        if let Some(row) = row {
+            batch.push(row.try_get::<String, _>("doc")?);
+        }
+        if batch.len() == BATCH || (done && !batch.is_empty()) {
+            let docs = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let filter = filter.clone();
+            pending.push_back(tokio::task::spawn_blocking(move || {
+                match_batch(&filter, docs)
+            }));
+        }
+        while pending.len() >= IN_FLIGHT || (done && !pending.is_empty()) {
+            let handle = pending.pop_front().expect("a pending batch");
+            let (count, sample) = handle.await.map_err(ApiError::internal)?;
+            total.0 += count;
+            total
+                .1
+                .extend(sample.into_iter().take(10 - total.1.len().min(10)));
+        }
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+/// Counts the contacts of one batch that match, and keeps the first ten.
+fn match_batch(filter: &Filter, docs: Vec<String>) -> (u64, Vec<Value>) {
     let mut count = 0u64;
     let mut sample = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        let doc: String = row.try_get("doc")?;
+    for doc in docs {
         let Ok(contact) = serde_json::from_str::<Value>(&doc) else {
             continue;
         };
@@ -530,7 +567,7 @@ pub async fn evaluate_reach(
             }
         }
     }
-    Ok((count, sample))
+    (count, sample)
 }
 
 async fn reach(
