@@ -114,14 +114,10 @@ pub struct Config {
         global = true
     )]
     pub metrics_token: Option<String>,
-    /// Largest database pool.
-    #[arg(
-        long,
-        env = "HERALD_DB_CONNECTIONS",
-        default_value_t = 32,
-        global = true
-    )]
-    pub db_connections: u32,
+    /// Largest database pool. Default: six per CPU core. More connections than the database's
+    /// cores can run only queue inside PostgreSQL (measured in docs/benchmarks.md).
+    #[arg(long, env = "HERALD_DB_CONNECTIONS", global = true)]
+    pub db_connections: Option<u32>,
 }
 
 /// Secrets the service needs, after defaults and generation.
@@ -149,6 +145,14 @@ impl Config {
 
     pub fn is_postgres(&self) -> bool {
         self.database_url().starts_with("postgres")
+    }
+
+    /// The pool size: as configured, or six connections per CPU core (at least 8).
+    pub fn db_connections(&self) -> u32 {
+        self.db_connections.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+            (cores * 6).max(8)
+        })
     }
 
     pub fn public_url(&self) -> String {

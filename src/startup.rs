@@ -29,7 +29,7 @@ impl Application {
     /// a free port, as the tests do).
     pub async fn build(config: &Config) -> anyhow::Result<Application> {
         let secrets = config.secrets()?;
-        let db = Db::connect(&config.database_url(), config.db_connections).await?;
+        let db = Db::connect(&config.database_url(), config.db_connections()).await?;
         db.migrate().await?;
         let public_key = config.jwt_public_key_pem()?;
         let verifier = Verifier::new(

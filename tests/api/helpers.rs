@@ -148,7 +148,7 @@ pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
         workers: true,
         log_format: "text".into(),
         metrics_token: None,
-        db_connections: 8,
+        db_connections: Some(8),
     }
 }
 
