@@ -667,7 +667,9 @@ impl OrgAssets {
             doc["blockers"] = Value::Array(vec![]);
             return doc;
         }
-        if let Ok(spec) = serde_json::from_value::<herald_domain::spec::CampaignSpec>(doc.clone()) {
+        // Deserialize from a borrow: the document is not copied to read its spec.
+        let spec = <herald_domain::spec::CampaignSpec as serde::Deserialize>::deserialize(&doc);
+        if let Ok(spec) = spec {
             let ready = self.readiness(&spec);
             doc["blockers"] = serde_json::to_value(&ready.blockers).unwrap_or(Value::Array(vec![]));
         }
