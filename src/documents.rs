@@ -31,6 +31,9 @@ pub enum DocError {
     Domain(#[from] DocumentError),
     #[error("the {kind} has changed (version {current})")]
     VersionMismatch { kind: &'static str, current: i64 },
+    /// A concurrent request with the same idempotency key won.
+    #[error("a request with this idempotency key is in flight")]
+    IdempotencyRace,
     /// Another writer changed one of the documents at the same time.
     #[error("a concurrent change to the same {0}")]
     Conflict(&'static str),
@@ -45,6 +48,8 @@ pub enum DocError {
 pub struct Extras {
     /// Encrypted credentials of a connection.
     pub secret: Option<Sealed>,
+    /// A create's `Idempotency-Key` and request hash: the response is stored with the change.
+    pub idempotency: Option<(String, String)>,
 }
 
 /// Runs one command against a document's newest state.
@@ -135,6 +140,23 @@ async fn execute_here(
             view.apply(&event.record).map_err(DocError::Unreadable)?;
         }
         write_rows(&mut tx, kind, std::slice::from_ref(&view)).await?;
+        if let Some((key, request_hash)) = &extras.idempotency {
+            let stored = sqlx::query(
+                "insert into idempotency_keys (org_id, key, request_hash, status, body, created_at)
+                 values ($1, $2, $3, 201, $4, $5) on conflict (org_id, key) do nothing",
+            )
+            .bind(&meta.org_id)
+            .bind(key)
+            .bind(request_hash)
+            .bind(view.to_json(kind).to_string())
+            .bind(store::format_time(now))
+            .execute(&mut *tx)
+            .await?;
+            if stored.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(DocError::IdempotencyRace);
+            }
+        }
         if kind == DocumentKind::Connection {
             if view.document.deleted {
                 sqlx::query("delete from connection_secrets where org_id = $1 and id = $2")

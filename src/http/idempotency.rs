@@ -9,7 +9,6 @@ use sqlx::Row;
 
 use super::error::{ApiError, Result};
 use crate::db::Db;
-use crate::store::format_time;
 
 /// A key and the hash of the request it came with.
 #[derive(Debug, Clone)]
@@ -77,27 +76,4 @@ pub async fn replay(db: &Db, org_id: &str, claim: &Claim) -> Result<Option<(Stat
         StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED),
         doc,
     )))
-}
-
-/// Stores the answer to a claimed request (first writer wins).
-pub async fn remember(
-    db: &Db,
-    org_id: &str,
-    claim: &Claim,
-    status: StatusCode,
-    body: &Value,
-) -> Result<()> {
-    sqlx::query(
-        "insert into idempotency_keys (org_id, key, request_hash, status, body, created_at)
-         values ($1, $2, $3, $4, $5, $6) on conflict (org_id, key) do nothing",
-    )
-    .bind(org_id)
-    .bind(&claim.key)
-    .bind(&claim.request_hash)
-    .bind(status.as_u16() as i64)
-    .bind(body.to_string())
-    .bind(format_time(Utc::now()))
-    .execute(&db.write)
-    .await?;
-    Ok(())
 }

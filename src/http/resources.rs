@@ -185,6 +185,9 @@ impl From<DocError> for ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 format!("If-Match does not match the {kind}'s current version \"{current}\""),
             ),
+            DocError::IdempotencyRace => {
+                ApiError::conflict("a request with this Idempotency-Key is still being processed")
+            }
             DocError::Conflict(kind) => {
                 ApiError::conflict(format!("a concurrent change to the same {kind}; retry"))
             }
@@ -247,7 +250,7 @@ async fn create(
         .clone()
         .unwrap_or_else(|| format!("{}{}", kind.id_prefix(), uuid::Uuid::now_v7()));
     let sealed = seal(&state, &parsed.credentials);
-    let (view, _) = documents::execute(
+    let outcome = documents::execute(
         &state.db,
         &meta(&auth.0, &request),
         kind,
@@ -257,14 +260,30 @@ async fn create(
             id: id.clone(),
             body: parsed.body,
         },
-        Extras { secret: sealed },
+        Extras {
+            secret: sealed,
+            idempotency: claim
+                .as_ref()
+                .map(|c| (c.key.clone(), c.request_hash.clone())),
+        },
     )
-    .await?;
+    .await;
+    let view = match (outcome, &claim) {
+        // A concurrent request with the same key won: answer what it answered.
+        (Err(DocError::IdempotencyRace), Some(claim)) => {
+            return idempotency::replay(&state.db, &org_id, claim)
+                .await?
+                .map(|(status, doc)| with_etag(status, &doc))
+                .ok_or_else(|| {
+                    ApiError::conflict(
+                        "a request with this Idempotency-Key is still being processed",
+                    )
+                });
+        }
+        (outcome, _) => outcome?.0,
+    };
     state.assets.invalidate(&org_id);
     let doc = view.to_json(kind);
-    if let Some(claim) = &claim {
-        idempotency::remember(&state.db, &org_id, claim, StatusCode::CREATED, &doc).await?;
-    }
     let mut response = with_etag(StatusCode::CREATED, &doc);
     if let Ok(location) = HeaderValue::from_str(&format!("{}/{id}", collection_path(kind))) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -343,7 +362,7 @@ async fn replace(
         &id,
         expected,
         DocumentCommand::Replace { body: parsed.body },
-        Extras { secret: None },
+        Extras::default(),
     )
     .await?;
     state.assets.invalidate(&auth.0.org_id);

@@ -182,3 +182,45 @@ db_test!(
         xml.assert_problem(415);
     }
 );
+
+db_test!(
+    an_idempotency_key_on_a_contact_create_replays_and_writes_once,
+    |app: TestApp| async move {
+        let app = std::sync::Arc::new(app);
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                app.admin(Method::POST, "/crm/contacts")
+                    .header("idempotency-key", "ct-create-1")
+                    .json(&json!({"email": "once@example.com"}))
+                    .send()
+                    .await
+            }));
+        }
+        let mut ids = Vec::new();
+        for task in tasks {
+            let reply = task.await.unwrap();
+            assert!(reply.status == 201 || reply.status == 409, "{}", reply.text);
+            if reply.status == 201 {
+                ids.push(reply.body["id"].as_str().unwrap().to_string());
+            }
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "every replay names the same contact");
+        let created = app
+            .all_events()
+            .await
+            .iter()
+            .filter(|e| e["eventType"] == "ContactCreated")
+            .count();
+        assert_eq!(created, 1);
+        let reused = app
+            .admin(Method::POST, "/crm/contacts")
+            .header("idempotency-key", "ct-create-1")
+            .json(&json!({"email": "other@example.com"}))
+            .send()
+            .await;
+        reused.assert_problem(422);
+    }
+);
