@@ -171,14 +171,7 @@ async fn execute_here(
                 changed: false,
             });
         }
-        let to_store: Vec<NewEvent> = new_events
-            .iter()
-            .map(|e| NewEvent {
-                event_type: e.event_type().to_string(),
-                event_version: "1".to_string(),
-                data: e.data(),
-            })
-            .collect();
+        let to_store = to_new_events(&new_events);
         let metadata = meta.metadata();
         let stored = match store::append(
             &mut tx,
@@ -256,6 +249,18 @@ async fn current_version_of(db: &Db, stream_id: &str) -> Result<i64, sqlx::Error
         .await
 }
 
+/// Campaign events as the log stores them.
+fn to_new_events(events: &[herald_domain::campaign::CampaignEvent]) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|e| NewEvent {
+            event_type: e.event_type().to_string(),
+            event_version: herald_domain::campaign::CampaignEvent::VERSION.to_string(),
+            data: e.data(),
+        })
+        .collect()
+}
+
 /// The stream id a view was folded from.
 pub fn stream_of(view: &CampaignView) -> String {
     campaign_stream(&view.org_id, view.campaign.id())
@@ -296,10 +301,8 @@ fn upsert_sql(rows: usize, offset: usize) -> String {
     sql
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
 /// Binds the twelve campaign-row columns of each view, in [`upsert_sql`] order.
-fn bind_views<'q>(mut query: AnyQuery<'q>, views: &[CampaignView]) -> AnyQuery<'q> {
+fn bind_views<'q>(mut query: store::AnyQuery<'q>, views: &[CampaignView]) -> store::AnyQuery<'q> {
     for view in views {
         let spec = view.campaign.spec();
         let channels: String = spec
@@ -344,14 +347,7 @@ async fn create_fast(
         .handle(command(&Campaign::default(), now), &(), &sink)
         .await?;
     let new_events = sink.collect().await;
-    let to_store: Vec<NewEvent> = new_events
-        .iter()
-        .map(|e| NewEvent {
-            event_type: e.event_type().to_string(),
-            event_version: "1".to_string(),
-            data: e.data(),
-        })
-        .collect();
+    let to_store = to_new_events(&new_events);
     let metadata = meta.metadata();
     let mut view = CampaignView::default();
     for (revision, event) in to_store.iter().enumerate() {
@@ -408,10 +404,7 @@ async fn create_in_one_statement(
     bind_views(query, std::slice::from_ref(view))
         .fetch_one(&db.write)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => AppendError::Conflict,
-            _ => AppendError::Db(e),
-        })?;
+        .map_err(store::conflict_or_db)?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::error::FieldError;
-use crate::ids::is_valid_id;
+use crate::ids::optional_id;
 use crate::query::parse_filter;
 
 /// A validated audience body.
@@ -19,14 +19,7 @@ pub fn parse_audience(value: &Value) -> Result<AudienceInput, Vec<FieldError>> {
         return Err(vec![FieldError::new("body", "must be a JSON object")]);
     };
     let mut errors = Vec::new();
-    let id = match object.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if is_valid_id(id) => Some(id.clone()),
-        Some(_) => {
-            errors.push(FieldError::new("id", "is not a valid id"));
-            None
-        }
-    };
+    let id = optional_id(object, &mut errors);
     let name = match object.get("name").and_then(Value::as_str).map(str::trim) {
         Some(name) if !name.is_empty() && name.chars().count() <= 200 => name.to_string(),
         _ => {

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::contact::is_e164;
 use crate::error::FieldError;
-use crate::ids::is_valid_id;
+use crate::ids::{is_valid_id, optional_id};
 use crate::spec::Channel;
 
 /// What a vendor needs: required credential keys and required setting keys.
@@ -59,14 +59,7 @@ pub fn parse_connection(value: &Value) -> Result<ConnectionInput, Vec<FieldError
         return Err(vec![FieldError::new("body", "must be a JSON object")]);
     };
     let mut errors = Vec::new();
-    let id = match object.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if is_valid_id(id) => Some(id.clone()),
-        Some(_) => {
-            errors.push(FieldError::new("id", "is not a valid id"));
-            None
-        }
-    };
+    let id = optional_id(object, &mut errors);
     let platform = match object.get("platform").and_then(Value::as_str) {
         Some(p) => match Channel::parse(p) {
             Some(channel) => Some(channel),

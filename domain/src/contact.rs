@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::FieldError;
-use crate::ids::is_valid_id;
+use crate::ids::optional_id;
 use crate::schedule::parse_timezone;
 
 /// Fields a client may set on a contact; everything else is ignored.
@@ -42,17 +42,7 @@ pub fn parse_contact(value: &Value) -> Result<ContactInput, Vec<FieldError>> {
     };
     let mut errors = Vec::new();
     let mut body = Map::new();
-    let id = match object.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if is_valid_id(id) => Some(id.clone()),
-        Some(_) => {
-            errors.push(FieldError::new(
-                "id",
-                "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
-            ));
-            None
-        }
-    };
+    let id = optional_id(object, &mut errors);
     for key in EDITABLE {
         let Some(field) = object.get(key) else {
             continue;

@@ -25,6 +25,22 @@ pub fn is_valid_id(s: &str) -> bool {
 pub const INVALID_ID_MESSAGE: &str =
     "must be 1-64 characters: letters, digits, '_', '.' or '-', starting with a letter or digit";
 
+/// Reads an optional client-chosen `id` from a request body: absent or `null` is `None`, a
+/// malformed one is a field error.
+pub fn optional_id(
+    object: &serde_json::Map<String, serde_json::Value>,
+    errors: &mut Vec<crate::error::FieldError>,
+) -> Option<String> {
+    match object.get("id") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(id)) if is_valid_id(id) => Some(id.clone()),
+        Some(_) => {
+            errors.push(crate::error::FieldError::new("id", INVALID_ID_MESSAGE));
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,18 +129,16 @@ fn meta(principal: &Principal, request: &RequestMeta) -> CommandMeta {
     }
 }
 
-/// A validated body of any kind: its optional id, what to store, the lookup key and secrets.
+/// A validated body of any kind: its optional id, what to store and its secrets.
 struct Parsed {
     id: Option<String>,
     body: Value,
-    lookup: Option<String>,
     credentials: Option<Value>,
 }
 
 fn parse(kind: DocumentKind, value: &Value) -> Result<Parsed, Vec<FieldError>> {
     match kind {
         DocumentKind::Contact => parse_contact(value).map(|c| Parsed {
-            lookup: c.email_key(),
             id: c.id,
             body: c.body,
             credentials: None,
@@ -148,7 +146,6 @@ fn parse(kind: DocumentKind, value: &Value) -> Result<Parsed, Vec<FieldError>> {
         DocumentKind::Audience => parse_audience(value).map(|a| Parsed {
             id: a.id,
             body: a.body,
-            lookup: None,
             credentials: None,
         }),
         DocumentKind::Template => {
@@ -158,14 +155,11 @@ fn parse(kind: DocumentKind, value: &Value) -> Result<Parsed, Vec<FieldError>> {
             Ok(Parsed {
                 id: input.id,
                 body,
-                lookup: None,
                 credentials: None,
             })
         }
         DocumentKind::Connection => parse_connection(value).map(|c| Parsed {
             id: c.id,
-            // A connection's lookup key is its platform: readiness checks read only that.
-            lookup: c.body["platform"].as_str().map(str::to_string),
             body: c.body,
             credentials: Some(Value::Object(c.credentials)),
         }),
@@ -231,20 +225,7 @@ async fn create(
         }
     }
     let parsed = parse(kind, &body.value).map_err(ApiError::unprocessable)?;
-    if let (DocumentKind::Contact, Some(lookup)) = (kind, &parsed.lookup) {
-        let taken: Option<String> = sqlx::query_scalar(
-            "select id from documents where org_id = $1 and kind = 'contact' and lookup = $2 limit 1",
-        )
-        .bind(&org_id)
-        .bind(lookup)
-        .fetch_optional(&state.db.read)
-        .await?;
-        if let Some(existing) = taken {
-            return Err(ApiError::conflict(format!(
-                "contact {existing} already has this email"
-            )));
-        }
-    }
+    ensure_email_free(&state, &org_id, kind, &parsed.body, None).await?;
     let id = parsed
         .id
         .clone()
@@ -289,6 +270,36 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// A contact's email belongs to one contact of the org: `409` when another one has it.
+async fn ensure_email_free(
+    state: &AppState,
+    org_id: &str,
+    kind: DocumentKind,
+    body: &Value,
+    except_id: Option<&str>,
+) -> Result<()> {
+    let Some(email) = (kind == DocumentKind::Contact)
+        .then(|| documents::lookup(kind, body))
+        .flatten()
+    else {
+        return Ok(());
+    };
+    let taken: Option<String> = sqlx::query_scalar(
+        "select id from documents where org_id = $1 and kind = 'contact' and lookup = $2 and id <> $3 limit 1",
+    )
+    .bind(org_id)
+    .bind(email)
+    .bind(except_id.unwrap_or(""))
+    .fetch_optional(&state.db.read)
+    .await?;
+    match taken {
+        Some(existing) => Err(ApiError::conflict(format!(
+            "contact {existing} already has this email"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn collection_path(kind: DocumentKind) -> &'static str {
@@ -340,21 +351,7 @@ async fn replace(
     authorize(kind, &auth, true)?;
     let expected = if_match(&headers)?;
     let parsed = parse(kind, &body.value).map_err(ApiError::unprocessable)?;
-    if let (DocumentKind::Contact, Some(lookup)) = (kind, &parsed.lookup) {
-        let taken: Option<String> = sqlx::query_scalar(
-            "select id from documents where org_id = $1 and kind = 'contact' and lookup = $2 and id <> $3 limit 1",
-        )
-        .bind(&auth.0.org_id)
-        .bind(lookup)
-        .bind(&id)
-        .fetch_optional(&state.db.read)
-        .await?;
-        if let Some(existing) = taken {
-            return Err(ApiError::conflict(format!(
-                "contact {existing} already has this email"
-            )));
-        }
-    }
+    ensure_email_free(&state, &auth.0.org_id, kind, &parsed.body, Some(&id)).await?;
     let (view, _) = documents::execute(
         &state.db,
         &meta(&auth.0, &request),

@@ -81,26 +81,24 @@ pub fn append_values_sql(n: usize, offset: usize, json_cast: &str) -> (String, u
 
 /// Binds events in [`append_values_sql`] order, revisions from `expected`.
 pub fn bind_append<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    mut query: AnyQuery<'q>,
     stream_id: &str,
     expected: i64,
     events: &[NewEvent],
     metadata: &Metadata,
     now: DateTime<Utc>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    let created = format_time(now);
-    let metadata_json = serde_json::to_string(metadata).expect("metadata serializes");
+) -> AnyQuery<'q> {
+    let shared = Shared::new(metadata, now);
     for (offset, event) in events.iter().enumerate() {
-        query = query
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(metadata.org_id.clone())
-            .bind(stream_id.to_string())
-            .bind(expected + offset as i64)
-            .bind(event.event_type.clone())
-            .bind(event.event_version.clone())
-            .bind(created.clone())
-            .bind(event.data.to_string())
-            .bind(metadata_json.clone());
+        let event_id = uuid::Uuid::now_v7().to_string();
+        query = bind_event(
+            query,
+            &shared,
+            event_id,
+            stream_id,
+            expected + offset as i64,
+            event,
+        );
     }
     query
 }
@@ -117,40 +115,29 @@ pub async fn append(
     metadata: &Metadata,
     now: DateTime<Utc>,
 ) -> Result<Vec<LoggedEvent>, AppendError> {
-    let created = format_time(now);
-    let metadata_json = serde_json::to_string(metadata).expect("metadata serializes");
+    let shared = Shared::new(metadata, now);
+    let (insert, _) = append_values_sql(1, 0, json_cast(backend));
     let sql = match backend {
         Backend::Postgres => {
-            "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata)
-             values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)
-             returning position, transaction_id::text::bigint as tx_id"
+            format!("{insert} returning position, transaction_id::text::bigint as tx_id")
         }
-        Backend::Sqlite => {
-            "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             returning position, 0 as tx_id"
-        }
+        Backend::Sqlite => format!("{insert} returning position, 0 as tx_id"),
     };
     let mut stored = Vec::with_capacity(events.len());
     for (offset, event) in events.iter().enumerate() {
         let event_id = uuid::Uuid::now_v7().to_string();
         let revision = expected + offset as i64;
-        let row = sqlx::query(sql)
-            .bind(&event_id)
-            .bind(&metadata.org_id)
-            .bind(stream_id)
-            .bind(revision)
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(&created)
-            .bind(event.data.to_string())
-            .bind(&metadata_json)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => AppendError::Conflict,
-                _ => AppendError::Db(e),
-            })?;
+        let row = bind_event(
+            sqlx::query(&sql),
+            &shared,
+            event_id.clone(),
+            stream_id,
+            revision,
+            event,
+        )
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(conflict_or_db)?;
         let position: i64 = row.try_get("position")?;
         let tx_id: i64 = row.try_get("tx_id")?;
         stored.push(LoggedEvent {
@@ -161,7 +148,7 @@ pub async fn append(
                 position,
                 event_type: event.event_type.clone(),
                 event_version: event.event_version.clone(),
-                created: created.clone(),
+                created: shared.created.clone(),
                 data: event.data.clone(),
                 metadata: metadata.clone(),
             },
@@ -170,6 +157,63 @@ pub async fn append(
         });
     }
     Ok(stored)
+}
+
+/// A unique violation on append means another writer took the revision.
+pub fn conflict_or_db(error: sqlx::Error) -> AppendError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => AppendError::Conflict,
+        _ => AppendError::Db(error),
+    }
+}
+
+/// How JSON parameters are cast in an insert.
+fn json_cast(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "::jsonb",
+        Backend::Sqlite => "",
+    }
+}
+
+/// What every event of one append shares, ready to bind.
+struct Shared {
+    org_id: String,
+    created: String,
+    metadata_json: String,
+}
+
+impl Shared {
+    fn new(metadata: &Metadata, now: DateTime<Utc>) -> Shared {
+        Shared {
+            org_id: metadata.org_id.clone(),
+            created: format_time(now),
+            metadata_json: serde_json::to_string(metadata).expect("metadata serializes"),
+        }
+    }
+}
+
+/// A query on the `Any` driver with its arguments.
+pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds one event's nine columns, in [`append_values_sql`] order.
+fn bind_event<'q>(
+    query: AnyQuery<'q>,
+    shared: &Shared,
+    event_id: String,
+    stream_id: &str,
+    revision: i64,
+    event: &NewEvent,
+) -> AnyQuery<'q> {
+    query
+        .bind(event_id)
+        .bind(shared.org_id.clone())
+        .bind(stream_id.to_string())
+        .bind(revision)
+        .bind(event.event_type.clone())
+        .bind(event.event_version.clone())
+        .bind(shared.created.clone())
+        .bind(event.data.to_string())
+        .bind(shared.metadata_json.clone())
 }
 
 const COLUMNS_PG: &str = "position, transaction_id::text::bigint as tx_id, event_id, org_id, stream_id, revision, event_type, event_version, created, data::text as data, metadata::text as metadata";
@@ -319,49 +363,15 @@ pub async fn append_batch(
     metadata: &Metadata,
     now: DateTime<Utc>,
 ) -> Result<(), AppendError> {
-    let created = format_time(now);
-    let metadata_json = serde_json::to_string(metadata).expect("metadata serializes");
-    let json_cast = match backend {
-        Backend::Postgres => "::jsonb",
-        Backend::Sqlite => "",
-    };
+    let shared = Shared::new(metadata, now);
     for chunk in events.chunks(1000) {
-        let mut sql = String::from(
-            "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata) values ",
-        );
-        for i in 0..chunk.len() {
-            let b = i * 6;
-            if i > 0 {
-                sql.push(',');
-            }
-            // org, created and metadata are shared: parameters 1 to 3.
-            sql.push_str(&format!(
-                "(${}, $1, ${}, ${}, ${}, ${}, $2, ${}{json_cast}, $3{json_cast})",
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9
-            ));
-        }
-        let mut query = sqlx::query(&sql)
-            .bind(metadata.org_id.clone())
-            .bind(created.clone())
-            .bind(metadata_json.clone());
+        let (sql, _) = append_values_sql(chunk.len(), 0, json_cast(backend));
+        let mut query = sqlx::query(&sql);
         for (stream, revision, event) in chunk {
-            query = query
-                .bind(uuid::Uuid::now_v7().to_string())
-                .bind(stream.clone())
-                .bind(*revision)
-                .bind(event.event_type.clone())
-                .bind(event.event_version.clone())
-                .bind(event.data.to_string());
+            let event_id = uuid::Uuid::now_v7().to_string();
+            query = bind_event(query, &shared, event_id, stream, *revision, event);
         }
-        query.execute(&mut **tx).await.map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => AppendError::Conflict,
-            _ => AppendError::Db(e),
-        })?;
+        query.execute(&mut **tx).await.map_err(conflict_or_db)?;
     }
     Ok(())
 }
