@@ -13,6 +13,7 @@ pub mod channels;
 pub mod config;
 pub mod db;
 pub mod documents;
+pub mod engagements;
 pub mod http;
 pub mod projector;
 pub mod scheduler;

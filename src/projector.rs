@@ -216,6 +216,11 @@ impl Wakeup {
         self.scheduler.notify_one();
     }
 
+    /// Wakes only the projections: for events the scheduler has no interest in (engagements).
+    pub fn wake_projector(&self) {
+        self.projector.notify_one();
+    }
+
     /// What the scheduler waits on: it follows the log too (`scheduler.rs`).
     pub fn scheduler(&self) -> Arc<Notify> {
         self.scheduler.clone()

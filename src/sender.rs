@@ -130,6 +130,22 @@ struct Prepared {
     channel: Channel,
     message: Result<OutboundMessage, String>,
     tracking: Value,
+    /// The short links in an SMS body: written ([`insert_short_links`]) with the message's
+    /// ledger row, so they resolve once the message is out.
+    short_links: Vec<ShortLink>,
+}
+
+impl Prepared {
+    /// The message's `(contact, channel)` key in the send ledger.
+    fn ledger_key(&self) -> (String, String) {
+        (self.contact_id.clone(), self.channel.id().to_string())
+    }
+}
+
+/// `{public_url}/connect/s/{code}` stands for `target`.
+struct ShortLink {
+    code: String,
+    target: String,
 }
 
 /// A delivery's result, for the ledger.
@@ -502,6 +518,7 @@ impl Sender {
             kind,
             link: link.map(|(i, _)| i),
             url: link.map(|(_, url)| url.to_string()),
+            expires: Some(chrono::Utc::now().timestamp() + tracking::TOKEN_LIFETIME_SECS),
         };
         let path = match kind {
             TrackingKind::Open => "email/open",
@@ -528,6 +545,7 @@ impl Sender {
     ) -> Prepared {
         let unsubscribe = self.token_url(ctx, contact_id, channel, TrackingKind::Unsubscribe, None);
         let mut tracking = json!({"open": null, "clicks": [], "unsubscribe": unsubscribe});
+        let mut short_links = Vec::new();
         let render = RenderContext {
             contact: contact.clone(),
             campaign: ctx.campaign.clone(),
@@ -589,19 +607,33 @@ impl Sender {
                 },
                 _ => match rendered.sms {
                     None => Err("the template has no sms part".to_string()),
-                    Some(sms) => Ok(OutboundMessage {
-                        channel,
-                        to,
-                        subject: None,
-                        html: None,
-                        text: None,
-                        body: Some(sms.body),
-                        link: None,
-                        image_url: None,
-                        headers: Default::default(),
-                        idempotency_key: format!("{}:{contact_id}:{}", ctx.run_id, channel.id()),
-                        status_callback: None,
-                    }),
+                    Some(sms) => {
+                        let (body, clicks, links) =
+                            self.shorten_sms_links(ctx, channel, contact_id, &sms.body);
+                        tracking["clicks"] = json!(clicks);
+                        tracking["shortLinks"] = links
+                            .iter()
+                            .map(|l| json!({"url": self.short_url(&l.code), "target": l.target}))
+                            .collect();
+                        short_links = links;
+                        Ok(OutboundMessage {
+                            channel,
+                            to,
+                            subject: None,
+                            html: None,
+                            text: None,
+                            body: Some(body),
+                            link: None,
+                            image_url: None,
+                            headers: Default::default(),
+                            idempotency_key: format!(
+                                "{}:{contact_id}:{}",
+                                ctx.run_id,
+                                channel.id()
+                            ),
+                            status_callback: None,
+                        })
+                    }
                 },
             },
         };
@@ -610,7 +642,54 @@ impl Sender {
             channel,
             message,
             tracking,
+            short_links,
         }
+    }
+
+    /// Replaces every `http(s)` link of an SMS body with a short link. An outside link's short
+    /// link stands for its signed click URL; a link to Herald's own `/connect/` routes (the
+    /// unsubscribe URL) for itself, so it is short too but not counted as a click. Returns the
+    /// new body, the click URLs and the short links to store.
+    fn shorten_sms_links(
+        &self,
+        ctx: &RunCtx<'_>,
+        channel: Channel,
+        contact_id: &str,
+        body: &str,
+    ) -> (String, Vec<String>, Vec<ShortLink>) {
+        let own = format!("{}/connect/", self.public_url);
+        let mut out = String::with_capacity(body.len());
+        let mut clicks = Vec::new();
+        let mut links = Vec::new();
+        let mut copied = 0;
+        for range in sms_links(body) {
+            let url = &body[range.clone()];
+            let target = if url.starts_with(&own) {
+                url.to_string()
+            } else {
+                let index = clicks.len() as u32;
+                let click = self.token_url(
+                    ctx,
+                    contact_id,
+                    channel,
+                    TrackingKind::Click,
+                    Some((index, url)),
+                );
+                clicks.push(click.clone());
+                click
+            };
+            let code = short_code();
+            out.push_str(&body[copied..range.start]);
+            out.push_str(&self.short_url(&code));
+            copied = range.end;
+            links.push(ShortLink { code, target });
+        }
+        out.push_str(&body[copied..]);
+        (out, clicks, links)
+    }
+
+    fn short_url(&self, code: &str) -> String {
+        format!("{}/connect/s/{code}", self.public_url)
     }
 
     /// Renders a social channel's post for the run (no contact: `contact` is `{}`).
@@ -649,6 +728,7 @@ impl Sender {
             channel: route.channel,
             message,
             tracking: json!({"open": null, "clicks": [], "unsubscribe": null}),
+            short_links: Vec::new(),
         }
     }
 
@@ -732,6 +812,7 @@ impl Sender {
         for chunk in outbox.chunks(200) {
             insert_outbox(&mut tx, ctx, chunk, &now).await?;
         }
+        insert_short_links(&mut tx, ctx, outbox.iter().map(|(p, _)| *p), &now).await?; // TEMP-SHORTLINKS
         bump_channel_stats(&mut tx, ctx.org_id, route.channel, &results, &now).await?;
         tx.commit().await?;
         Ok(())
@@ -759,6 +840,10 @@ impl Sender {
                 })
                 .collect();
             let inserted = insert_ledger(&mut tx, ctx, &rows, &now).await?;
+            let claimed = prepared
+                .iter()
+                .filter(|p| inserted.contains(&p.ledger_key())); // TEMP-SHORTLINKS
+            insert_short_links(&mut tx, ctx, claimed, &now).await?; // TEMP-SHORTLINKS
             tx.commit().await?;
             inserted
         };
@@ -865,6 +950,122 @@ fn address(channel: Channel, contact: &Value) -> Option<String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
+}
+
+/// Characters of a short link's code: 12 base62 characters are 71 random bits.
+const SHORT_CODE_CHARS: usize = 12;
+
+/// A new short link code, from the thread's cryptographically secure generator.
+fn short_code() -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(SHORT_CODE_CHARS)
+        .map(char::from)
+        .collect()
+}
+
+/// The byte ranges of the `http(s)` links in a text: from the scheme to the first space, `<`,
+/// `>` or `"`, without the punctuation that ends a sentence (`.`, `,`, `!`…) or a closing
+/// bracket the link did not open.
+fn sms_links(text: &str) -> Vec<std::ops::Range<usize>> {
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("http") {
+        let start = from + found;
+        let rest = &lower[start..];
+        let scheme = if rest.starts_with("https://") {
+            8
+        } else if rest.starts_with("http://") {
+            7
+        } else {
+            from = start + 4;
+            continue;
+        };
+        let glued = start > 0 && (bytes[start - 1].is_ascii_alphanumeric());
+        let mut end = start + scheme;
+        while end < bytes.len()
+            && !bytes[end].is_ascii_whitespace()
+            && !bytes[end].is_ascii_control()
+            && !matches!(bytes[end], b'<' | b'>' | b'"')
+        {
+            end += 1;
+        }
+        // `end` only ever stops on an ASCII byte, so it is a char boundary.
+        while end > start + scheme {
+            let last = bytes[end - 1];
+            let unopened = |open: u8, close: u8| {
+                last == close && {
+                    let link = &bytes[start..end];
+                    let opens = link.iter().filter(|&&b| b == open).count();
+                    let closes = link.iter().filter(|&&b| b == close).count();
+                    closes > opens
+                }
+            };
+            if matches!(last, b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'')
+                || unopened(b'(', b')')
+                || unopened(b'[', b']')
+                || unopened(b'{', b'}')
+            {
+                end -= 1;
+            } else {
+                break;
+            }
+        }
+        if !glued && end > start + scheme {
+            out.push(start..end);
+        }
+        from = end.max(start + scheme);
+    }
+    out
+}
+
+/// Stores the short links of messages whose ledger rows this transaction wrote: in the sandbox
+/// transaction, or in the claim committed before a vendor call.
+async fn insert_short_links<'p>(
+    tx: &mut crate::db::Tx,
+    ctx: &RunCtx<'_>,
+    prepared: impl IntoIterator<Item = &'p Prepared>,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(&Prepared, &ShortLink)> = prepared
+        .into_iter()
+        .flat_map(|p| p.short_links.iter().map(move |l| (p, l)))
+        .collect();
+    for chunk in rows.chunks(200) {
+        let mut sql = String::from(
+            "insert into short_links (org_id, campaign_id, run_id, created_at, code, contact_id, channel, target) values ",
+        );
+        for i in 0..chunk.len() {
+            let b = 4 + i * 4;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "($1, $2, $3, $4, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4
+            ));
+        }
+        let mut query = sqlx::query(&sql)
+            .bind(ctx.org_id)
+            .bind(ctx.campaign_id)
+            .bind(ctx.run_id)
+            .bind(now);
+        for (p, link) in chunk {
+            query = query
+                .bind(&link.code)
+                .bind(&p.contact_id)
+                .bind(p.channel.id())
+                .bind(&link.target);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Calls the vendor, retrying retryable failures with exponential backoff and full jitter
@@ -1076,6 +1277,44 @@ mod tests {
             MAX_RETRY_DELAY
         );
         assert_eq!(retry_delay(40, None), MAX_RETRY_DELAY);
+    }
+
+    fn links_of(text: &str) -> Vec<&str> {
+        sms_links(text).into_iter().map(|r| &text[r]).collect()
+    }
+
+    #[test]
+    fn sms_links_are_found_without_the_punctuation_around_them() {
+        assert_eq!(
+            links_of("Sale! https://acme.test/spring?x=1&y=2. Stop: HTTP://acme.test/u/?t=a.b"),
+            [
+                "https://acme.test/spring?x=1&y=2",
+                "HTTP://acme.test/u/?t=a.b"
+            ]
+        );
+        assert_eq!(
+            links_of("(see https://en.wikipedia.org/wiki/Spring_(season)), or <http://a.test/x>"),
+            [
+                "https://en.wikipedia.org/wiki/Spring_(season)",
+                "http://a.test/x"
+            ]
+        );
+        assert_eq!(
+            links_of("Café → https://acme.test/é!\nnext"),
+            ["https://acme.test/é"]
+        );
+        assert_eq!(
+            links_of("no link: http:// nor xhttps://glued.test nor ftp://a.test or http"),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn short_codes_are_twelve_base62_characters_and_differ() {
+        let a = short_code();
+        assert_eq!(a.len(), SHORT_CODE_CHARS);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(a, short_code());
     }
 
     #[test]

@@ -45,16 +45,26 @@ impl Application {
             );
         }
         let listener = TcpListener::bind(&config.bind).await?;
+        let wakeup = Wakeup::default();
         let state = AppState {
-            db,
+            db: db.clone(),
             verifier: Arc::new(verifier),
-            wakeup: Wakeup::default(),
+            wakeup: wakeup.clone(),
             started: Arc::new(chrono::Utc::now()),
             workers: config.workers,
             metrics_token: config.metrics_token.clone().map(Arc::new),
             sealer: Arc::new(crate::secrets::Sealer::new(&secrets.secrets_key)),
             public_url: config.public_url().into(),
             assets: Arc::default(),
+            tracking_key: secrets.tracking_secret.as_bytes().into(),
+            recorder: crate::engagements::Recorder::start(
+                db.clone(),
+                wakeup.clone(),
+                match db.backend {
+                    crate::db::Backend::Postgres => 3,
+                    crate::db::Backend::Sqlite => 1,
+                },
+            ),
         };
         let scheduler = config.workers.then(|| {
             let sender = Sender::new(

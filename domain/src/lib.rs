@@ -6,6 +6,7 @@
 //! - [`campaign`]: the `Campaign` aggregate (cqrs-es), its lifecycle rules, commands and events.
 //! - [`template`]: message templates per channel, their save-time checks and rendering.
 //! - [`query`]: DynamicQuery, the MongoDB-style audience filter over contacts, and its limits.
+//! - [`engagement`]: `EngagementRecorded` data, machine/human classification, exact money.
 //! - [`tracking`]: signed tracking tokens and the email rewriting (open pixel, click links).
 //! - [`ids`]: the id syntax shared by every resource.
 //! - [`error`]: field errors and the reasons a command is refused.
@@ -15,6 +16,7 @@ pub mod campaign;
 pub mod connection;
 pub mod contact;
 pub mod document;
+pub mod engagement;
 pub mod error;
 pub mod ids;
 pub mod query;

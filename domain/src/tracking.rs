@@ -51,7 +51,13 @@ pub struct TrackingClaims {
     /// A click's target URL.
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// When the token stops working (Unix seconds); tokens without one never expire.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
 }
+
+/// How long tracking links work after the send: a year.
+pub const TOKEN_LIFETIME_SECS: i64 = 365 * 24 * 3600;
 
 /// Why a token was refused. Callers answer all of them the same way (`404`, no redirect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +66,8 @@ pub enum TokenError {
     Malformed,
     #[error("the token's signature does not match")]
     BadSignature,
+    #[error("the token has expired")]
+    Expired,
 }
 
 fn mac(key: &[u8], payload: &[u8]) -> Hmac<Sha256> {
@@ -93,6 +101,15 @@ pub fn verify(key: &[u8], token: &str) -> Result<TrackingClaims, TokenError> {
         .decode(payload)
         .map_err(|_| TokenError::Malformed)?;
     serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)
+}
+
+/// [`verify`], then refuses a token whose expiry is before `now` (Unix seconds).
+pub fn verify_at(key: &[u8], token: &str, now: i64) -> Result<TrackingClaims, TokenError> {
+    let claims = verify(key, token)?;
+    match claims.expires {
+        Some(expires) if expires < now => Err(TokenError::Expired),
+        _ => Ok(claims),
+    }
 }
 
 /// Whether a link is one a click URL may wrap: `http` or `https`. `mailto:`, `tel:`, anchors
@@ -240,7 +257,15 @@ mod tests {
             kind: TrackingKind::Click,
             link: Some(2),
             url: Some("https://acme.test/spring?a=1&b=2".into()),
+            expires: Some(2_000_000_000),
         }
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let token = sign(KEY, &claims());
+        assert!(verify_at(KEY, &token, 1_999_999_999).is_ok());
+        assert_eq!(verify_at(KEY, &token, 2_000_000_001), Err(TokenError::Expired));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod health;
 pub mod idempotency;
 pub mod resources;
 pub mod sandbox;
+pub mod shortlinks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,10 @@ pub struct AppState {
     pub assets: Arc<crate::campaigns::AssetsCache>,
     /// Base of links the server hands out (tracking, unsubscribe).
     pub public_url: Arc<str>,
+    /// `HERALD_TRACKING_SECRET`: verifies tracking tokens.
+    pub tracking_key: Arc<[u8]>,
+    /// Group committer of `EngagementRecorded` events.
+    pub recorder: crate::engagements::Recorder,
 }
 
 /// The whole application router.
@@ -51,7 +56,8 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(discovery::router())
         .merge(resources::router())
-        .merge(sandbox::router());
+        .merge(sandbox::router())
+        .merge(shortlinks::router());
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api.clone())

@@ -375,3 +375,75 @@ pub async fn append_batch(
     }
     Ok(())
 }
+
+/// The next revision of each of `streams` (0 for a new stream), read inside `tx`. Writers that
+/// append without reading the stream's state (engagements, a run's sends) take revisions from
+/// here; a racing writer makes the append fail with [`AppendError::Conflict`] and retry.
+pub async fn next_revisions(
+    tx: &mut Tx,
+    streams: &[&str],
+) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
+    let mut next = std::collections::HashMap::with_capacity(streams.len());
+    for chunk in streams.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "select stream_id, max(revision) as revision from events where stream_id in ({}) group by stream_id",
+            placeholders.join(",")
+        );
+        let mut query = sqlx::query(&sql);
+        for stream in chunk {
+            query = query.bind(*stream);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let revision: i64 = row.try_get("revision")?;
+            next.insert(row.try_get("stream_id")?, revision + 1);
+        }
+    }
+    for stream in streams {
+        next.entry(stream.to_string()).or_insert(0);
+    }
+    Ok(next)
+}
+
+/// An event for [`append_each`]: its stream, revision and own metadata.
+pub struct Appending<'a> {
+    pub stream_id: &'a str,
+    pub revision: i64,
+    pub event: &'a NewEvent,
+    pub metadata: &'a Metadata,
+}
+
+/// Appends events from many requests in one transaction (group commit), each with its own
+/// metadata. Returns their positions, in order. A taken revision fails the whole batch with
+/// [`AppendError::Conflict`].
+pub async fn append_each(
+    tx: &mut Tx,
+    backend: Backend,
+    events: &[Appending<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, AppendError> {
+    let mut positions = Vec::with_capacity(events.len());
+    for chunk in events.chunks(500) {
+        let (insert, _) = append_values_sql(chunk.len(), 0, json_cast(backend));
+        let sql = format!("{insert} returning position");
+        let mut query = sqlx::query(&sql);
+        for item in chunk {
+            let shared = Shared::new(item.metadata, now);
+            let event_id = uuid::Uuid::now_v7().to_string();
+            query = bind_event(
+                query,
+                &shared,
+                event_id,
+                item.stream_id,
+                item.revision,
+                item.event,
+            );
+        }
+        let rows = query.fetch_all(&mut **tx).await.map_err(conflict_or_db)?;
+        // `insert ... returning` gives rows in insert order on both databases.
+        for row in rows {
+            positions.push(row.try_get("position")?);
+        }
+    }
+    Ok(positions)
+}
