@@ -6,6 +6,7 @@
 //! campaigns when they are due and hands each run to [`sender`], which fans it out to the
 //! audience through [`channels`]; [`startup`] wires it together.
 
+pub mod analytics;
 pub mod auth;
 pub mod cache;
 pub mod campaigns;

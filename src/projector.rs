@@ -24,14 +24,17 @@ const BATCH: i64 = 500;
 pub enum Projection {
     /// Per-org campaign counts by status.
     CampaignStatusCounts,
+    /// Daily engagement rollups, unique opens/clicks and the contact activity log.
+    Analytics,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 1] = [Projection::CampaignStatusCounts];
+    pub const ALL: [Projection; 2] = [Projection::CampaignStatusCounts, Projection::Analytics];
 
     pub fn name(self) -> &'static str {
         match self {
             Projection::CampaignStatusCounts => "campaign-status-counts",
+            Projection::Analytics => "analytics",
         }
     }
 
@@ -39,20 +42,24 @@ impl Projection {
     async fn apply(self, tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Error> {
         match self {
             Projection::CampaignStatusCounts => apply_status_counts(tx, events).await,
+            Projection::Analytics => crate::analytics::apply(tx, events).await,
         }
     }
 
     /// Empties the read model and its checkpoint, for a rebuild.
     async fn reset(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
-        match self {
+        let tables: &[&str] = match self {
             Projection::CampaignStatusCounts => {
-                sqlx::query("delete from campaign_status_index")
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query("delete from campaign_status_counts")
-                    .execute(&mut **tx)
-                    .await?;
+                &["campaign_status_index", "campaign_status_counts"]
             }
+            Projection::Analytics => {
+                &["analytics_daily", "analytics_uniques", "contact_activities"]
+            }
+        };
+        for table in tables {
+            sqlx::query(&format!("delete from {table}"))
+                .execute(&mut **tx)
+                .await?;
         }
         sqlx::query("delete from projection_checkpoints where name = $1")
             .bind(self.name())

@@ -25,7 +25,9 @@ use crate::channels::{self, Adapter, ConnectionConfig, OutboundMessage, SendErro
 use crate::db::Db;
 use crate::scheduler::Lease;
 use crate::secrets::{Sealed, Sealer};
-use crate::store::format_time;
+use crate::store::{self, format_time, AppendError, Appending, NewEvent};
+use herald_domain::engagement::{run_stream, SendsRecorded, SENDS_EVENT_TYPE};
+use herald_projections::record::Metadata;
 use crate::{campaigns, documents};
 
 /// Contacts read, rendered and recorded per transaction: memory stays flat whatever the audience.
@@ -795,6 +797,7 @@ impl Sender {
         let inserted = insert_ledger(&mut tx, ctx, &rows, &now).await?;
         let mut results = Vec::new();
         let mut outbox = Vec::new();
+        let mut sends = SendsPage::default();
         for (p, outcome) in &outcomes {
             if !inserted.contains(&(p.contact_id.clone(), p.channel.id().to_string())) {
                 report.already_in_ledger += 1;
@@ -804,11 +807,21 @@ impl Sender {
             match (outcome, &p.message) {
                 (Ok(()), Ok(message)) => {
                     report.sent += 1;
+                    sends.sent.push(p.contact_id.clone());
                     outbox.push((p, message));
                 }
-                _ => report.failed += 1,
+                (Err(_), Ok(message)) if bounce.contains(&message.to.to_lowercase()) => {
+                    report.failed += 1;
+                    sends.bounced.push(p.contact_id.clone());
+                }
+                _ => {
+                    report.failed += 1;
+                    sends.failed.push(p.contact_id.clone());
+                }
             }
         }
+        self.record_sends(&mut tx, ctx, route.channel, sends, true)
+            .await?;
         for chunk in outbox.chunks(200) {
             insert_outbox(&mut tx, ctx, chunk, &now).await?;
         }
@@ -883,6 +896,7 @@ impl Sender {
         let now = format_time(chrono::Utc::now());
         let mut tx = self.db.begin().await?;
         let mut results = Vec::with_capacity(delivered.len());
+        let mut sends = SendsPage::default();
         for d in &delivered {
             let (state, provider_id, error) = match &d.result {
                 Ok(id) => ("sent", id.clone(), None),
@@ -891,8 +905,10 @@ impl Sender {
             results.push(d.result.is_ok());
             if d.result.is_ok() {
                 report.sent += 1;
+                sends.sent.push(d.contact_id.clone());
             } else {
                 report.failed += 1;
+                sends.failed.push(d.contact_id.clone());
             }
             sqlx::query(
                 "update send_ledger set state = $1, provider_message_id = $2, last_error = $3, attempts = $4, updated_at = $5
@@ -910,10 +926,75 @@ impl Sender {
             .execute(&mut *tx)
             .await?;
         }
+        self.record_sends(&mut tx, ctx, route.channel, sends, false)
+            .await?;
         bump_channel_stats(&mut tx, ctx.org_id, route.channel, &results, &now).await?;
         tx.commit().await?;
         Ok(())
     }
+
+    /// Appends the page's `SendsRecorded` event to the run's stream, inside the transaction
+    /// that writes its ledger outcomes: the log holds every send the ledger holds.
+    async fn record_sends(
+        &self,
+        tx: &mut crate::db::Tx,
+        ctx: &RunCtx<'_>,
+        channel: Channel,
+        page: SendsPage,
+        delivered: bool,
+    ) -> Result<(), SendRunError> {
+        if page.sent.is_empty() && page.failed.is_empty() && page.bounced.is_empty() {
+            return Ok(());
+        }
+        let now = chrono::Utc::now();
+        let data = SendsRecorded {
+            campaign_id: ctx.campaign_id.to_string(),
+            run_id: ctx.run_id.to_string(),
+            channel,
+            sent: page.sent,
+            failed: page.failed,
+            bounced: page.bounced,
+            delivered,
+            at: now,
+        };
+        let event = NewEvent {
+            event_type: SENDS_EVENT_TYPE.to_string(),
+            event_version: "1".to_string(),
+            data: serde_json::to_value(&data).expect("sends serialize"),
+        };
+        let stream = run_stream(ctx.org_id, ctx.campaign_id, ctx.run_id);
+        let revision = store::next_revisions(tx, &[stream.as_str()]).await?[&stream];
+        let metadata = Metadata {
+            actor: "herald:sender".to_string(),
+            org_id: ctx.org_id.to_string(),
+            request_id: String::new(),
+            correlation_id: ctx.run_id.to_string(),
+            causation_id: ctx.run_id.to_string(),
+        };
+        let appending = [Appending {
+            stream_id: &stream,
+            revision,
+            event: &event,
+            metadata: &metadata,
+        }];
+        store::append_each(tx, self.db.backend, &appending, now)
+            .await
+            .map_err(|e| match e {
+                AppendError::Db(e) => SendRunError::Db(e),
+                AppendError::Conflict => {
+                    SendRunError::Setup("another sender wrote this run's sends".into())
+                }
+            })?;
+        Ok(())
+    }
+}
+
+/// One page's outcomes on one channel, for its `SendsRecorded` event.
+#[derive(Default)]
+struct SendsPage {
+    sent: Vec<String>,
+    failed: Vec<String>,
+    bounced: Vec<String>,
 }
 
 /// What every step of one fan-out shares.

@@ -111,7 +111,14 @@ pub async fn fresh_postgres_database() -> String {
         .fetch_all(&mut conn)
         .await
         .unwrap_or_default();
-        for name in stale {
+        // Only those of processes that have exited: test binaries running side by side must
+        // not drop each other's databases.
+        let alive = |name: &str| {
+            name.split('_')
+                .nth(2)
+                .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        };
+        for name in stale.into_iter().filter(|n| !alive(n)) {
             let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
                 .execute(&mut conn)
                 .await;

@@ -1,0 +1,177 @@
+//! Writes the `analytics` projection's row changes (`herald_projections::analytics::fold`) inside
+//! the projector's transaction: rollup upserts, unique claims and activity rows, each as a few
+//! multi-row statements per batch.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use herald_projections::analytics::{fold, Activity, Counters, DayKey, UniqueCandidate};
+use sqlx::Row;
+
+use crate::db::Tx;
+use crate::store::{format_time, LoggedEvent};
+
+/// Applies a batch of events to the analytics read model.
+pub async fn apply(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Error> {
+    let mut changes = fold(events.iter().map(|e| (e.org_id.as_str(), &e.record)));
+    for (key, kind) in claim_uniques(tx, &changes.uniques).await? {
+        let row = changes.days.entry(key).or_default();
+        match kind {
+            "open" => row.unique_opens += 1,
+            _ => row.unique_clicks += 1,
+        }
+    }
+    let days: Vec<(DayKey, Counters)> = changes.days.into_iter().collect();
+    let now = format_time(Utc::now());
+    for chunk in days.chunks(100) {
+        upsert_days(tx, chunk, &now).await?;
+    }
+    for chunk in changes.activities.chunks(500) {
+        insert_activities(tx, chunk).await?;
+    }
+    Ok(())
+}
+
+/// Claims first opens and clicks; returns the day and kind of each claim that was new.
+async fn claim_uniques(
+    tx: &mut Tx,
+    candidates: &[UniqueCandidate],
+) -> Result<Vec<(DayKey, &'static str)>, sqlx::Error> {
+    // The earliest event of a (campaign, channel, contact, kind) in the batch makes the claim.
+    let mut seen = HashSet::new();
+    let firsts: Vec<&UniqueCandidate> = candidates
+        .iter()
+        .filter(|c| {
+            seen.insert((
+                &c.key.org_id,
+                &c.key.campaign_id,
+                &c.key.channel,
+                &c.contact_id,
+                c.kind,
+            ))
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for chunk in firsts.chunks(500) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "insert into analytics_uniques (org_id, campaign_id, channel, contact_id, kind) values {}
+             on conflict do nothing returning org_id, campaign_id, channel, contact_id, kind",
+            values.join(",")
+        );
+        let mut query = sqlx::query(&sql);
+        for c in chunk {
+            query = query
+                .bind(c.key.org_id.clone())
+                .bind(c.key.campaign_id.clone())
+                .bind(c.key.channel.clone())
+                .bind(c.contact_id.clone())
+                .bind(c.kind);
+        }
+        let rows = query.fetch_all(&mut **tx).await?;
+        let mut new = HashSet::with_capacity(rows.len());
+        for row in rows {
+            new.insert((
+                row.try_get::<String, _>("org_id")?,
+                row.try_get::<String, _>("campaign_id")?,
+                row.try_get::<String, _>("channel")?,
+                row.try_get::<String, _>("contact_id")?,
+                row.try_get::<String, _>("kind")?,
+            ));
+        }
+        for c in chunk {
+            let identity = (
+                c.key.org_id.clone(),
+                c.key.campaign_id.clone(),
+                c.key.channel.clone(),
+                c.contact_id.clone(),
+                c.kind.to_string(),
+            );
+            if new.contains(&identity) {
+                claimed.push((c.key.clone(), c.kind));
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+async fn upsert_days(
+    tx: &mut Tx,
+    rows: &[(DayKey, Counters)],
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let columns = Counters::COLUMNS;
+    let width = 4 + columns.len() + 1;
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let params: Vec<String> = (1..=width).map(|k| format!("${}", i * width + k)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{c} = analytics_daily.{c} + excluded.{c}"))
+        .collect();
+    let sql = format!(
+        "insert into analytics_daily (org_id, campaign_id, channel, day, {}, updated_at) values {}
+         on conflict (org_id, campaign_id, channel, day) do update set {}, updated_at = excluded.updated_at",
+        columns.join(", "),
+        values.join(", "),
+        updates.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (key, counters) in rows {
+        query = query
+            .bind(key.org_id.clone())
+            .bind(key.campaign_id.clone())
+            .bind(key.channel.clone())
+            .bind(key.day.clone());
+        for value in counters.values() {
+            query = query.bind(value);
+        }
+        query = query.bind(now.to_string());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn insert_activities(tx: &mut Tx, rows: &[Activity]) -> Result<(), sqlx::Error> {
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let params: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "insert into contact_activities (org_id, contact_id, position, seq, type, campaign_id, channel, at, detail)
+         values {} on conflict do nothing",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for a in rows {
+        query = query
+            .bind(a.org_id.clone())
+            .bind(a.contact_id.clone())
+            .bind(a.position)
+            .bind(a.seq)
+            .bind(a.kind.clone())
+            .bind(a.campaign_id.clone())
+            .bind(a.channel.clone())
+            .bind(a.at.clone())
+            .bind(a.detail.to_string());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
