@@ -134,6 +134,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
             "herald_projection_lag_events{{projection=\"{name}\"}} {lag}\n"
         ));
     }
+    send_metrics(&state, &mut out).await?;
     let uptime = chrono::Utc::now()
         .signed_duration_since(*state.started)
         .num_seconds();
@@ -141,4 +142,93 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     out.push_str("# TYPE herald_uptime_seconds gauge\n");
     out.push_str(&format!("herald_uptime_seconds {uptime}\n"));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// The sending series, read from the database so every process reports the same figures:
+/// sends per channel and outcome (the send ledger, all orgs), jobs per kind and state, the age
+/// of the oldest due job nobody has claimed, and the newest scheduler heartbeat's age.
+async fn send_metrics(state: &AppState, out: &mut String) -> Result<()> {
+    let now = chrono::Utc::now();
+    let sends = sqlx::query(
+        "select channel, state, count(*) as n from send_ledger group by channel, state order by channel, state",
+    )
+    .fetch_all(&state.db.read)
+    .await?;
+    let mut counts = std::collections::BTreeMap::new();
+    for row in &sends {
+        let channel: String = row.try_get("channel")?;
+        let outcome: String = row.try_get("state")?;
+        counts.insert((channel, outcome), row.try_get::<i64, _>("n")?);
+    }
+    // Every channel that has sent shows both final outcomes, zero or not.
+    let channels: std::collections::BTreeSet<String> =
+        counts.keys().map(|(channel, _)| channel.clone()).collect();
+    for channel in channels {
+        for outcome in ["sent", "failed"] {
+            counts
+                .entry((channel.clone(), outcome.to_string()))
+                .or_insert(0);
+        }
+    }
+    out.push_str("# HELP herald_sends_total Sends in the send ledger by channel and outcome (sent, failed, or sending: a vendor call in flight or cut off).\n");
+    out.push_str("# TYPE herald_sends_total counter\n");
+    for ((channel, outcome), n) in &counts {
+        out.push_str(&format!(
+            "herald_sends_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}\n"
+        ));
+    }
+
+    let jobs = sqlx::query(
+        "select kind, state, count(*) as n from jobs group by kind, state order by kind, state",
+    )
+    .fetch_all(&state.db.read)
+    .await?;
+    out.push_str("# HELP herald_queue_jobs Scheduler jobs by kind (launch, send) and state.\n");
+    out.push_str("# TYPE herald_queue_jobs gauge\n");
+    let mut depth = 0;
+    for row in &jobs {
+        let kind: String = row.try_get("kind")?;
+        let job_state: String = row.try_get("state")?;
+        let n: i64 = row.try_get("n")?;
+        if matches!(job_state.as_str(), "scheduled" | "running") {
+            depth += n;
+        }
+        out.push_str(&format!(
+            "herald_queue_jobs{{kind=\"{kind}\",state=\"{job_state}\"}} {n}\n"
+        ));
+    }
+    out.push_str("# HELP herald_queue_depth Jobs scheduled or running.\n");
+    out.push_str("# TYPE herald_queue_depth gauge\n");
+    out.push_str(&format!("herald_queue_depth {depth}\n"));
+    let oldest_due: Option<String> = sqlx::query_scalar(
+        "select min(run_at) from jobs where state = 'scheduled' and run_at <= $1",
+    )
+    .bind(store::format_time(now))
+    .fetch_one(&state.db.read)
+    .await?;
+    out.push_str("# HELP herald_queue_oldest_due_seconds How long the oldest due, unclaimed job has waited (0 when none).\n");
+    out.push_str("# TYPE herald_queue_oldest_due_seconds gauge\n");
+    out.push_str(&format!(
+        "herald_queue_oldest_due_seconds {}\n",
+        seconds_since(oldest_due.as_deref(), now).unwrap_or(0.0)
+    ));
+
+    let heartbeat: Option<String> =
+        sqlx::query_scalar("select max(heartbeat_at) from scheduler_nodes")
+            .fetch_one(&state.db.read)
+            .await?;
+    // No series while no process has ever run the scheduler: an age of nothing is not zero.
+    if let Some(age) = seconds_since(heartbeat.as_deref(), now) {
+        out.push_str("# HELP herald_scheduler_heartbeat_age_seconds Age of the newest scheduler heartbeat of any process.\n");
+        out.push_str("# TYPE herald_scheduler_heartbeat_age_seconds gauge\n");
+        out.push_str(&format!("herald_scheduler_heartbeat_age_seconds {age}\n"));
+    }
+    Ok(())
+}
+
+/// Seconds from an RFC 3339 time to `now` (never negative), or `None` without one.
+fn seconds_since(at: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Option<f64> {
+    let at = chrono::DateTime::parse_from_rfc3339(at?).ok()?;
+    let age = now.signed_duration_since(at).num_milliseconds().max(0);
+    Some(age as f64 / 1000.0)
 }

@@ -32,3 +32,93 @@ db_test!(
         assert!(metrics.text.contains("herald_event_log_head_position"));
     }
 );
+
+/// The value of the one series line that starts with `series ` in a Prometheus text page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().expect("a number"))
+}
+
+db_test!(
+    metrics_count_sends_by_channel_and_outcome_jobs_by_state_and_the_heartbeat_age,
+    |app: TestApp| async move {
+        use serde_json::json;
+        use std::time::{Duration, Instant};
+        let connection = json!({"platform": "email", "vendor": "sandbox",
+            "settings": {"bounce": ["gone@acme.test"]}});
+        let template =
+            json!({"id": "tpl-m", "name": "M", "email": {"subject": "Hi", "html": "<p>Hi</p>"}});
+        let audience = json!({"id": "aud-m", "name": "M",
+            "filter": {"datatype": "contact", "where": {"tags": "m"}}});
+        let contacts = json!([
+            {"email": "a@acme.test", "tags": ["m"]},
+            {"email": "b@acme.test", "tags": ["m"]},
+            {"email": "gone@acme.test", "tags": ["m"]}
+        ]);
+        for (path, body) in [
+            ("/crm/integrations/connections", connection),
+            ("/crm/marketing/templates", template),
+            ("/crm/audiences", audience),
+            ("/crm/contacts/import", contacts),
+        ] {
+            let reply = app.admin(Method::POST, path).json(&body).send().await;
+            assert!(reply.status.is_success(), "{path}: {}", reply.text);
+        }
+        let campaign = json!({"id": "camp-m", "name": "M", "type": "one-shot", "channels": ["email"],
+            "audienceId": "aud-m", "templateId": "tpl-m", "status": "running"});
+        assert_eq!(app.post_campaign(&campaign).await.status, 201);
+
+        // Polled until the run is done and the queue empty; the figures are then fixed.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let page = loop {
+            let page = app.anonymous(Method::GET, "/metrics").send().await;
+            assert_eq!(page.status, 200);
+            let done = sample(&page.text, r#"herald_queue_jobs{kind="send",state="done"}"#);
+            if done == Some(1.0) && sample(&page.text, "herald_queue_depth") == Some(0.0) {
+                break page.text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the run never finished: {}",
+                page.text
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            sample(
+                &page,
+                r#"herald_sends_total{channel="email",outcome="sent"}"#
+            ),
+            Some(2.0),
+            "{page}"
+        );
+        assert_eq!(
+            sample(
+                &page,
+                r#"herald_sends_total{channel="email",outcome="failed"}"#
+            ),
+            Some(1.0),
+            "the bounced address"
+        );
+        assert_eq!(
+            sample(
+                &page,
+                r#"herald_queue_jobs{kind="launch",state="scheduled"}"#
+            ),
+            None,
+            "a launched one-shot has no pending launch job"
+        );
+        assert_eq!(sample(&page, "herald_queue_oldest_due_seconds"), Some(0.0));
+        let age = sample(&page, "herald_scheduler_heartbeat_age_seconds").expect("a heartbeat");
+        assert!(
+            (0.0..10.0).contains(&age),
+            "a live scheduler beats every second: {age}"
+        );
+        for line in page.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').expect("`series value`");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+        assert!(page.contains("# TYPE herald_sends_total counter"));
+    }
+);

@@ -17,3 +17,4 @@ mod health;
 mod integrations;
 mod lifecycle;
 mod scheduling;
+mod sending;
