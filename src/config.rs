@@ -28,6 +28,16 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write event records as NDJSON to stdout.
     Export(ExportArgs),
+    /// Permanently remove an org's soft-deleted campaigns (their streams, read rows and
+    /// engagement data), leaving a `Purged` tombstone in the org's audit stream.
+    Purge(PurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The org to purge.
+    #[arg(long, required = true)]
+    pub org: String,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub mod documents;
 pub mod engagements;
 pub mod http;
 pub mod projector;
+pub mod purge;
 pub mod scheduler;
 pub mod secrets;
 pub mod sender;

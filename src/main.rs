@@ -50,6 +50,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Replay(args) => replay(&cli.config, args.projection.as_deref()).await,
         Command::Export(args) => export(&cli.config, args.org.as_deref(), args.after).await,
+        Command::Purge(args) => {
+            if !herald_domain::is_valid_id(&args.org) {
+                anyhow::bail!("{} is not a valid org id", args.org);
+            }
+            let db = Db::connect(&cli.config.database_url(), 4).await?;
+            db.migrate().await?;
+            let job = herald::purge::enqueue(&db, &args.org, "herald-cli").await?;
+            let result = herald::purge::run(&db, &job).await?;
+            println!("{}", serde_json::json!({"jobId": job, "result": result}));
+            Ok(())
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::db::{Backend, Db, Tx};
 use crate::store::{self, format_time, Checkpoint, LoggedEvent};
 
 /// Events read per catch-up batch.
-const BATCH: i64 = 500;
+const BATCH: i64 = 2000;
 
 /// The checkpointed projections, by the name `herald replay --projection` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

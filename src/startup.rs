@@ -125,6 +125,9 @@ impl Application {
             }
             None => None,
         };
+        if self.workers {
+            crate::purge::resume(&self.state.db).await?;
+        }
         tracing::info!(address = %self.local_addr(), workers = self.workers, "herald is listening");
         let app = http::router(self.state);
         axum::serve(self.listener, app)

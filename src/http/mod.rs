@@ -2,6 +2,7 @@
 
 pub mod campaigns;
 pub mod discovery;
+pub mod engagements;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -10,6 +11,7 @@ pub mod idempotency;
 pub mod resources;
 pub mod sandbox;
 pub mod shortlinks;
+pub mod tracking;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +59,9 @@ pub fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(resources::router())
         .merge(sandbox::router())
-        .merge(shortlinks::router());
+        .merge(shortlinks::router())
+        .merge(tracking::router())
+        .merge(engagements::router());
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api.clone())

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Benchmark for engagement ingest and analytics (issue: engagement tracking and analytics), on PostgreSQL.
+#   bench/engagement.sh    # needs: release build, wrk, python3, PostgreSQL on 127.0.0.1:5432
+# 1. launches a campaign to 1 000 sandbox contacts and collects their open-pixel paths;
+# 2. ingest: wrk, 128 connections, opens on that ONE campaign (each answered after its commit),
+#    with the projection lag sampled meanwhile; then /healthz the same way for comparison;
+# 3. durability: bench/ingest_client.rs (128 tasks, own request ids) while the server is killed
+#    with SIGKILL; after a restart every answered request id must be in the log;
+# 4. analytics: grows the log to HERALD_BENCH_EVENTS engagement events (default 10 000 000) and
+#    the rollups to 100 campaigns x 30 days, then wrk on aggregated-metrics and the dashboard.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ADMIN_URL="${HERALD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+DB=herald_bench_engagement
+PORT="${HERALD_BENCH_PORT:-18082}"
+DURATION="${HERALD_BENCH_DURATION:-20s}"
+EVENTS="${HERALD_BENCH_EVENTS:-10000000}"
+BIN="${HERALD_BENCH_BIN:-target/release/herald}"
+BASE="http://127.0.0.1:$PORT"
+WORK=$(mktemp -d)
+SERVER=
+trap 'kill -9 $SERVER 2>/dev/null || true; kill $SAMPLER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+if [ -z "${HERALD_BENCH_SKIP_BUILD:-}" ]; then
+  cargo build --release -q
+  cargo build --release -q --example ingest_client
+fi
+CLIENT="${HERALD_BENCH_CLIENT:-target/release/examples/ingest_client}"
+psql "$ADMIN_URL" -qc "drop database if exists $DB with (force)" -qc "create database $DB"
+export DATABASE_URL="${ADMIN_URL%/*}/$DB"
+export HERALD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
+export HERALD_TRACKING_SECRET=bench-tracking-secret-bench-tracking
+export HERALD_SECRETS_KEY=bench-secrets-key-bench-secrets-key-00
+export HERALD_BIND=127.0.0.1:$PORT HERALD_DATA_DIR=$WORK RUST_LOG=warn
+TOKEN=$($BIN token --org bench --role admin --ttl 2h)
+start_server() {
+  $BIN serve & SERVER=$!
+  for _ in $(seq 1 100); do curl -sf "$BASE/readyz" >/dev/null && break; sleep 0.1; done
+}
+api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' ${3:+-d "$3"}; }
+start_server
+
+echo "== set-up: 1 000 sandbox contacts, one campaign launched now"
+api POST /crm/integrations/connections '{"platform": "email", "vendor": "sandbox", "label": "bench"}' >/dev/null
+api POST /crm/marketing/templates '{"id": "tpl-bench", "name": "Bench", "email": {"subject": "Hi", "html": "<p>Hi <a href=\"https://example.com/offer\">offer</a></p>"}}' >/dev/null
+api POST /crm/audiences '{"id": "aud-all", "name": "All", "type": "dynamic", "filter": {"datatype": "contact", "where": {}}}' >/dev/null
+python3 -c 'import json; print(json.dumps([{"id": "ct-%04d" % i, "email": "c%d@bench.test" % i, "firstName": "C%d" % i} for i in range(1000)]))' > "$WORK/contacts.json"
+curl -sf -X POST "$BASE/crm/contacts/import" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' --data-binary @"$WORK/contacts.json" >/dev/null
+api POST /crm/marketing/campaigns '{"id": "camp-hot", "name": "Hot", "type": "one-shot", "channels": ["email"], "audienceId": "aud-all", "templateId": "tpl-bench", "status": "running"}' >/dev/null
+for _ in $(seq 1 300); do
+  SENT=$(psql "$DATABASE_URL" -Atc "select count(*) from sandbox_messages where campaign_id = 'camp-hot'")
+  [ "$SENT" -ge 1000 ] && break; sleep 0.2
+done
+psql "$DATABASE_URL" -Atc "select tracking::jsonb->>'open' from sandbox_messages where campaign_id = 'camp-hot'" \
+  | sed -E 's#^https?://[^/]+##' > "$WORK/paths"
+echo "sent $SENT messages; $(wc -l < "$WORK/paths") open-pixel paths"
+
+# Projection lag: every 100 ms, the log head and the analytics checkpoint. A sample's lag is the
+# time until the checkpoint reached that sample's head.
+sample_lag() {
+  while true; do
+    psql "$DATABASE_URL" -Atc "select extract(epoch from clock_timestamp()), (select coalesce(max(position), 0) from events),
+      coalesce((select position from projection_checkpoints where name = 'analytics'), 0)" 2>/dev/null | tr '|' ' '
+    sleep 0.1
+  done
+}
+sample_lag > "$WORK/lag" & SAMPLER=$!
+echo "== ingest: open pixel on ONE campaign, 128 connections, $DURATION"
+BEFORE=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
+HERALD_BENCH_PATHS="$WORK/paths" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" || true
+sleep 3
+kill $SAMPLER 2>/dev/null || true; SAMPLER=
+AFTER=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
+echo "events recorded during the run: $((AFTER - BEFORE))"
+awk '{ t[NR] = $1; head[NR] = $2; cp[NR] = $3 }
+     END { n = 0; for (i = 1; i <= NR; i++) { for (j = i; j <= NR && cp[j] < head[i]; j++); if (j <= NR) lag[++n] = t[j] - t[i] }
+           asort(lag); if (n > 0) printf "projection lag over %d samples: p50 %.3f s, p99 %.3f s, max %.3f s\n", n, lag[int(n * 0.5) + 1], lag[int(n * 0.99) + 1 > n ? n : int(n * 0.99) + 1], lag[n] }' "$WORK/lag"
+echo "== /healthz, 128 connections, $DURATION (for comparison)"
+echo "/healthz" > "$WORK/healthz"
+HERALD_BENCH_PATHS="$WORK/healthz" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" || true
+
+echo "== durability: SIGKILL during ingest"
+$CLIENT "$BASE" "$WORK/paths" 128 12 "$WORK/answered" & LOAD=$!
+sleep 6
+kill -9 $SERVER; wait $SERVER 2>/dev/null || true
+wait $LOAD || true
+start_server
+psql "$DATABASE_URL" -qc "create temp table answered (id text)" -c "\copy answered from '$WORK/answered'" \
+  -c "select count(*) as answered, count(e.position) as in_log, count(*) - count(e.position) as missing
+      from answered a left join events e on e.metadata->>'requestId' = a.id and e.event_type = 'EngagementRecorded'"
+
+echo "== analytics: growing the log to $EVENTS engagement events and rollups to 100 campaigns x 30 days"
+kill $SERVER; wait $SERVER 2>/dev/null || true
+HAVE=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
+psql "$DATABASE_URL" -qc "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata)
+  select gen_random_uuid()::text, 'bench', 'delivery-bench:camp-' || (g % 100) || ':-:ct-' || g || ':email', 0,
+         'EngagementRecorded', '1', to_char(now() - ((g % 30) || ' days')::interval, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+         jsonb_build_object('campaignId', 'camp-' || (g % 100), 'contactId', 'ct-' || g, 'channel', 'email',
+           'type', (array['open', 'click', 'delivery'])[1 + g % 3], 'classification', 'human', 'source', 'bench',
+           'occurredAt', to_char(now() - ((g % 30) || ' days')::interval, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')),
+         '{\"actor\": \"bench\", \"orgId\": \"bench\", \"requestId\": \"\", \"correlationId\": \"\", \"causationId\": \"\"}'::jsonb
+  from generate_series(1, greatest($EVENTS - $HAVE, 0)) g"
+echo "log now holds $(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'") engagement events"
+START=$(date +%s.%N)
+$BIN replay --projection analytics
+END=$(date +%s.%N)
+echo "replay of analytics: $(echo "$END - $START" | bc) s"
+start_server
+for i in $(seq 0 99); do
+  api POST /crm/marketing/campaigns "{\"id\": \"camp-$i\", \"name\": \"Bench $i\", \"type\": \"one-shot\", \"channels\": [\"email\"]}" >/dev/null 2>&1 || true
+done
+echo "rollup rows: $(psql "$DATABASE_URL" -Atc "select count(*) from analytics_daily")"
+FROM=$(date -u -d '29 days ago' +%F); TO=$(date -u +%F)
+IDS=$(python3 -c 'import json; print(json.dumps(["camp-%d" % i for i in range(100)]))')
+cat > "$WORK/agg.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"campaignIds": $IDS, "range": {"start": "$FROM", "end": "$TO"}}'
+wrk.headers["authorization"] = "Bearer $TOKEN"
+wrk.headers["orgid"] = "bench"
+wrk.headers["content-type"] = "application/json"
+LUA
+sed -n '/^done = /,$p' bench/open_pixel.lua >> "$WORK/agg.lua"
+echo "== POST /crm/marketing/campaigns/aggregated-metrics (100 campaigns, 30 days), 16 connections, $DURATION"
+wrk -t2 -c16 -d"$DURATION" --latency -s "$WORK/agg.lua" "$BASE/crm/marketing/campaigns/aggregated-metrics" | grep -E "BENCH|Socket errors" || true
+cat > "$WORK/dash.lua" <<LUA
+wrk.headers["authorization"] = "Bearer $TOKEN"
+wrk.headers["orgid"] = "bench"
+LUA
+sed -n '/^done = /,$p' bench/open_pixel.lua >> "$WORK/dash.lua"
+echo "== GET /crm/marketing/dashboard, 16 connections, $DURATION"
+wrk -t2 -c16 -d"$DURATION" --latency -s "$WORK/dash.lua" "$BASE/crm/marketing/dashboard" | grep -E "BENCH|Socket errors" || true

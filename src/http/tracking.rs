@@ -1,0 +1,428 @@
+//! Public tracking routes (`api.md` section 6): the open pixel, click redirects and the
+//! unsubscribe page and one-click `POST`, each behind a signed `?t=` token instead of a JWT.
+//!
+//! A token is honoured only when it verifies, has not expired, names the campaign and run of
+//! the path and is of the route's kind; anything else is answered as if the URL did not exist
+//! (the pixel still answers its GIF, so a mail client never shows a broken image). Clicks
+//! redirect to the URL inside the signed token, never to anything the request carries.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use herald_domain::document::{DocumentCommand, DocumentError, DocumentKind};
+use herald_domain::engagement::{self, Classification, Engagement, EngagementType};
+use herald_domain::tracking::{self, TrackingClaims, TrackingKind};
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, Result};
+use super::extract::RequestMeta;
+use super::AppState;
+use crate::campaigns::CommandMeta;
+use crate::documents::{self, DocError, Extras};
+use crate::engagements::{Pending, RecordError};
+
+/// A transparent 1×1 GIF (43 bytes).
+const PIXEL: [u8; 43] = [
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// The actor of the contact change an unsubscribe makes.
+pub const UNSUBSCRIBE_ACTOR: &str = "tracking:unsubscribe";
+
+/// Times the unsubscribe retries its contact change after losing a race to another writer.
+const UNSUBSCRIBE_ATTEMPTS: usize = 5;
+
+/// The routes, with and without the trailing slash the sender writes. Mounted at `/` and
+/// `/api` with the rest of the API.
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for path in [
+        "/connect/automation/{id}/{step}/email/open",
+        "/connect/automation/{id}/{step}/email/open/",
+    ] {
+        router = router.route(path, get(open));
+    }
+    for path in [
+        "/connect/automation/{id}/{step}/link/click",
+        "/connect/automation/{id}/{step}/link/click/",
+    ] {
+        router = router.route(path, get(click));
+    }
+    for path in [
+        "/connect/automation/{id}/{step}/unsubscribe",
+        "/connect/automation/{id}/{step}/unsubscribe/",
+    ] {
+        router = router.route(path, get(unsubscribe_page).post(unsubscribe));
+    }
+    router
+}
+
+/// The `t` query parameter, if the query string has one.
+fn token_of(uri: &Uri) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(uri.query()?).ok()?;
+    pairs
+        .into_iter()
+        .find(|(key, _)| key == "t")
+        .map(|(_, value)| value)
+}
+
+/// The token's claims when it verifies, has not expired, and belongs to this route: the
+/// campaign and run of the path and the route's kind.
+fn verified(
+    state: &AppState,
+    path: &Result<Path<(String, String)>, PathRejection>,
+    uri: &Uri,
+    kind: TrackingKind,
+) -> Option<TrackingClaims> {
+    let Ok(Path((campaign_id, run_id))) = path else {
+        return None;
+    };
+    let token = token_of(uri)?;
+    let claims = match tracking::verify_at(&state.tracking_key, &token, Utc::now().timestamp()) {
+        Ok(claims) => claims,
+        Err(error) => {
+            tracing::debug!(%error, "tracking token refused");
+            return None;
+        }
+    };
+    let belongs =
+        claims.campaign_id == *campaign_id && claims.run_id == *run_id && claims.kind == kind;
+    if !belongs {
+        tracing::debug!("tracking token for another campaign, run or route");
+        return None;
+    }
+    Some(claims)
+}
+
+/// The engagement a followed tracking URL stands for.
+fn engagement_of(
+    claims: &TrackingClaims,
+    kind: EngagementType,
+    classification: Classification,
+) -> Engagement {
+    Engagement {
+        campaign_id: claims.campaign_id.clone(),
+        run_id: Some(claims.run_id.clone()),
+        contact_id: Some(claims.contact_id.clone()),
+        channel: claims.channel,
+        kind,
+        classification,
+        occurred_at: Utc::now(),
+        external_id: None,
+        link: None,
+        value: None,
+        currency: None,
+        count: None,
+        source: "tracking".to_string(),
+        reason: None,
+    }
+}
+
+/// Event metadata for an engagement reported by a tracking URL: the token's org, a system
+/// actor naming the route, and the request's ids.
+fn command_meta(claims: &TrackingClaims, actor: &str, request: &RequestMeta) -> CommandMeta {
+    CommandMeta {
+        org_id: claims.org_id.clone(),
+        actor: actor.to_string(),
+        request_id: request.request_id.clone(),
+        correlation_id: request.correlation_id.clone(),
+    }
+}
+
+fn classification(method: &Method, headers: &HeaderMap) -> Classification {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    engagement::classify(method == Method::HEAD, agent)
+}
+
+fn unavailable(error: RecordError) -> ApiError {
+    tracing::error!(%error, "tracking engagement not recorded");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the engagement could not be recorded; retry shortly",
+    )
+}
+
+fn pixel() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "image/gif"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        PIXEL.as_slice(),
+    )
+        .into_response()
+}
+
+/// `GET|HEAD …/email/open/?t=` → always the GIF; a valid open token records an open.
+#[tracing::instrument(skip_all)]
+async fn open(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    request: RequestMeta,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    if let Some(claims) = verified(&state, &path, &uri, TrackingKind::Open) {
+        let pending = Pending {
+            org_id: claims.org_id.clone(),
+            engagement: engagement_of(
+                &claims,
+                EngagementType::Open,
+                classification(&method, &headers),
+            ),
+            metadata: command_meta(&claims, "tracking:open", &request).metadata(),
+            key: None,
+        };
+        if let Err(error) = state.recorder.record(pending).await {
+            // The image must still load; the open is lost and logged.
+            tracing::error!(%error, campaign = %claims.campaign_id, "open not recorded");
+        }
+    }
+    pixel()
+}
+
+/// `GET|HEAD …/link/click/?t=` → a valid click token records a click and redirects (`302`) to
+/// the link the token carries; anything else is `404`, never a redirect.
+#[tracing::instrument(skip_all)]
+async fn click(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    request: RequestMeta,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response> {
+    let no_link = || ApiError::not_found("no such link");
+    let claims = verified(&state, &path, &uri, TrackingKind::Click).ok_or_else(no_link)?;
+    // The sender only wraps http(s) links; check again so a token can never send a browser to
+    // another scheme.
+    let target = claims
+        .url
+        .clone()
+        .filter(|url| tracking::is_trackable(url))
+        .ok_or_else(no_link)?;
+    let location = HeaderValue::from_str(&target).map_err(|_| no_link())?;
+    let mut engagement = engagement_of(
+        &claims,
+        EngagementType::Click,
+        classification(&method, &headers),
+    );
+    engagement.link = Some(target);
+    state
+        .recorder
+        .record(Pending {
+            org_id: claims.org_id.clone(),
+            engagement,
+            metadata: command_meta(&claims, "tracking:click", &request).metadata(),
+            key: None,
+        })
+        .await
+        .map_err(unavailable)?;
+    let mut response = StatusCode::FOUND.into_response();
+    let out = response.headers_mut();
+    out.insert(header::LOCATION, location);
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The token stays out of the destination's logs.
+    out.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
+}
+
+/// A small page: no scripts, no external resources, not indexed, not cached.
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}\
+         button{{font-size:1rem;padding:.5rem 1rem}}</style></head>\
+         <body><h1>{title}</h1>{body}</body></html>\n"
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `GET …/unsubscribe/?t=` → a confirmation page whose button `POST`s to the same URL. Changes
+/// nothing: link scanners fetch every URL of a message.
+#[tracing::instrument(skip_all)]
+async fn unsubscribe_page(
+    State(state): State<AppState>,
+    uri: Uri,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response> {
+    let claims = verified(&state, &path, &uri, TrackingKind::Unsubscribe)
+        .ok_or_else(|| ApiError::not_found("no such unsubscribe link"))?;
+    let token = token_of(&uri).unwrap_or_default();
+    let channel = escape_html(claims.channel.id());
+    let body = format!(
+        "<p>Stop receiving {channel} messages from this sender?</p>\
+         <form method=\"post\" action=\"?t={}\">\
+         <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+         <button type=\"submit\">Unsubscribe</button></form>",
+        escape_html(&token)
+    );
+    Ok(page(StatusCode::OK, "Unsubscribe", &body))
+}
+
+/// What became of the contact an unsubscribe names.
+enum ContactChange {
+    /// Now (or already) unsubscribed from the channel.
+    Unsubscribed,
+    /// Deleted or never existed: nothing to change.
+    Gone,
+}
+
+/// `POST …/unsubscribe/?t=` (RFC 8058 one-click; any body, no cookies, no JWT) → sets the
+/// contact's `unsubscribed.<channel>` and records one `unsubscribe` engagement per
+/// (campaign, run, contact, channel). Repeating it changes nothing and answers the same page.
+#[tracing::instrument(skip_all)]
+async fn unsubscribe(
+    State(state): State<AppState>,
+    uri: Uri,
+    request: RequestMeta,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response> {
+    let claims = verified(&state, &path, &uri, TrackingKind::Unsubscribe)
+        .ok_or_else(|| ApiError::not_found("no such unsubscribe link"))?;
+    let meta = command_meta(&claims, UNSUBSCRIBE_ACTOR, &request);
+    // The contact first: if recording the engagement then fails, a retry finds the contact
+    // already unsubscribed and records it; the reverse order could leave a counted unsubscribe
+    // for a contact who still gets messages.
+    if let ContactChange::Unsubscribed = unsubscribe_contact(&state, &meta, &claims).await? {
+        let key = format!(
+            "unsubscribe:{}:{}:{}:{}",
+            claims.campaign_id,
+            claims.run_id,
+            claims.contact_id,
+            claims.channel.id()
+        );
+        state
+            .recorder
+            .record(Pending {
+                org_id: claims.org_id.clone(),
+                engagement: engagement_of(
+                    &claims,
+                    EngagementType::Unsubscribe,
+                    Classification::Human,
+                ),
+                metadata: meta.metadata(),
+                key: Some(key),
+            })
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(page(
+        StatusCode::OK,
+        "You are unsubscribed",
+        &format!(
+            "<p>You will no longer receive {} messages from this sender.</p>",
+            escape_html(claims.channel.id())
+        ),
+    ))
+}
+
+/// Sets `unsubscribed.<channel> = true` on the token's contact through its document stream,
+/// on the newest version (retrying when another writer changed it in between).
+async fn unsubscribe_contact(
+    state: &AppState,
+    meta: &CommandMeta,
+    claims: &TrackingClaims,
+) -> Result<ContactChange> {
+    let channel = claims.channel.id();
+    for _ in 0..UNSUBSCRIBE_ATTEMPTS {
+        let Some(doc) = documents::get(
+            &state.db,
+            &claims.org_id,
+            DocumentKind::Contact,
+            &claims.contact_id,
+        )
+        .await?
+        else {
+            return Ok(ContactChange::Gone);
+        };
+        if doc["unsubscribed"][channel] == Value::Bool(true) {
+            return Ok(ContactChange::Unsubscribed);
+        }
+        let version = doc.get("version").and_then(Value::as_i64);
+        let Value::Object(mut body) = doc else {
+            return Ok(ContactChange::Gone);
+        };
+        // What the resource adds to the stored body.
+        for key in [
+            "id",
+            "orgId",
+            "version",
+            "createdAt",
+            "updatedAt",
+            "createdBy",
+            "updatedBy",
+        ] {
+            body.remove(key);
+        }
+        let mut unsubscribed = match body.remove("unsubscribed") {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        unsubscribed.insert(channel.to_string(), Value::Bool(true));
+        body.insert("unsubscribed".to_string(), Value::Object(unsubscribed));
+        let outcome = documents::execute(
+            &state.db,
+            meta,
+            DocumentKind::Contact,
+            &claims.contact_id,
+            version,
+            DocumentCommand::Replace {
+                body: Value::Object(body),
+            },
+            Extras::default(),
+        )
+        .await;
+        match outcome {
+            Ok(_) => return Ok(ContactChange::Unsubscribed),
+            Err(DocError::Domain(DocumentError::NotFound(_))) => return Ok(ContactChange::Gone),
+            Err(DocError::VersionMismatch { .. } | DocError::Conflict(_)) => continue,
+            Err(error) => {
+                tracing::error!(%error, contact = %claims.contact_id, "unsubscribe not stored");
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the unsubscribe could not be stored; retry shortly",
+                ));
+            }
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the contact is being changed by others; retry shortly",
+    ))
+}

@@ -1,0 +1,83 @@
+//! The org purge job (`api.md` section 8): soft-deleted campaigns are removed for good, with a
+//! `Purged` tombstone left in the org's audit stream.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::db_test;
+use crate::helpers::{token, TestApp};
+
+async fn wait_done(app: &TestApp, job: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let reply = app
+            .admin(Method::GET, &format!("/crm/marketing/purge/{job}"))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        if reply.body["status"] == "completed" || reply.body["status"] == "failed" {
+            return reply.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "purge did not finish: {}", reply.text);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+db_test!(api_only purge_removes_deleted_campaigns_and_leaves_a_tombstone, |app: TestApp| async move {
+    for id in ["camp-gone", "camp-kept"] {
+        let reply = app
+            .post_campaign(&json!({"id": id, "name": id, "type": "one-shot", "channels": ["email"]}))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+    let reply = app
+        .admin(Method::DELETE, "/crm/marketing/campaigns/camp-gone")
+        .send()
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.text);
+
+    let marketer = token(&["acme"], &["marketer"], "mia");
+    app.as_user(&marketer, "acme", Method::POST, "/crm/marketing/purge")
+        .send()
+        .await
+        .assert_problem(403);
+
+    let reply = app.admin(Method::POST, "/crm/marketing/purge").send().await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let job = reply.body["jobId"].as_str().unwrap().to_string();
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/crm/marketing/purge/{job}").as_str())
+    );
+    let done = wait_done(&app, &job).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["campaignIds"], json!(["camp-gone"]));
+    assert_eq!(done["requestedBy"], "alice");
+
+    app.get_campaign("camp-gone").await.assert_problem(404);
+    assert_eq!(app.get_campaign("camp-kept").await.status, 200);
+    let log = app.all_events().await;
+    assert!(
+        log.iter().all(|e| !e["streamId"].as_str().unwrap().ends_with(":camp-gone")),
+        "the purged stream is gone"
+    );
+    let tombstone: Vec<&Value> = log.iter().filter(|e| e["eventType"] == "Purged").collect();
+    assert_eq!(tombstone.len(), 1);
+    assert_eq!(tombstone[0]["streamId"], "audit-acme");
+    assert_eq!(tombstone[0]["data"]["campaignIds"], json!(["camp-gone"]));
+    assert_eq!(tombstone[0]["metadata"]["actor"], "alice");
+
+    // A second purge finds nothing more to remove; jobs are private to their org.
+    let reply = app.admin(Method::POST, "/crm/marketing/purge").send().await;
+    let again = wait_done(&app, reply.body["jobId"].as_str().unwrap()).await;
+    assert_eq!(again["campaignIds"], json!([]));
+    let other = token(&["globex"], &["admin"], "gus");
+    app.as_user(&other, "globex", Method::GET, &format!("/crm/marketing/purge/{job}"))
+        .send()
+        .await
+        .assert_problem(404);
+    app.admin(Method::GET, "/crm/marketing/purge/purge-nope")
+        .send()
+        .await
+        .assert_problem(404);
+});
