@@ -45,7 +45,7 @@ impl Principal {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub exp: i64,
@@ -64,7 +64,14 @@ pub struct Claims {
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    /// Tokens already verified, with their claims: a client sends the same token on every
+    /// request, and checking a signature costs more than the rest of a cached `GET`. A hit is
+    /// still refused once the token expires.
+    verified: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Claims>>>,
 }
+
+/// Verified tokens kept; the map is emptied when it fills.
+const VERIFIED_CAPACITY: usize = 10_000;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,13 +124,30 @@ impl Verifier {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        Ok(Verifier { key, validation })
+        Ok(Verifier {
+            key,
+            validation,
+            verified: Default::default(),
+        })
     }
 
     /// Returns the claims of a valid token, or `None` for any token that is not.
     pub fn verify(&self, token: &str) -> Option<Claims> {
+        let now = chrono::Utc::now().timestamp();
+        let leeway = self.validation.leeway as i64;
+        if let Some(claims) = self.verified.lock().expect("token cache").get(token) {
+            return (claims.exp + leeway >= now).then(|| claims.clone());
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).ok()?;
-        (!data.claims.sub.is_empty()).then_some(data.claims)
+        if data.claims.sub.is_empty() {
+            return None;
+        }
+        let mut verified = self.verified.lock().expect("token cache");
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.clear();
+        }
+        verified.insert(token.to_string(), data.claims.clone());
+        Some(data.claims)
     }
 
     /// Authorizes `claims` for `org_id`; `None` when the org is not among the token's orgs.

@@ -546,7 +546,22 @@ pub struct AssetsCache {
     entries: std::sync::Mutex<
         std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<OrgAssets>)>,
     >,
+    /// Rendered `GET` bodies: valid while the cached document (the same `Arc`) and the org's
+    /// assets (the same generation) are unchanged.
+    rendered: std::sync::Mutex<std::collections::HashMap<(String, String), Rendered>>,
 }
+
+/// A campaign's response body, rendered once for one document and one assets generation.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    doc: std::sync::Arc<Value>,
+    generation: u64,
+    pub body: bytes::Bytes,
+    pub version: Option<i64>,
+}
+
+/// Numbers each distinct load of an org's assets.
+static ASSETS_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl AssetsCache {
     const TTL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -561,8 +576,14 @@ impl AssetsCache {
                 return Ok(assets.clone());
             }
         }
-        let assets = std::sync::Arc::new(OrgAssets::load(db, org_id).await?);
+        let mut assets = OrgAssets::load(db, org_id).await?;
         let mut entries = self.entries.lock().expect("cache lock");
+        // Unchanged assets keep their generation, so rendered bodies stay valid.
+        assets.generation = match entries.get(org_id) {
+            Some((_, old)) if old.same_content(&assets) => old.generation,
+            _ => ASSETS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        };
+        let assets = std::sync::Arc::new(assets);
         if entries.len() > 10_000 {
             entries.clear();
         }
@@ -576,6 +597,46 @@ impl AssetsCache {
     pub fn invalidate(&self, org_id: &str) {
         self.entries.lock().expect("cache lock").remove(org_id);
     }
+
+    /// The rendered body of `doc` under `assets`, if it was rendered before.
+    pub fn rendered(
+        &self,
+        org_id: &str,
+        id: &str,
+        doc: &std::sync::Arc<Value>,
+        assets: &OrgAssets,
+    ) -> Option<Rendered> {
+        let rendered = self.rendered.lock().expect("cache lock");
+        rendered
+            .get(&(org_id.to_string(), id.to_string()))
+            .filter(|r| std::sync::Arc::ptr_eq(&r.doc, doc) && r.generation == assets.generation)
+            .cloned()
+    }
+
+    /// Renders `doc` with its live blockers, and keeps the body for the next `GET`.
+    pub fn render(
+        &self,
+        org_id: &str,
+        id: &str,
+        doc: std::sync::Arc<Value>,
+        assets: &OrgAssets,
+    ) -> Rendered {
+        let live = assets.live_blockers((*doc).clone());
+        let rendered = Rendered {
+            body: serde_json::to_vec(&live)
+                .expect("documents serialize")
+                .into(),
+            version: live.get("version").and_then(Value::as_i64),
+            doc,
+            generation: assets.generation,
+        };
+        let mut map = self.rendered.lock().expect("cache lock");
+        if map.len() >= 10_000 {
+            map.clear();
+        }
+        map.insert((org_id.to_string(), id.to_string()), rendered.clone());
+        rendered
+    }
 }
 
 /// What the org has ready for a campaign: the channels it can send on now and what blocks it.
@@ -588,6 +649,8 @@ pub struct Readiness {
 /// The org's connected platforms, template ids and audience ids: what readiness checks against.
 #[derive(Debug, Clone, Default)]
 pub struct OrgAssets {
+    /// Tells loads apart: equal generations have equal content.
+    generation: u64,
     connected: Vec<String>,
     templates: std::collections::HashSet<String>,
     audiences: std::collections::HashSet<String>,
@@ -623,6 +686,14 @@ impl OrgAssets {
             }
         }
         Ok(assets)
+    }
+
+    fn same_content(&self, other: &OrgAssets) -> bool {
+        let mut a = self.connected.clone();
+        let mut b = other.connected.clone();
+        a.sort();
+        b.sort();
+        a == b && self.templates == other.templates && self.audiences == other.audiences
     }
 
     /// Checks a campaign's channels, template and audience against these assets.

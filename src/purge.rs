@@ -160,12 +160,14 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("delete from engagement_keys where org_id = $1 and (key like $2 or key like $3)")
-            .bind(org_id)
-            .bind(format!("api:{id}:%"))
-            .bind(format!("unsubscribe:{id}:%"))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "delete from engagement_keys where org_id = $1 and (key like $2 or key like $3)",
+        )
+        .bind(org_id)
+        .bind(format!("api:{id}:%"))
+        .bind(format!("unsubscribe:{id}:%"))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("delete from campaigns where org_id = $1 and id = $2")
             .bind(org_id)
             .bind(id)
@@ -202,6 +204,12 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
         db.cache.evict(org_id, id);
         db.cache.announce(org_id, id);
     }
-    tracing::info!(org_id, job_id, campaigns = ids.len(), events = removed, "purged deleted campaigns");
+    tracing::info!(
+        org_id,
+        job_id,
+        campaigns = ids.len(),
+        events = removed,
+        "purged deleted campaigns"
+    );
     Ok(result)
 }

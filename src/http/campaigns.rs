@@ -206,15 +206,30 @@ async fn fetch(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let doc = campaigns::get_shared(&state.db, &auth.0.org_id, &id)
+    let org_id = &auth.0.org_id;
+    let doc = campaigns::get_shared(&state.db, org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
-    let doc = (*doc).clone();
-    let assets = state.assets.get(&state.db, &auth.0.org_id).await?;
-    Ok(campaign_response(
-        StatusCode::OK,
-        &assets.live_blockers(doc),
-    ))
+    let assets = state.assets.get(&state.db, org_id).await?;
+    let rendered = match state.assets.rendered(org_id, &id, &doc, &assets) {
+        Some(rendered) => rendered,
+        None => state.assets.render(org_id, &id, doc, &assets),
+    };
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        rendered.body,
+    )
+        .into_response();
+    if let Some(etag) = rendered
+        .version
+        .and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok())
+    {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
 }
 
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
