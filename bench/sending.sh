@@ -28,7 +28,8 @@ export DATABASE_URL="${ADMIN_URL%/*}/$DB"
 export HERALD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
 export HERALD_TRACKING_SECRET=bench-tracking-secret-bench-tracking
 export HERALD_SECRETS_KEY=bench-secrets-key-bench-secrets-key-00
-export HERALD_BIND=127.0.0.1:$PORT HERALD_DATA_DIR=$WORK RUST_LOG=warn
+# sqlx logs every statement over 1 s with its 500 parameters: keep the output readable.
+export HERALD_BIND=127.0.0.1:$PORT HERALD_DATA_DIR=$WORK RUST_LOG=warn,sqlx::query=error
 TOKEN=$($BIN token --org bench --role admin --ttl 2h)
 $BIN serve & SERVER=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
