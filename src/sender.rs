@@ -26,9 +26,9 @@ use crate::db::Db;
 use crate::scheduler::Lease;
 use crate::secrets::{Sealed, Sealer};
 use crate::store::{self, format_time, AppendError, Appending, NewEvent};
+use crate::{campaigns, documents};
 use herald_domain::engagement::{run_stream, SendsRecorded, SENDS_EVENT_TYPE};
 use herald_projections::record::Metadata;
-use crate::{campaigns, documents};
 
 /// Contacts read, rendered and recorded per transaction: memory stays flat whatever the audience.
 pub const PAGE: i64 = 500;
@@ -825,7 +825,7 @@ impl Sender {
         for chunk in outbox.chunks(200) {
             insert_outbox(&mut tx, ctx, chunk, &now).await?;
         }
-        insert_short_links(&mut tx, ctx, outbox.iter().map(|(p, _)| *p), &now).await?; // TEMP-SHORTLINKS
+        insert_short_links(&mut tx, ctx, outbox.iter().map(|(p, _)| *p), &now).await?;
         bump_channel_stats(&mut tx, ctx.org_id, route.channel, &results, &now).await?;
         tx.commit().await?;
         Ok(())
@@ -855,8 +855,8 @@ impl Sender {
             let inserted = insert_ledger(&mut tx, ctx, &rows, &now).await?;
             let claimed = prepared
                 .iter()
-                .filter(|p| inserted.contains(&p.ledger_key())); // TEMP-SHORTLINKS
-            insert_short_links(&mut tx, ctx, claimed, &now).await?; // TEMP-SHORTLINKS
+                .filter(|p| inserted.contains(&p.ledger_key()));
+            insert_short_links(&mut tx, ctx, claimed, &now).await?;
             tx.commit().await?;
             inserted
         };
