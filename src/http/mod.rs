@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod purge;
 pub mod resources;
 pub mod sandbox;
 pub mod shortlinks;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(resources::router())
         .merge(sandbox::router())
+        .merge(purge::router())
         .merge(shortlinks::router())
         .merge(tracking::router())
         .merge(engagements::router());

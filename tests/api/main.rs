@@ -17,6 +17,7 @@ mod events;
 mod health;
 mod integrations;
 mod lifecycle;
+mod purge;
 mod scheduling;
 mod sending;
 mod tracking;
