@@ -1,5 +1,6 @@
 //! The HTTP API: one router per resource module, merged here and mounted at `/` and `/api`.
 
+pub mod analytics;
 pub mod campaigns;
 pub mod discovery;
 pub mod engagements;
@@ -55,6 +56,7 @@ pub struct AppState {
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .merge(analytics::router())
         .merge(campaigns::router())
         .merge(events::router())
         .merge(discovery::router())

@@ -40,7 +40,6 @@ pub fn router() -> Router<AppState> {
             "/crm/contacts/import",
             post(import_contacts).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)),
         )
-        .route("/crm/contacts/{id}/activities", get(contact_activities))
         .route("/crm/audiences", collection(DocumentKind::Audience))
         .route("/crm/audiences/preview", post(preview))
         .route("/crm/audiences/{id}", item(DocumentKind::Audience))
@@ -504,21 +503,6 @@ async fn import_contacts(
         "errors": errors,
     }))
     .into_response())
-}
-
-// TODO(engagement issue): the activity log fills from engagement events; until then every
-// contact's log is empty.
-async fn contact_activities(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-    params: Params,
-) -> Result<Response> {
-    params.limit()?;
-    if !documents::exists(&state.db, &auth.0.org_id, DocumentKind::Contact, &id).await? {
-        return Err(ApiError::not_found("no such contact"));
-    }
-    Ok(Json(json!({ "items": [], "nextCursor": null })).into_response())
 }
 
 /// Counts the org's contacts matching `filter`, streaming rows so memory stays flat, and keeps

@@ -4,6 +4,7 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod analytics;
 mod audiences;
 mod auth;
 mod bad_input;
