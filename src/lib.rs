@@ -23,3 +23,4 @@ pub mod secrets;
 pub mod sender;
 pub mod startup;
 pub mod store;
+pub mod webhooks;

@@ -14,6 +14,7 @@ pub mod resources;
 pub mod sandbox;
 pub mod shortlinks;
 pub mod tracking;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sandbox::router())
         .merge(purge::router())
         .merge(shortlinks::router())
+        .merge(webhooks::router())
         .merge(tracking::router())
         .merge(engagements::router());
     let request_id = HeaderName::from_static("x-request-id");

@@ -22,3 +22,4 @@ mod purge;
 mod scheduling;
 mod sending;
 mod tracking;
+mod webhooks;

@@ -1,0 +1,208 @@
+//! Vendor callbacks, `POST /connect/webhooks/{vendor}/{connectionId}` (public: the vendor's
+//! signature, checked with the connection's secret, stands in for a token). Each event becomes
+//! an `EngagementRecorded` event keyed `<vendor>:<vendor event id>` (docs/webhooks.md).
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use herald_domain::engagement::{Engagement, EngagementType};
+use herald_domain::ids::is_valid_id;
+use herald_projections::record::Metadata;
+use serde_json::json;
+
+use super::error::{ApiError, Result};
+use super::extract::RequestMeta;
+use super::AppState;
+use crate::campaigns::CommandMeta;
+use crate::engagements::{Pending, Recorded};
+use crate::webhooks::{lookup, Incoming, Received, Target, Vendor, WebhookError};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/connect/webhooks/{vendor}/{connection_id}", post(receive))
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Malformed(detail) => ApiError::bad_request(detail),
+            WebhookError::BadSignature(detail) => ApiError::forbidden(detail),
+        }
+    }
+}
+
+/// Checks the signature against each connection the id names, records the events of the first
+/// one it matches, and answers `{"recorded", "duplicates", "ignored"}`.
+#[tracing::instrument(skip_all, fields(vendor, connection))]
+async fn receive(
+    State(state): State<AppState>,
+    path: std::result::Result<Path<(String, String)>, PathRejection>,
+    OriginalUri(uri): OriginalUri,
+    request: RequestMeta,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let Ok(Path((vendor, connection_id))) = path else {
+        return Err(ApiError::not_found("no such webhook"));
+    };
+    tracing::Span::current()
+        .record("vendor", vendor.as_str())
+        .record("connection", connection_id.as_str());
+    let vendor = Vendor::parse(&vendor).ok_or_else(|| ApiError::not_found("no such vendor"))?;
+    if !is_valid_id(&connection_id) {
+        return Err(ApiError::not_found("no such connection"));
+    }
+    let candidates = lookup::connections(&state.db, &state.sealer, vendor, &connection_id).await?;
+    if candidates.is_empty() {
+        return Err(ApiError::not_found("no such connection"));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(rejection.status(), "the request body is larger than 1 MiB")
+        } else {
+            ApiError::bad_request("the request body could not be read")
+        }
+    })?;
+    // Twilio signs the URL it called: Herald's public base and the path and query as sent.
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{path_and_query}", state.public_url);
+    let received = Received::read(
+        vendor,
+        Incoming {
+            body: &body,
+            headers: &headers,
+            url: &url,
+            query: uri.query(),
+        },
+    )?;
+    let now = Utc::now();
+    let org_id = signed_for(&received, &candidates, now).inspect_err(|error| {
+        tracing::warn!(reason = %error, "webhook signature refused");
+    })?;
+    let parsed = received.events()?;
+
+    let meta = CommandMeta {
+        org_id: org_id.clone(),
+        actor: format!("webhook:{}:{connection_id}", vendor.id()),
+        request_id: request.request_id,
+        correlation_id: request.correlation_id,
+    };
+    let metadata: Metadata = meta.metadata();
+    let mut ignored = parsed.ignored;
+    let mut pending = Vec::new();
+    let mut unsubscribes = BTreeSet::new();
+    // A batch often reports several events of one message: match each message once.
+    let mut resolved: HashMap<Target, lookup::Resolution> = HashMap::new();
+    for event in parsed.events {
+        let resolution = match resolved.get(&event.target) {
+            Some(resolution) => resolution.clone(),
+            None => {
+                let resolution = lookup::resolve(&state.db, &org_id, &event.target).await?;
+                resolved.insert(event.target.clone(), resolution.clone());
+                resolution
+            }
+        };
+        if event.kind == EngagementType::Unsubscribe {
+            let channel = resolution
+                .send
+                .as_ref()
+                .map(|s| s.channel)
+                .unwrap_or(match vendor {
+                    Vendor::Twilio => herald_domain::spec::Channel::Sms,
+                    Vendor::SendGrid | Vendor::Mailgun => herald_domain::spec::Channel::Email,
+                });
+            for contact in &resolution.contacts {
+                unsubscribes.insert((contact.clone(), channel));
+            }
+        }
+        let Some(send) = resolution.send else {
+            ignored += 1;
+            continue;
+        };
+        let engagement = Engagement {
+            campaign_id: send.campaign_id,
+            run_id: Some(send.run_id),
+            contact_id: Some(send.contact_id),
+            channel: send.channel,
+            kind: event.kind,
+            classification: event.classification,
+            // A vendor clock ahead of ours is not allowed to put an engagement in the future.
+            occurred_at: event.occurred_at.map_or(now, |at| at.min(now)),
+            external_id: Some(event.event_id.clone()),
+            link: event.link,
+            value: None,
+            currency: None,
+            count: None,
+            source: vendor.id().to_string(),
+            reason: event.reason,
+        };
+        pending.push(Pending {
+            org_id: org_id.clone(),
+            engagement,
+            metadata: metadata.clone(),
+            key: Some(format!("{}:{}", vendor.id(), event.event_id)),
+        });
+    }
+    // Contacts first: if recording then fails, the vendor's retry finds them unsubscribed
+    // already and records the events; the reverse order could count an unsubscribe for a
+    // contact who still gets messages.
+    for (contact, channel) in unsubscribes {
+        lookup::unsubscribe(&state.db, &meta, &contact, channel)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, %contact, "webhook unsubscribe not stored");
+                unavailable()
+            })?;
+    }
+    let answers = state.recorder.record_all(pending).await.map_err(|error| {
+        tracing::error!(%error, "webhook events not stored");
+        unavailable()
+    })?;
+    let recorded = answers
+        .iter()
+        .filter(|a| matches!(a, Recorded::Stored(_)))
+        .count();
+    let duplicates = answers.len() - recorded;
+    tracing::info!(org = %org_id, recorded, duplicates, ignored, "webhook events");
+    Ok((
+        StatusCode::OK,
+        Json(json!({"recorded": recorded, "duplicates": duplicates, "ignored": ignored})),
+    )
+        .into_response())
+}
+
+/// The org of the first connection whose secret verifies the request. With one candidate its
+/// own refusal is told; with several, none of them is singled out.
+fn signed_for(
+    received: &Received,
+    candidates: &[lookup::Candidate],
+    now: chrono::DateTime<Utc>,
+) -> std::result::Result<String, WebhookError> {
+    let mut refusals = Vec::new();
+    for candidate in candidates {
+        match received.verify(&candidate.credentials, now) {
+            Ok(()) => return Ok(candidate.org_id.clone()),
+            Err(error) => refusals.push(error),
+        }
+    }
+    match refusals.pop() {
+        Some(only) if refusals.is_empty() => Err(only),
+        _ => Err(WebhookError::BadSignature(
+            "the signature matches no connection with this id".into(),
+        )),
+    }
+}
+
+/// `503`: the vendor retries, and what was stored before the failure is not recorded twice.
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the events could not all be stored; retry later",
+    )
+}

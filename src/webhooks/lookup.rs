@@ -1,0 +1,255 @@
+//! The database side of webhooks: the connection a callback names, the send each event reports
+//! on (by the send key it carried, the vendor's message id, or the sender's phone), and the
+//! contact changes an unsubscribe makes.
+
+use herald_domain::contact::{is_e164, parse_contact};
+use herald_domain::document::{DocumentCommand, DocumentKind};
+use herald_domain::spec::Channel;
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use super::{Target, Vendor};
+use crate::campaigns::CommandMeta;
+use crate::db::Db;
+use crate::documents::{self, DocError, Extras};
+use crate::secrets::{Sealed, Sealer};
+
+/// Most orgs whose connections share one id that a callback tries.
+const MAX_CANDIDATES: i64 = 20;
+
+/// Most contacts one phone number is matched to.
+const MAX_PHONE_CONTACTS: i64 = 100;
+
+/// Attempts at unsubscribing a contact that other writers keep changing.
+const UNSUBSCRIBE_ATTEMPTS: usize = 5;
+
+/// A connection a callback may come from, with its credentials opened.
+pub struct Candidate {
+    pub org_id: String,
+    pub credentials: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Candidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Candidate")
+            .field("org_id", &self.org_id)
+            .field("credentials", &format_args!(".."))
+            .finish()
+    }
+}
+
+/// The live connections of `vendor` with this id, in every org (ids are unique per org only;
+/// the signature tells which org's connection the vendor signed for). Read through
+/// `connection_secrets`, which holds only connections, joined to the connection's document.
+pub async fn connections(
+    db: &Db,
+    sealer: &Sealer,
+    vendor: Vendor,
+    id: &str,
+) -> Result<Vec<Candidate>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select s.org_id, s.nonce, s.ciphertext, d.doc from connection_secrets s
+         join documents d on d.org_id = s.org_id and d.kind = 'connection' and d.id = s.id
+         where s.id = $1 order by s.org_id limit $2",
+    )
+    .bind(id)
+    .bind(MAX_CANDIDATES)
+    .fetch_all(&db.read)
+    .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let doc: String = row.try_get("doc")?;
+        let doc: Value = serde_json::from_str(&doc).unwrap_or(Value::Null);
+        if doc["vendor"] != vendor.id() {
+            continue;
+        }
+        let sealed = Sealed {
+            nonce: row.try_get("nonce")?,
+            ciphertext: row.try_get("ciphertext")?,
+        };
+        let credentials = sealer
+            .open(&sealed)
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .unwrap_or_default();
+        out.push(Candidate {
+            org_id: row.try_get("org_id")?,
+            credentials,
+        });
+    }
+    Ok(out)
+}
+
+/// One recipient's delivery an event reports on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Send {
+    pub campaign_id: String,
+    pub run_id: String,
+    pub contact_id: String,
+    pub channel: Channel,
+}
+
+/// What an event was matched to: the send (when one is found) and the contacts it concerns
+/// (the send's, or every contact with an inbound SMS's phone number).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    pub send: Option<Send>,
+    pub contacts: Vec<String>,
+}
+
+/// Matches an event to its send in the org's send ledger: by the send key first, then by the
+/// vendor's message id, then (inbound SMS) by the newest SMS send to a contact with the
+/// sender's phone number.
+pub async fn resolve(db: &Db, org_id: &str, target: &Target) -> Result<Resolution, sqlx::Error> {
+    if let Some(key) = &target.message_key {
+        let campaign: Option<String> = sqlx::query_scalar(
+            "select campaign_id from send_ledger
+             where org_id = $1 and run_id = $2 and contact_id = $3 and channel = $4",
+        )
+        .bind(org_id)
+        .bind(&key.run_id)
+        .bind(&key.contact_id)
+        .bind(key.channel.id())
+        .fetch_optional(&db.read)
+        .await?;
+        if let Some(campaign_id) = campaign {
+            return Ok(found(Send {
+                campaign_id,
+                run_id: key.run_id.clone(),
+                contact_id: key.contact_id.clone(),
+                channel: key.channel,
+            }));
+        }
+    }
+    for id in &target.provider_ids {
+        let row = sqlx::query(
+            "select run_id, contact_id, channel, campaign_id from send_ledger
+             where org_id = $1 and provider_message_id = $2 limit 1",
+        )
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&db.read)
+        .await?;
+        if let Some(send) = row.as_ref().map(send_from_row).transpose()?.flatten() {
+            return Ok(found(send));
+        }
+    }
+    if let Some(phone) = &target.phone {
+        let contacts = contacts_by_phone(db, org_id, phone).await?;
+        let send = latest_sms_send(db, org_id, &contacts).await?;
+        return Ok(Resolution { send, contacts });
+    }
+    Ok(Resolution::default())
+}
+
+fn found(send: Send) -> Resolution {
+    Resolution {
+        contacts: vec![send.contact_id.clone()],
+        send: Some(send),
+    }
+}
+
+fn send_from_row(row: &sqlx::any::AnyRow) -> Result<Option<Send>, sqlx::Error> {
+    let channel: String = row.try_get("channel")?;
+    Ok(Channel::parse(&channel).map(|channel| Send {
+        campaign_id: row.try_get("campaign_id").unwrap_or_default(),
+        run_id: row.try_get("run_id").unwrap_or_default(),
+        contact_id: row.try_get("contact_id").unwrap_or_default(),
+        channel,
+    }))
+}
+
+/// Ids of the org's contacts whose phone is exactly `phone` (E.164 only: anything else can
+/// match no stored contact). The stored document is compact JSON, so the phone appears as
+/// `"phone":"+1..."`; E.164 has no `LIKE` wildcards, and each hit is checked exactly.
+async fn contacts_by_phone(db: &Db, org_id: &str, phone: &str) -> Result<Vec<String>, sqlx::Error> {
+    if !is_e164(phone) {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "select id, doc from documents where org_id = $1 and kind = 'contact' and doc like $2
+         order by id limit $3",
+    )
+    .bind(org_id)
+    .bind(format!("%\"phone\":\"{phone}\"%"))
+    .bind(MAX_PHONE_CONTACTS)
+    .fetch_all(&db.read)
+    .await?;
+    let mut ids = Vec::new();
+    for row in rows {
+        let doc: String = row.try_get("doc")?;
+        let doc: Value = serde_json::from_str(&doc).unwrap_or(Value::Null);
+        if doc["phone"] == phone {
+            ids.push(row.try_get("id")?);
+        }
+    }
+    Ok(ids)
+}
+
+/// The newest SMS send to any of `contacts`: the message an inbound SMS answers.
+async fn latest_sms_send(
+    db: &Db,
+    org_id: &str,
+    contacts: &[String],
+) -> Result<Option<Send>, sqlx::Error> {
+    if contacts.is_empty() {
+        return Ok(None);
+    }
+    let placeholders: Vec<String> = (0..contacts.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "select run_id, contact_id, channel, campaign_id from send_ledger
+         where org_id = $1 and channel = 'sms' and contact_id in ({})
+         order by created_at desc, run_id desc limit 1",
+        placeholders.join(",")
+    );
+    let mut query = sqlx::query(&sql).bind(org_id);
+    for contact in contacts {
+        query = query.bind(contact);
+    }
+    let row = query.fetch_optional(&db.read).await?;
+    Ok(row.as_ref().map(send_from_row).transpose()?.flatten())
+}
+
+/// Sets the contact's `unsubscribed.<channel>` to true through its document, as `PUT
+/// /crm/contacts/:id` would. False when the contact is gone or was already unsubscribed.
+pub async fn unsubscribe(
+    db: &Db,
+    meta: &CommandMeta,
+    contact_id: &str,
+    channel: Channel,
+) -> Result<bool, DocError> {
+    for _ in 0..UNSUBSCRIBE_ATTEMPTS {
+        let Some(current) =
+            documents::get(db, &meta.org_id, DocumentKind::Contact, contact_id).await?
+        else {
+            return Ok(false);
+        };
+        if current["unsubscribed"][channel.id()] == Value::Bool(true) {
+            return Ok(false);
+        }
+        let Ok(mut input) = parse_contact(&current) else {
+            return Err(DocError::Unreadable(format!(
+                "stored contact {contact_id} does not parse"
+            )));
+        };
+        input.body["unsubscribed"][channel.id()] = Value::Bool(true);
+        let version = current["version"].as_i64();
+        match documents::execute(
+            db,
+            meta,
+            DocumentKind::Contact,
+            contact_id,
+            version,
+            DocumentCommand::Replace { body: input.body },
+            Extras::default(),
+        )
+        .await
+        {
+            Ok((_, changed)) => return Ok(changed),
+            // Changed since it was read: read it again.
+            Err(DocError::VersionMismatch { .. }) => continue,
+            Err(DocError::Domain(_)) => return Ok(false),
+            Err(other) => return Err(other),
+        }
+    }
+    Err(DocError::Conflict("contact"))
+}
