@@ -389,6 +389,9 @@ pub struct CampaignInput {
 /// `null` counts as absent. Fields the server owns (`orgId`, `version`, `state`, `createdAt`,
 /// `nextRunAt`, `blockers`, `lastRun`, metrics, ...) and unknown fields are ignored, so a client
 /// can send back what it read. `recurring` may sit at the top level or inside `schedule`.
+/// A campaign id the API's own routes take: `/crm/marketing/campaigns/aggregated-metrics`.
+pub const RESERVED_CAMPAIGN_ID: &str = "aggregated-metrics";
+
 pub fn parse_campaign(body: &Value) -> Result<CampaignInput, Vec<FieldError>> {
     let Some(obj) = body.as_object() else {
         return Err(vec![FieldError::new("body", MUST_BE_OBJECT)]);
@@ -497,6 +500,12 @@ pub fn parse_campaign(body: &Value) -> Result<CampaignInput, Vec<FieldError>> {
     };
 
     let id = optional_id(&mut errors, obj, "id");
+    if id.as_deref() == Some(RESERVED_CAMPAIGN_ID) {
+        errors.push(FieldError::new(
+            "id",
+            "aggregated-metrics is reserved (POST /crm/marketing/campaigns/aggregated-metrics)",
+        ));
+    }
 
     match (name, campaign_type, channels, social_profiles) {
         (Some(name), Some(campaign_type), Some(channels), Some(social_profiles))
@@ -1410,5 +1419,11 @@ mod tests {
             let deserialized: CampaignSpec = serde_json::from_value(stored).unwrap();
             prop_assert_eq!(deserialized, spec);
         }
+    }
+
+    #[test]
+    fn the_aggregated_metrics_path_is_not_a_campaign_id() {
+        let errors = parse_campaign(&seed_with(json!({"id": "aggregated-metrics"}))).unwrap_err();
+        assert_eq!(errors[0].field, "id");
     }
 }
