@@ -112,6 +112,8 @@ impl std::fmt::Debug for Sender {
 /// One channel's route for a run: the connection it goes through, built once.
 struct Route {
     channel: Channel,
+    /// The connection the channel goes through.
+    connection_id: String,
     vendor: String,
     settings: Value,
     /// The profile a social post is made from (or the connection id when it has none).
@@ -382,6 +384,7 @@ impl Sender {
         };
         Ok(Some(Route {
             channel,
+            connection_id: id.clone(),
             vendor,
             settings,
             profile,
@@ -494,7 +497,20 @@ impl Sender {
                     report.skipped_no_address += 1;
                     continue;
                 };
-                prepared.push(self.prepare_message(ctx, route.channel, id, contact, to));
+                let mut message = self.prepare_message(ctx, route.channel, id, contact, to);
+                if route.vendor == "twilio" {
+                    if let Ok(outbound) = &mut message.message {
+                        // Twilio posts delivery statuses here (src/webhooks/twilio.rs).
+                        outbound.status_callback = Some(format!(
+                            "{}/connect/webhooks/twilio/{}?{}={}",
+                            self.public_url,
+                            route.connection_id,
+                            channels::MESSAGE_KEY_ARG,
+                            outbound.idempotency_key
+                        ));
+                    }
+                }
+                prepared.push(message);
             }
             if !prepared.is_empty() {
                 self.deliver(ctx, route, prepared, report).await?;

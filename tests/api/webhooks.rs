@@ -634,8 +634,22 @@ webhook_test!(
         )
         .await;
         run_campaign(&app, "camp-sms", "sms").await;
-        assert_eq!(vendor.received_requests().await.unwrap().len(), 4);
+        let sent = vendor.received_requests().await.unwrap();
+        assert_eq!(sent.len(), 4);
         let path = format!("/connect/webhooks/twilio/{connection}");
+        // Each SMS asks Twilio to post its statuses back to this connection's webhook.
+        for request in &sent {
+            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&request.body).unwrap();
+            let callback = form
+                .iter()
+                .find(|(k, _)| k == "StatusCallback")
+                .map(|(_, v)| v.clone())
+                .expect("a StatusCallback");
+            assert!(
+                callback.contains(&format!("{path}?herald_message_key=run-")),
+                "{callback}"
+            );
+        }
         let post = |name: &'static str, phone: &'static str| {
             let app = &app;
             let path = path.clone();
