@@ -102,10 +102,24 @@ psql "$DATABASE_URL" -qc "insert into events (event_id, org_id, stream_id, revis
          '{\"actor\": \"bench\", \"orgId\": \"bench\", \"requestId\": \"\", \"correlationId\": \"\", \"causationId\": \"\"}'::jsonb
   from generate_series(1, greatest($EVENTS - $HAVE, 0)) g"
 echo "log now holds $(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'") engagement events"
-START=$(date +%s.%N)
-$BIN replay --projection analytics
-END=$(date +%s.%N)
-echo "replay of analytics: $(echo "$END - $START" | bc) s"
+if [ -n "${HERALD_BENCH_REPLAY:-}" ]; then
+  START=$(date +%s.%N)
+  $BIN replay --projection analytics
+  END=$(date +%s.%N)
+  echo "replay of analytics: $(echo "$END - $START" | bc) s"
+else
+  # The rollups of the generated events, summed in SQL, and the checkpoint moved past them:
+  # what the projection would write, without waiting for it (HERALD_BENCH_REPLAY=1 replays).
+  psql "$DATABASE_URL" -qc "insert into analytics_daily (org_id, campaign_id, channel, day, opens, clicks, deliveries, updated_at)
+      select org_id, data->>'campaignId', data->>'channel', substr(data->>'occurredAt', 1, 10),
+             count(*) filter (where data->>'type' = 'open'), count(*) filter (where data->>'type' = 'click'),
+             count(*) filter (where data->>'type' = 'delivery'), to_char(now(), 'YYYY-MM-DD')
+      from events where event_type = 'EngagementRecorded' and data->>'source' = 'bench' group by 1, 2, 3, 4
+      on conflict (org_id, campaign_id, channel, day) do update set opens = analytics_daily.opens + excluded.opens,
+        clicks = analytics_daily.clicks + excluded.clicks, deliveries = analytics_daily.deliveries + excluded.deliveries" \
+    -c "update projection_checkpoints set tx_id = (select max(transaction_id)::text::bigint from events),
+        position = (select max(position) from events) where name = 'analytics'"
+fi
 start_server
 for i in $(seq 0 99); do
   api POST /crm/marketing/campaigns "{\"id\": \"camp-$i\", \"name\": \"Bench $i\", \"type\": \"one-shot\", \"channels\": [\"email\"]}" >/dev/null 2>&1 || true

@@ -73,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
         sent += n;
     }
     std::fs::write(&args[5], answered.join("\n") + "\n")?;
-    println!("ingest_client: {sent} requests sent, {} answered 200", answered.len());
+    println!(
+        "ingest_client: {sent} requests sent, {} answered 200",
+        answered.len()
+    );
     Ok(())
 }

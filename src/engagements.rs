@@ -206,7 +206,9 @@ async fn write(db: &Db, batch: &[Job]) -> Result<Vec<Recorded>, AppendError> {
     let appending: Vec<Appending> = events
         .iter()
         .map(|(i, stream, event)| {
-            let revision = next.get_mut(stream.as_str()).expect("every stream was read");
+            let revision = next
+                .get_mut(stream.as_str())
+                .expect("every stream was read");
             let this = *revision;
             *revision += 1;
             Appending {

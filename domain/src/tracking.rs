@@ -265,7 +265,10 @@ mod tests {
     fn an_expired_token_is_refused() {
         let token = sign(KEY, &claims());
         assert!(verify_at(KEY, &token, 1_999_999_999).is_ok());
-        assert_eq!(verify_at(KEY, &token, 2_000_000_001), Err(TokenError::Expired));
+        assert_eq!(
+            verify_at(KEY, &token, 2_000_000_001),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]

@@ -9,24 +9,6 @@ use serde_json::{json, Value};
 use crate::db_test;
 use crate::helpers::*;
 
-/// Polls `check` every 100 ms until it holds or `timeout` passes; true when it held.
-async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return true;
-        }
-        if start.elapsed() > timeout {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn db(app: &TestApp) -> herald::db::Db {
     herald::db::Db::connect(&app.database_url, 2).await.unwrap()
 }

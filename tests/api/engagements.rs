@@ -7,19 +7,6 @@ use serde_json::{json, Value};
 use crate::db_test;
 use crate::helpers::*;
 
-/// Every `EngagementRecorded` event of org acme.
-async fn engagements(app: &TestApp) -> Vec<Value> {
-    let reply = app
-        .admin(
-            Method::GET,
-            "/crm/marketing/events?type=EngagementRecorded&limit=500",
-        )
-        .send()
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body["items"].as_array().unwrap().clone()
-}
-
 /// Creates a draft campaign in org acme and returns its id.
 async fn campaign(app: &TestApp) -> String {
     let created = app.post_campaign(&seed_campaign()).await;

@@ -427,3 +427,34 @@ pub fn seed_campaign() -> Value {
       "status": "draft"
     })
 }
+
+/// Polls `check` every 50 ms until it holds or `timeout` passes; true when it held.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Every `EngagementRecorded` event of org acme (up to 500).
+pub async fn engagements(app: &TestApp) -> Vec<Value> {
+    let reply = app
+        .admin(
+            Method::GET,
+            "/crm/marketing/events?type=EngagementRecorded&limit=500",
+        )
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body["items"].as_array().unwrap().clone()
+}

@@ -18,7 +18,11 @@ async fn wait_done(app: &TestApp, job: &str) -> Value {
         if reply.body["status"] == "completed" || reply.body["status"] == "failed" {
             return reply.body;
         }
-        assert!(std::time::Instant::now() < deadline, "purge did not finish: {}", reply.text);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "purge did not finish: {}",
+            reply.text
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

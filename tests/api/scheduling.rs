@@ -1,7 +1,7 @@
 //! Scheduling, launch and sending: scheduled campaigns launch by themselves, each run is fanned
 //! out to its audience once, whatever is delivered twice or interrupted, and health reports it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use herald_domain::tracking::{self, TrackingKind};
 use reqwest::Method;
@@ -11,24 +11,6 @@ use crate::db_test;
 use crate::helpers::*;
 
 const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
-
-/// Polls `check` every 100 ms until it holds or `timeout` passes; true when it held.
-async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return true;
-        }
-        if start.elapsed() > timeout {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn at(offset: Duration) -> String {
     (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use herald_domain::tracking::{self, TrackingKind};
 use reqwest::{Method, StatusCode};
@@ -17,24 +17,6 @@ use crate::helpers::*;
 
 const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
 const SECRETS_KEY: &str = "test-secrets-key-test-secrets-key-test";
-
-/// Polls `check` every 50 ms until it holds or `timeout` passes; true when it held.
-async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return true;
-        }
-        if start.elapsed() > timeout {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn at(offset: Duration) -> String {
     (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

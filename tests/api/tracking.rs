@@ -124,19 +124,6 @@ fn flip(text: &str, at: usize) -> String {
     chars.into_iter().collect()
 }
 
-/// Every `EngagementRecorded` event of org acme.
-async fn engagements(app: &TestApp) -> Vec<Value> {
-    let reply = app
-        .admin(
-            Method::GET,
-            "/crm/marketing/events?type=EngagementRecorded&limit=500",
-        )
-        .send()
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body["items"].as_array().unwrap().clone()
-}
-
 async fn of_type(app: &TestApp, kind: &str) -> Vec<Value> {
     engagements(app)
         .await

@@ -118,19 +118,6 @@ async fn run_campaign(app: &TestApp, id: &str, channel: &str) {
     }
 }
 
-/// Every `EngagementRecorded` event of org `acme`.
-async fn engagements(app: &TestApp) -> Vec<Value> {
-    let reply = app
-        .admin(
-            Method::GET,
-            "/crm/marketing/events?type=EngagementRecorded&limit=500",
-        )
-        .send()
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body["items"].as_array().unwrap().clone()
-}
-
 /// `(contact, type, classification)` of each engagement, sorted.
 fn summary(events: &[Value]) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = events
