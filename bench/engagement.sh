@@ -20,6 +20,7 @@ BIN="${HERALD_BENCH_BIN:-target/release/herald}"
 BASE="http://127.0.0.1:$PORT"
 WORK=$(mktemp -d)
 SERVER=
+SAMPLER=
 trap 'kill -9 $SERVER 2>/dev/null || true; kill $SAMPLER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 if [ -z "${HERALD_BENCH_SKIP_BUILD:-}" ]; then
@@ -38,7 +39,7 @@ start_server() {
   $BIN serve & SERVER=$!
   for _ in $(seq 1 100); do curl -sf "$BASE/readyz" >/dev/null && break; sleep 0.1; done
 }
-api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' ${3:+-d "$3"}; }
+api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' ${3:+-d "$3"}; }
 start_server
 
 echo "== set-up: 1 000 sandbox contacts, one campaign launched now"
@@ -46,7 +47,7 @@ api POST /crm/integrations/connections '{"platform": "email", "vendor": "sandbox
 api POST /crm/marketing/templates '{"id": "tpl-bench", "name": "Bench", "email": {"subject": "Hi", "html": "<p>Hi <a href=\"https://example.com/offer\">offer</a></p>"}}' >/dev/null
 api POST /crm/audiences '{"id": "aud-all", "name": "All", "type": "dynamic", "filter": {"datatype": "contact", "where": {}}}' >/dev/null
 python3 -c 'import json; print(json.dumps([{"id": "ct-%04d" % i, "email": "c%d@bench.test" % i, "firstName": "C%d" % i} for i in range(1000)]))' > "$WORK/contacts.json"
-curl -sf -X POST "$BASE/crm/contacts/import" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' --data-binary @"$WORK/contacts.json" >/dev/null
+curl -sf -X POST "$BASE/crm/contacts/import" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' --data-binary @"$WORK/contacts.json" >/dev/null
 api POST /crm/marketing/campaigns '{"id": "camp-hot", "name": "Hot", "type": "one-shot", "channels": ["email"], "audienceId": "aud-all", "templateId": "tpl-bench", "status": "running"}' >/dev/null
 for _ in $(seq 1 300); do
   SENT=$(psql "$DATABASE_URL" -Atc "select count(*) from sandbox_messages where campaign_id = 'camp-hot'")
@@ -74,8 +75,9 @@ kill $SAMPLER 2>/dev/null || true; SAMPLER=
 AFTER=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
 echo "events recorded during the run: $((AFTER - BEFORE))"
 awk '{ t[NR] = $1; head[NR] = $2; cp[NR] = $3 }
-     END { n = 0; for (i = 1; i <= NR; i++) { for (j = i; j <= NR && cp[j] < head[i]; j++); if (j <= NR) lag[++n] = t[j] - t[i] }
-           asort(lag); if (n > 0) printf "projection lag over %d samples: p50 %.3f s, p99 %.3f s, max %.3f s\n", n, lag[int(n * 0.5) + 1], lag[int(n * 0.99) + 1 > n ? n : int(n * 0.99) + 1], lag[n] }' "$WORK/lag"
+     END { for (i = 1; i <= NR; i++) { for (j = i; j <= NR && cp[j] < head[i]; j++); if (j <= NR) print t[j] - t[i] } }' "$WORK/lag" \
+  | sort -n | awk '{ v[NR] = $1 } END { if (NR > 0) { p99 = int(NR * 0.99); if (p99 < 1) p99 = 1;
+      printf "projection lag over %d samples: p50 %.3f s, p99 %.3f s, max %.3f s\n", NR, v[int(NR / 2) + 1], v[p99], v[NR] } }'
 echo "== /healthz, 128 connections, $DURATION (for comparison)"
 echo "/healthz" > "$WORK/healthz"
 HERALD_BENCH_PATHS="$WORK/healthz" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" || true
@@ -90,15 +92,16 @@ psql "$DATABASE_URL" -qc "create temp table answered (id text)" -c "\copy answer
   -c "select count(*) as answered, count(e.position) as in_log, count(*) - count(e.position) as missing
       from answered a left join events e on e.metadata->>'requestId' = a.id and e.event_type = 'EngagementRecorded'"
 
+[ -n "${HERALD_BENCH_INGEST_ONLY:-}" ] && exit 0
 echo "== analytics: growing the log to $EVENTS engagement events and rollups to 100 campaigns x 30 days"
 kill $SERVER; wait $SERVER 2>/dev/null || true
 HAVE=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
 psql "$DATABASE_URL" -qc "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata)
   select gen_random_uuid()::text, 'bench', 'delivery-bench:camp-' || (g % 100) || ':-:ct-' || g || ':email', 0,
-         'EngagementRecorded', '1', to_char(now() - ((g % 30) || ' days')::interval, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+         'EngagementRecorded', '1', to_char(now() - (((g / 100) % 30) || ' days')::interval, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
          jsonb_build_object('campaignId', 'camp-' || (g % 100), 'contactId', 'ct-' || g, 'channel', 'email',
            'type', (array['open', 'click', 'delivery'])[1 + g % 3], 'classification', 'human', 'source', 'bench',
-           'occurredAt', to_char(now() - ((g % 30) || ' days')::interval, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')),
+           'occurredAt', to_char(now() - (((g / 100) % 30) || ' days')::interval, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')),
          '{\"actor\": \"bench\", \"orgId\": \"bench\", \"requestId\": \"\", \"correlationId\": \"\", \"causationId\": \"\"}'::jsonb
   from generate_series(1, greatest($EVENTS - $HAVE, 0)) g"
 echo "log now holds $(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'") engagement events"

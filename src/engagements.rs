@@ -67,49 +67,58 @@ struct Job {
     reply: oneshot::Sender<Result<Recorded, String>>,
 }
 
-/// Handle to the group committer; cheap to clone.
+/// Handle to the group committers; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    queue: mpsc::Sender<Job>,
+    /// One queue per committer. An engagement goes to the committer its stream hashes to, so
+    /// two batches of this process never race for one stream's next revision.
+    queues: std::sync::Arc<Vec<mpsc::Sender<Job>>>,
 }
 
 impl Recorder {
     /// Starts `committers` committer tasks on `db` (PostgreSQL gains from two or more, so one
     /// batch builds while another commits; SQLite has one writer and takes one).
     pub fn start(db: Db, wakeup: Wakeup, committers: usize) -> Recorder {
-        let (queue, receiver) = mpsc::channel::<Job>(QUEUE);
-        let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
+        let mut queues = Vec::new();
         for _ in 0..committers.max(1) {
+            let (queue, mut receiver) = mpsc::channel::<Job>(QUEUE);
+            queues.push(queue);
             let db = db.clone();
             let wakeup = wakeup.clone();
-            let receiver = receiver.clone();
             tokio::spawn(async move {
-                loop {
-                    let mut batch = Vec::new();
-                    {
-                        let mut receiver = receiver.lock().await;
-                        let Some(first) = receiver.recv().await else {
-                            return;
-                        };
-                        batch.push(first);
-                        while batch.len() < MAX_BATCH {
-                            match receiver.try_recv() {
-                                Ok(job) => batch.push(job),
-                                Err(_) => break,
-                            }
+                while let Some(first) = receiver.recv().await {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match receiver.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
                         }
                     }
                     commit(&db, &wakeup, batch).await;
                 }
             });
         }
-        Recorder { queue }
+        Recorder {
+            queues: std::sync::Arc::new(queues),
+        }
+    }
+
+    /// The queue of the committer that owns `pending`'s stream.
+    fn queue_for(&self, pending: &Pending) -> &mpsc::Sender<Job> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        pending.org_id.hash(&mut hasher);
+        pending.engagement.campaign_id.hash(&mut hasher);
+        pending.engagement.run_id.hash(&mut hasher);
+        pending.engagement.contact_id.hash(&mut hasher);
+        pending.engagement.channel.id().hash(&mut hasher);
+        &self.queues[(hasher.finish() % self.queues.len() as u64) as usize]
     }
 
     /// Records one engagement; returns once it is committed (or known to be a duplicate).
     pub async fn record(&self, pending: Pending) -> Result<Recorded, RecordError> {
         let (reply, answer) = oneshot::channel();
-        self.queue
+        self.queue_for(&pending)
             .send(Job { pending, reply })
             .await
             .map_err(|_| RecordError::Closed)?;
@@ -125,7 +134,7 @@ impl Recorder {
         let mut answers = Vec::with_capacity(items.len());
         for pending in items {
             let (reply, answer) = oneshot::channel();
-            self.queue
+            self.queue_for(&pending)
                 .send(Job { pending, reply })
                 .await
                 .map_err(|_| RecordError::Closed)?;
