@@ -173,6 +173,23 @@ async fn save_checkpoint(
     Ok(())
 }
 
+/// One writer per projection at a time, across processes and a concurrent `herald replay`:
+/// without it two steps could both see the old checkpoint and apply one batch twice, or a step
+/// could land after a rebuild's reset (SQLite's single writer already serializes them).
+async fn lock_projection(
+    tx: &mut Tx,
+    backend: Backend,
+    projection: Projection,
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        sqlx::query("select pg_advisory_xact_lock($1)")
+            .bind(7_242_100 + projection as i64)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Applies the next batch after the stored checkpoint. Returns how many events it applied.
 pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error> {
     let from = checkpoint(&db.read, projection).await?;
@@ -181,6 +198,7 @@ pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error>
         return Ok(0);
     };
     let mut tx = db.begin().await?;
+    lock_projection(&mut tx, db.backend, projection).await?;
     // Another node may have moved the checkpoint since we read it; re-check under the transaction.
     let current = checkpoint(&mut *tx, projection).await?;
     if current != from {
@@ -197,6 +215,7 @@ pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error>
 /// model until the new one is complete.
 pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
     let mut tx = db.begin().await?;
+    lock_projection(&mut tx, db.backend, projection).await?;
     projection.reset(&mut tx).await?;
     tx.commit().await?;
     let mut total = 0u64;

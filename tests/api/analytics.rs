@@ -880,6 +880,17 @@ db_test!(
                 );
             }
         }
+        // One person unsubscribes with the one-click link.
+        assert_eq!(
+            follow(
+                &app,
+                Method::POST,
+                &messages[30]["trackingUrls"]["unsubscribe"],
+                BROWSER
+            )
+            .await,
+            200
+        );
         let proxy = &messages[49]["trackingUrls"];
         assert_eq!(
             follow(&app, Method::GET, &proxy["open"], "Mozilla/5.0").await,
@@ -921,7 +932,7 @@ db_test!(
         let totals = &body["totals"];
         let expected = json!({"sends": 50, "failures": 0, "deliveries": 50, "opens": 30,
             "uniqueOpens": 20, "machineOpens": 1, "clicks": 5, "uniqueClicks": 5, "machineClicks": 1,
-            "replies": 0, "bounces": 0, "complaints": 0, "unsubscribes": 0, "conversions": 3,
+            "replies": 0, "bounces": 0, "complaints": 0, "unsubscribes": 1, "conversions": 3,
             "revenue": 25.29, "impressions": 0, "interactions": 0, "openRate": 0.4, "clickRate": 0.1});
         assert_eq!(totals, &expected, "{body}");
         assert_eq!(body["channels"], json!({"email": expected}));
@@ -1005,6 +1016,26 @@ db_test!(
             .send()
             .await;
         assert_eq!(proxied.body["items"][0]["classification"], "machine");
+
+        // A replay of the projection from position 0 rebuilds the same numbers.
+        let dashboard_before = dashboard.body["tiles"].clone();
+        let log_before = log.body["items"].clone();
+        herald::projector::rebuild(&db(&app).await, herald::projector::Projection::Analytics)
+            .await
+            .unwrap();
+        let replayed = campaign_analytics(&app, "camp-e2e", "").await;
+        assert_eq!(replayed["totals"], expected, "{replayed}");
+        assert_eq!(replayed["channels"], json!({"email": expected}));
+        let dashboard = app
+            .admin(Method::GET, "/crm/marketing/dashboard")
+            .send()
+            .await;
+        assert_eq!(dashboard.body["tiles"], dashboard_before);
+        let log = app
+            .admin(Method::GET, "/crm/contacts/ct-00/activities")
+            .send()
+            .await;
+        assert_eq!(log.body["items"], log_before);
 
         // A deleted campaign keeps its history.
         let deleted = app
