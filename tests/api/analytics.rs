@@ -825,9 +825,9 @@ db_test!(
             .send()
             .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
-        let contacts: Vec<Value> = (0..50)
+        let contacts: Vec<Value> = (0..1000)
             .map(|i| {
-                json!({"id": format!("ct-{i:02}"), "email": format!("c{i}@acme.test"),
+                json!({"id": format!("ct-{i:04}"), "email": format!("c{i}@acme.test"),
                 "firstName": format!("C{i}"), "tags": ["prospect"]})
             })
             .collect();
@@ -837,7 +837,7 @@ db_test!(
             .send()
             .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
-        assert_eq!(reply.body["created"], 50, "{}", reply.text);
+        assert_eq!(reply.body["created"], 1000, "{}", reply.text);
         create(
             &app,
             json!({"id": "camp-e2e", "name": "Spring e2e", "type": "one-shot",
@@ -850,16 +850,27 @@ db_test!(
         })
         .await;
         assert!(completed, "{}", app.get_campaign("camp-e2e").await.text);
-        let outbox = app
-            .admin(
-                Method::GET,
-                "/crm/integrations/sandbox/messages?campaignId=camp-e2e&limit=500",
-            )
-            .send()
-            .await;
-        let mut messages = outbox.body["items"].as_array().unwrap().clone();
+        let mut messages = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = app
+                .admin(
+                    Method::GET,
+                    &format!(
+                        "/crm/integrations/sandbox/messages?campaignId=camp-e2e&limit=500{cursor}"
+                    ),
+                )
+                .send()
+                .await;
+            assert_eq!(page.status, 200, "{}", page.text);
+            messages.extend(page.body["items"].as_array().unwrap().iter().cloned());
+            match page.body["nextCursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
         messages.sort_by_key(|m| m["contactId"].as_str().unwrap_or_default().to_string());
-        assert_eq!(messages.len(), 50, "{}", outbox.text);
+        assert_eq!(messages.len(), 1000);
 
         // 20 people open (10 of them twice), 5 click; a privacy proxy opens one more message
         // and a scanner follows one more link.
@@ -911,10 +922,10 @@ db_test!(
         let reply = app
             .admin(Method::POST, "/crm/marketing/campaigns/camp-e2e/engagements")
             .json(&json!([
-                {"type": "conversion", "channel": "email", "contactId": "ct-00", "value": 19.99, "currency": "USD"},
-                {"type": "conversion", "channel": "email", "contactId": "ct-01", "value": "0.1", "currency": "USD"},
-                {"type": "revenue", "channel": "email", "contactId": "ct-01", "value": 0.2, "currency": "USD"},
-                {"type": "conversion", "channel": "email", "contactId": "ct-02", "value": 5, "currency": "USD",
+                {"type": "conversion", "channel": "email", "contactId": "ct-0000", "value": 19.99, "currency": "USD"},
+                {"type": "conversion", "channel": "email", "contactId": "ct-0001", "value": "0.1", "currency": "USD"},
+                {"type": "revenue", "channel": "email", "contactId": "ct-0001", "value": 0.2, "currency": "USD"},
+                {"type": "conversion", "channel": "email", "contactId": "ct-0002", "value": 5, "currency": "USD",
                     "occurredAt": "2026-04-15T12:00:00Z"}
             ]))
             .send()
@@ -930,10 +941,10 @@ db_test!(
         let body = campaign_analytics(&app, "camp-e2e", "").await;
         assert!(caught_up, "{body}");
         let totals = &body["totals"];
-        let expected = json!({"sends": 50, "failures": 0, "deliveries": 50, "opens": 30,
+        let expected = json!({"sends": 1000, "failures": 0, "deliveries": 1000, "opens": 30,
             "uniqueOpens": 20, "machineOpens": 1, "clicks": 5, "uniqueClicks": 5, "machineClicks": 1,
             "replies": 0, "bounces": 0, "complaints": 0, "unsubscribes": 1, "conversions": 3,
-            "revenue": 25.29, "impressions": 0, "interactions": 0, "openRate": 0.4, "clickRate": 0.1});
+            "revenue": 25.29, "impressions": 0, "interactions": 0, "openRate": 0.02, "clickRate": 0.005});
         assert_eq!(totals, &expected, "{body}");
         assert_eq!(body["channels"], json!({"email": expected}));
         assert!(body["updatedAt"].as_str().unwrap().ends_with('Z'));
@@ -961,7 +972,7 @@ db_test!(
         .await;
         assert_eq!(recent.status, 200, "{}", recent.text);
         let recent_totals = &recent.body["totals"];
-        assert_eq!(recent_totals["sends"], 50);
+        assert_eq!(recent_totals["sends"], 1000);
         assert_eq!(recent_totals["uniqueOpens"], 20);
         assert_eq!(recent_totals["clicks"], 5);
         assert_eq!(recent_totals["conversions"], 2);
@@ -974,13 +985,13 @@ db_test!(
             .await;
         assert_eq!(dashboard.status, 200, "{}", dashboard.text);
         let tiles = &dashboard.body["tiles"];
-        assert_eq!(tiles["sends"], 50);
+        assert_eq!(tiles["sends"], 1000);
         assert_eq!(tiles["opens"], 30);
         assert_eq!(tiles["clicks"], 5);
         assert_eq!(tiles["conversions"], 2);
         assert_eq!(tiles["revenue"], 20.29);
-        assert_eq!(tiles["openRate"], 0.4);
-        assert_eq!(tiles["clickRate"], 0.1);
+        assert_eq!(tiles["openRate"], 0.02);
+        assert_eq!(tiles["clickRate"], 0.005);
         assert_eq!(tiles["activeCampaigns"], 0, "the campaign has completed");
         let top = &dashboard.body["topCampaigns"];
         assert_eq!(top.as_array().unwrap().len(), 1, "{top}");
@@ -988,9 +999,9 @@ db_test!(
         assert_eq!(top[0]["name"], "Spring e2e");
         assert_eq!(top[0]["revenue"], 20.29);
 
-        // ct-00's log, most recently recorded first.
+        // ct-0000's log, most recently recorded first.
         let log = app
-            .admin(Method::GET, "/crm/contacts/ct-00/activities")
+            .admin(Method::GET, "/crm/contacts/ct-0000/activities")
             .send()
             .await;
         assert_eq!(log.status, 200, "{}", log.text);
@@ -1012,7 +1023,7 @@ db_test!(
             assert!(item["at"].as_str().unwrap().ends_with('Z'));
         }
         let proxied = app
-            .admin(Method::GET, "/crm/contacts/ct-49/activities?type=open")
+            .admin(Method::GET, "/crm/contacts/ct-0049/activities?type=open")
             .send()
             .await;
         assert_eq!(proxied.body["items"][0]["classification"], "machine");
@@ -1032,7 +1043,7 @@ db_test!(
             .await;
         assert_eq!(dashboard.body["tiles"], dashboard_before);
         let log = app
-            .admin(Method::GET, "/crm/contacts/ct-00/activities")
+            .admin(Method::GET, "/crm/contacts/ct-0000/activities")
             .send()
             .await;
         assert_eq!(log.body["items"], log_before);
