@@ -71,26 +71,8 @@ struct Metrics {
     interactions: i64,
 }
 
-/// The summed columns, in the order [`Metrics::from_row`] reads them.
-const COLUMNS: [&str; 17] = [
-    "sends",
-    "failures",
-    "deliveries",
-    "opens",
-    "unique_opens",
-    "machine_opens",
-    "clicks",
-    "unique_clicks",
-    "machine_clicks",
-    "replies",
-    "bounces",
-    "complaints",
-    "unsubscribes",
-    "conversions",
-    "revenue_micros",
-    "impressions",
-    "interactions",
-];
+/// The summed columns, in the order [`Metrics::from_row`] reads them: the rollup's counters.
+const COLUMNS: [&str; 17] = herald_projections::analytics::Counters::COLUMNS;
 
 /// `cast(coalesce(sum(c), 0) as bigint) as c` for every column: PostgreSQL sums bigints as
 /// `numeric`, which the `Any` driver cannot read as an integer.
