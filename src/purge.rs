@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::db::Db;
-use crate::store::{self, format_time, Appending, NewEvent};
+use crate::store::{self, format_time, NewEvent};
 
 /// The audit stream of an org: `audit-<org>`.
 pub fn audit_stream(org_id: &str) -> String {
@@ -182,7 +182,6 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
         data: json!({"jobId": job_id, "campaignIds": ids, "eventsRemoved": removed, "at": format_time(now)}),
     };
     let stream = audit_stream(org_id);
-    let revision = store::next_revisions(&mut tx, &[stream.as_str()]).await?[&stream];
     let metadata = Metadata {
         actor: actor.to_string(),
         org_id: org_id.to_string(),
@@ -190,13 +189,7 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
         correlation_id: job_id.to_string(),
         causation_id: job_id.to_string(),
     };
-    let appending = [Appending {
-        stream_id: &stream,
-        revision,
-        event: &event,
-        metadata: &metadata,
-    }];
-    store::append_each(&mut tx, db.backend, &appending, now)
+    store::append_at_head(&mut tx, db.backend, &stream, &event, &metadata, now)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     tx.commit().await?;

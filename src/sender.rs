@@ -25,7 +25,7 @@ use crate::channels::{self, Adapter, ConnectionConfig, OutboundMessage, SendErro
 use crate::db::Db;
 use crate::scheduler::Lease;
 use crate::secrets::{Sealed, Sealer};
-use crate::store::{self, format_time, AppendError, Appending, NewEvent};
+use crate::store::{self, format_time, AppendError, NewEvent};
 use crate::{campaigns, documents};
 use herald_domain::engagement::{run_stream, SendsRecorded, SENDS_EVENT_TYPE};
 use herald_projections::record::Metadata;
@@ -979,7 +979,6 @@ impl Sender {
             data: serde_json::to_value(&data).expect("sends serialize"),
         };
         let stream = run_stream(ctx.org_id, ctx.campaign_id, ctx.run_id);
-        let revision = store::next_revisions(tx, &[stream.as_str()]).await?[&stream];
         let metadata = Metadata {
             actor: "herald:sender".to_string(),
             org_id: ctx.org_id.to_string(),
@@ -987,13 +986,7 @@ impl Sender {
             correlation_id: ctx.run_id.to_string(),
             causation_id: ctx.run_id.to_string(),
         };
-        let appending = [Appending {
-            stream_id: &stream,
-            revision,
-            event: &event,
-            metadata: &metadata,
-        }];
-        store::append_each(tx, self.db.backend, &appending, now)
+        store::append_at_head(tx, self.db.backend, &stream, &event, &metadata, now)
             .await
             .map_err(|e| match e {
                 AppendError::Db(e) => SendRunError::Db(e),

@@ -447,3 +447,23 @@ pub async fn append_each(
     }
     Ok(positions)
 }
+
+/// Appends one event at the head of `stream_id`, whatever its revision: for writers that own
+/// their stream (a run's sender, the purge job) and need no expected-revision check.
+pub async fn append_at_head(
+    tx: &mut Tx,
+    backend: Backend,
+    stream_id: &str,
+    event: &NewEvent,
+    metadata: &Metadata,
+    now: DateTime<Utc>,
+) -> Result<i64, AppendError> {
+    let revision = next_revisions(tx, &[stream_id]).await?[stream_id];
+    let appending = [Appending {
+        stream_id,
+        revision,
+        event,
+        metadata,
+    }];
+    Ok(append_each(tx, backend, &appending, now).await?[0])
+}

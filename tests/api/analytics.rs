@@ -850,25 +850,7 @@ db_test!(
         })
         .await;
         assert!(completed, "{}", app.get_campaign("camp-e2e").await.text);
-        let mut messages = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let page = app
-                .admin(
-                    Method::GET,
-                    &format!(
-                        "/crm/integrations/sandbox/messages?campaignId=camp-e2e&limit=500{cursor}"
-                    ),
-                )
-                .send()
-                .await;
-            assert_eq!(page.status, 200, "{}", page.text);
-            messages.extend(page.body["items"].as_array().unwrap().iter().cloned());
-            match page.body["nextCursor"].as_str() {
-                Some(next) => cursor = format!("&cursor={next}"),
-                None => break,
-            }
-        }
+        let mut messages = sandbox(&app, "campaignId=camp-e2e").await;
         messages.sort_by_key(|m| m["contactId"].as_str().unwrap_or_default().to_string());
         assert_eq!(messages.len(), 1000);
 

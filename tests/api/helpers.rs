@@ -458,3 +458,24 @@ pub async fn engagements(app: &TestApp) -> Vec<Value> {
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.body["items"].as_array().unwrap().clone()
 }
+
+/// Every sandbox message matching `query` (e.g. `campaignId=camp-1`), through every page.
+pub async fn sandbox(app: &TestApp, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let reply = app
+            .admin(
+                Method::GET,
+                &format!("/crm/integrations/sandbox/messages?{query}&limit=7{cursor}"),
+            )
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        out.extend(reply.body["items"].as_array().unwrap().iter().cloned());
+        match reply.body["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return out,
+        }
+    }
+}

@@ -42,27 +42,6 @@ async fn links_template(app: &TestApp) {
     assert_eq!(reply.status, 201, "{}", reply.text);
 }
 
-/// Every sandbox message matching `query` (e.g. `campaignId=camp-1`), through every page.
-async fn sandbox(app: &TestApp, query: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let reply = app
-            .admin(
-                Method::GET,
-                &format!("/crm/integrations/sandbox/messages?{query}&limit=7{cursor}"),
-            )
-            .send()
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        out.extend(reply.body["items"].as_array().unwrap().iter().cloned());
-        match reply.body["nextCursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => return out,
-        }
-    }
-}
-
 async fn status_of(app: &TestApp, id: &str) -> String {
     app.get_campaign(id).await.body["status"]
         .as_str()
