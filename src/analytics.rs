@@ -29,7 +29,41 @@ pub async fn apply(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Erro
     for chunk in changes.activities.chunks(500) {
         insert_activities(tx, chunk).await?;
     }
+    let orgs: HashSet<&str> = days.iter().map(|(key, _)| key.org_id.as_str()).collect();
+    bump_versions(tx, orgs).await?;
     Ok(())
+}
+
+/// Moves the analytics version of each org (see `analytics_versions`), inside the transaction
+/// that changes its rollups.
+pub async fn bump_versions<'a>(
+    tx: &mut Tx,
+    orgs: impl IntoIterator<Item = &'a str>,
+) -> Result<(), sqlx::Error> {
+    let mut orgs: Vec<&str> = orgs.into_iter().collect();
+    // A fixed order, so concurrent writers take the rows' locks in the same order.
+    orgs.sort_unstable();
+    orgs.dedup();
+    for org_id in orgs {
+        sqlx::query(
+            "insert into analytics_versions (org_id, version) values ($1, 1)
+             on conflict (org_id) do update set version = analytics_versions.version + 1",
+        )
+        .bind(org_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The org's analytics version: changes whenever its rollups do.
+pub async fn version(db: &crate::db::Db, org_id: &str) -> Result<i64, sqlx::Error> {
+    let version: Option<i64> =
+        sqlx::query_scalar("select version from analytics_versions where org_id = $1")
+            .bind(org_id)
+            .fetch_optional(&db.read)
+            .await?;
+    Ok(version.unwrap_or(0))
 }
 
 /// Claims first opens and clicks; returns the day and kind of each claim that was new.

@@ -29,6 +29,9 @@ pub struct Db {
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(2);
+
 impl Db {
     /// Connects to `url` (`postgres://…` or `sqlite://…`), creating the SQLite file if needed.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
@@ -46,6 +49,17 @@ impl Db {
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
+                    // A ping on every acquire doubled the round trips of a busy server; only a
+                    // connection that sat idle is checked (a dead one is dropped and replaced).
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for < IDLE_BEFORE_PING {
+                                return Ok(true);
+                            }
+                            Ok(sqlx::Connection::ping(conn).await.is_ok())
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 Ok(Db {

@@ -1,6 +1,7 @@
 //! Runs the catch-up projections: reads the log after each checkpoint, applies a batch and moves
 //! the checkpoint in the same transaction, so a crash loses nothing and counts nothing twice.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,12 @@ impl Projection {
                 .execute(&mut **tx)
                 .await?;
         }
+        if self == Projection::Analytics {
+            // Every org's cached sums are stale once the rollups are emptied.
+            sqlx::query("update analytics_versions set version = version + 1")
+                .execute(&mut **tx)
+                .await?;
+        }
         sqlx::query("delete from projection_checkpoints where name = $1")
             .bind(self.name())
             .execute(&mut **tx)
@@ -69,7 +76,12 @@ impl Projection {
     }
 }
 
+/// Folds a batch into the per-status counts: reads the touched campaigns' index rows once,
+/// applies every change in log order in memory, then writes the changed index rows and the
+/// net count changes, a few statements per batch whatever its size.
 async fn apply_status_counts(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Error> {
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut changes: HashMap<(String, String), Vec<StatusChange>> = HashMap::new();
     for event in events {
         let Some(change) = status_change(&event.record) else {
             continue;
@@ -80,43 +92,112 @@ async fn apply_status_counts(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), 
             .rsplit_once(':')
             .map(|(_, id)| id)
             .unwrap_or_default();
-        let previous = sqlx::query(
-            "select status, deleted from campaign_status_index where org_id = $1 and campaign_id = $2",
-        )
-        .bind(&event.org_id)
-        .bind(campaign_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let (old_status, was_deleted) = match &previous {
-            Some(row) => (
-                Some(row.try_get::<String, _>("status")?),
-                row.try_get::<i64, _>("deleted")? != 0,
-            ),
-            None => (None, false),
-        };
-        if was_deleted {
+        let key = (event.org_id.clone(), campaign_id.to_string());
+        changes
+            .entry(key.clone())
+            .or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            })
+            .push(change);
+    }
+    if order.is_empty() {
+        return Ok(());
+    }
+    // What the index holds now: (status, deleted) per touched campaign, one org at a time.
+    let mut by_org: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (org_id, campaign_id) in &order {
+        by_org.entry(org_id).or_default().push(campaign_id);
+    }
+    let mut current: HashMap<(String, String), (Option<String>, bool)> = HashMap::new();
+    for (org_id, ids) in by_org {
+        for chunk in ids.chunks(500) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "select campaign_id, status, deleted from campaign_status_index
+                 where org_id = $1 and campaign_id in ({list})"
+            );
+            let mut query = sqlx::query(&sql).bind(org_id);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                current.insert(
+                    (org_id.to_string(), row.try_get("campaign_id")?),
+                    (
+                        Some(row.try_get("status")?),
+                        row.try_get::<i64, _>("deleted")? != 0,
+                    ),
+                );
+            }
+        }
+    }
+    let mut deltas: HashMap<(String, String), i64> = HashMap::new();
+    let mut rows: Vec<(&str, &str, String, bool)> = Vec::new();
+    for key in &order {
+        let (mut status, mut deleted) = current.remove(key).unwrap_or((None, false));
+        if deleted {
             continue;
         }
-        let (new_status, deleted) = match change {
-            StatusChange::Status(s) => (s.to_string(), false),
-            StatusChange::Deleted => (old_status.clone().unwrap_or_else(|| "draft".into()), true),
-        };
-        if let Some(old) = &old_status {
-            bump(tx, &event.org_id, old, -1).await?;
+        for change in &changes[key] {
+            if deleted {
+                break;
+            }
+            let (new_status, now_deleted) = match change {
+                StatusChange::Status(s) => (s.to_string(), false),
+                StatusChange::Deleted => (status.clone().unwrap_or_else(|| "draft".into()), true),
+            };
+            if let Some(old) = &status {
+                *deltas.entry((key.0.clone(), old.clone())).or_default() -= 1;
+            }
+            if !now_deleted {
+                *deltas
+                    .entry((key.0.clone(), new_status.clone()))
+                    .or_default() += 1;
+            }
+            status = Some(new_status);
+            deleted = now_deleted;
         }
-        if !deleted {
-            bump(tx, &event.org_id, &new_status, 1).await?;
+        if let Some(status) = status {
+            rows.push((&key.0, &key.1, status, deleted));
         }
-        sqlx::query(
-            "insert into campaign_status_index (org_id, campaign_id, status, deleted) values ($1, $2, $3, $4)
-             on conflict (org_id, campaign_id) do update set status = excluded.status, deleted = excluded.deleted",
-        )
-        .bind(&event.org_id)
-        .bind(campaign_id)
-        .bind(&new_status)
-        .bind(deleted as i64)
-        .execute(&mut **tx)
-        .await?;
+    }
+    for chunk in rows.chunks(250) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    4 * i + 1,
+                    4 * i + 2,
+                    4 * i + 3,
+                    4 * i + 4
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "insert into campaign_status_index (org_id, campaign_id, status, deleted) values {values}
+             on conflict (org_id, campaign_id) do update set status = excluded.status, deleted = excluded.deleted"
+        );
+        let mut query = sqlx::query(&sql);
+        for (org_id, campaign_id, status, deleted) in chunk {
+            query = query
+                .bind(*org_id)
+                .bind(*campaign_id)
+                .bind(status.as_str())
+                .bind(*deleted as i64);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let mut deltas: Vec<((String, String), i64)> =
+        deltas.into_iter().filter(|(_, by)| *by != 0).collect();
+    // A fixed order, so two writers never wait on each other's count rows crosswise.
+    deltas.sort();
+    for ((org_id, status), by) in deltas {
+        bump(tx, &org_id, &status, by).await?;
     }
     Ok(())
 }
@@ -309,13 +390,24 @@ async fn try_lock(db: &Db) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Any
 }
 
 /// Waits for a wakeup, the timeout or shutdown; true when shutting down.
+///
+/// After a wakeup it lingers [`COALESCE`] so that the appends of busy moments are applied in
+/// one batch rather than one step per request.
 async fn wait(wakeup: &Wakeup, shutdown: &mut watch::Receiver<bool>, timeout: Duration) -> bool {
     tokio::select! {
-        _ = wakeup.projector.notified() => false,
+        _ = wakeup.projector.notified() => {
+            tokio::select! {
+                _ = tokio::time::sleep(COALESCE) => false,
+                _ = shutdown.changed() => true,
+            }
+        }
         _ = tokio::time::sleep(timeout) => false,
         _ = shutdown.changed() => true,
     }
 }
+
+/// How long a woken follower of the log (projections, scheduler) waits for more appends.
+pub const COALESCE: Duration = Duration::from_millis(20);
 
 /// Empties a read-model table inside the rebuild's transaction. On PostgreSQL `truncate` leaves
 /// no dead rows behind (readers wait for the rebuild instead of seeing the old rows), and fresh
@@ -362,7 +454,7 @@ impl StreamPager {
     /// The next batch of complete streams; `None` when every stream has been returned.
     async fn next(
         &mut self,
-        tx: &mut Tx,
+        conn: &mut sqlx::AnyConnection,
         backend: Backend,
     ) -> anyhow::Result<Option<Vec<Vec<EventRecord>>>> {
         if self.done {
@@ -378,7 +470,7 @@ impl StreamPager {
             .bind(&self.after.0)
             .bind(self.after.1)
             .bind(EVENTS_PER_PAGE)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await?;
         self.done = (rows.len() as i64) < EVENTS_PER_PAGE;
         let mut streams: Vec<Vec<EventRecord>> = Vec::new();
@@ -409,19 +501,31 @@ impl StreamPager {
 
 /// Rebuilds the inline campaign read model from the log, a page of streams at a time.
 ///
-/// Runs in one transaction: the new rows appear all at once when it commits.
+/// Runs in one transaction: the new rows appear all at once when it commits. A reader task
+/// walks the log on its own connection while this one folds and writes the previous page, and
+/// on PostgreSQL the secondary indexes are dropped for the load and built once at the end
+/// (inside the same transaction, so readers never see the table without them).
 pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
     let mut tx = db.begin().await?;
     clear(&mut tx, db.backend, "campaigns").await?;
+    let indexes = drop_secondary_indexes(&mut tx, db.backend, "campaigns").await?;
+    let (pages, mut next) = tokio::sync::mpsc::channel::<Vec<Vec<EventRecord>>>(2);
+    let reader = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut conn = db.read.acquire().await?;
+            let mut pager = StreamPager::new("campaign-");
+            while let Some(streams) = pager.next(&mut conn, db.backend).await? {
+                if pages.send(streams).await.is_err() {
+                    break;
+                }
+            }
+            anyhow::Ok(())
+        })
+    };
     let mut events = 0u64;
-    let mut pager = StreamPager::new("campaign-");
-    let (mut reading, mut folding, mut writing) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    loop {
-        let started = std::time::Instant::now();
-        let Some(streams) = pager.next(&mut tx, db.backend).await? else {
-            break;
-        };
-        reading += started.elapsed();
+    let (mut folding, mut writing) = (Duration::ZERO, Duration::ZERO);
+    while let Some(streams) = next.recv().await {
         let started = std::time::Instant::now();
         let mut views = Vec::with_capacity(streams.len());
         for records in &streams {
@@ -437,9 +541,44 @@ pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
         }
         writing += started.elapsed();
     }
-    tracing::debug!(?reading, ?folding, ?writing, "campaign rebuild phases");
+    reader.await??;
+    let started = std::time::Instant::now();
+    for index in &indexes {
+        sqlx::query(index).execute(&mut *tx).await?;
+    }
+    let indexing = started.elapsed();
+    tracing::debug!(?folding, ?writing, ?indexing, "campaign rebuild phases");
     tx.commit().await?;
     Ok(events)
+}
+
+/// On PostgreSQL, drops `table`'s indexes other than its primary key inside `tx` and returns
+/// the statements that build them again.
+async fn drop_secondary_indexes(
+    tx: &mut Tx,
+    backend: Backend,
+    table: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    if backend != Backend::Postgres {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "select i.indexname::text as indexname, i.indexdef from pg_indexes i
+         where i.schemaname = current_schema() and i.tablename = $1
+           and not exists (select 1 from pg_constraint c where c.conname = i.indexname)",
+    )
+    .bind(table)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut create = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name: String = row.try_get("indexname")?;
+        sqlx::query(&format!("drop index {name}"))
+            .execute(&mut **tx)
+            .await?;
+        create.push(row.try_get("indexdef")?);
+    }
+    Ok(create)
 }
 
 /// Rebuilds the `documents` read model (contacts, audiences, templates, connections).

@@ -173,6 +173,7 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        crate::analytics::bump_versions(&mut tx, [org_id]).await?;
     }
     let now = Utc::now();
     let result = json!({"campaignIds": ids, "eventsRemoved": removed});

@@ -12,6 +12,7 @@
 //! the run has its `send` job. A full reconcile runs at start and every minute, so a lost or
 //! duplicated job is recovered or absorbed. Why not apalis: `docs/adr/0005-own-job-table.md`.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -215,7 +216,13 @@ impl Scheduler {
                 }
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    // Let a burst of appends arrive, to follow them in one batch.
+                    tokio::select! {
+                        _ = tokio::time::sleep(crate::projector::COALESCE) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
                 _ = tokio::time::sleep(POLL) => {}
                 _ = shutdown.changed() => {}
             }
@@ -332,11 +339,7 @@ impl Scheduler {
             let Some(last) = rows.last() else { break };
             after = (last.try_get("org_id")?, last.try_get("id")?);
             let mut tx = self.db.begin().await?;
-            for row in &rows {
-                let org_id: String = row.try_get("org_id")?;
-                let id: String = row.try_get("id")?;
-                sync_launch_job(&mut tx, &org_id, &id, now).await?;
-            }
+            sync_rows(&mut tx, &rows, "id", now).await?;
             tx.commit().await?;
         }
         sqlx::query("delete from jobs where state in ('done', 'cancelled') and updated_at < $1")
@@ -350,11 +353,7 @@ impl Scheduler {
         .await?;
         for chunk in pending.chunks(500) {
             let mut tx = self.db.begin().await?;
-            for row in chunk {
-                let org_id: String = row.try_get("org_id")?;
-                let id: String = row.try_get("campaign_id")?;
-                sync_launch_job(&mut tx, &org_id, &id, now).await?;
-            }
+            sync_rows(&mut tx, chunk, "campaign_id", now).await?;
             tx.commit().await?;
         }
         Ok(())
@@ -623,13 +622,15 @@ fn is_due(doc: &Value, by: DateTime<Utc>) -> bool {
 }
 
 /// Derives jobs from a batch of the log: the send job of every `Launched` run, and the launch job
-/// of every campaign the batch touches. Returns whether any campaign event was in it.
+/// of every campaign the batch touches. Returns whether it added a job (one may be due now).
 async fn apply_events(
     tx: &mut Tx,
     events: &[store::LoggedEvent],
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let mut touched: Vec<(String, String)> = Vec::new();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut changed = false;
     for event in events {
         let record = &event.record;
         let Some(campaign_id) = record
@@ -648,17 +649,30 @@ async fn apply_events(
                     launched_at: record.created.clone(),
                 };
                 add_send_job(tx, &event.org_id, &campaign_id, run_id, &plan, now).await?;
+                changed = true;
             }
         }
+        if record.event_type == "Created" {
+            // A campaign's first event: a new campaign has no launch job, and one created
+            // scheduled or running has its `Scheduled` or `Launched` event in this batch too.
+            continue;
+        }
         let key = (event.org_id.clone(), campaign_id);
-        if !touched.contains(&key) {
+        if seen.insert(key.clone()) {
             touched.push(key);
         }
     }
+    let mut by_org: HashMap<&str, Vec<String>> = HashMap::new();
     for (org_id, campaign_id) in &touched {
-        sync_launch_job(tx, org_id, campaign_id, now).await?;
+        by_org
+            .entry(org_id.as_str())
+            .or_default()
+            .push(campaign_id.clone());
     }
-    Ok(!touched.is_empty())
+    for (org_id, campaign_ids) in by_org {
+        changed |= sync_launch_jobs(tx, org_id, &campaign_ids, now).await?;
+    }
+    Ok(changed)
 }
 
 /// Reads the scheduler's checkpoint; `lock` takes the row lock (PostgreSQL) so that two nodes
@@ -710,66 +724,124 @@ async fn add_send_job(
     Ok(())
 }
 
-/// Makes a campaign's pending launch jobs match its read row: exactly one at `nextRunAt` while it
-/// is active and scheduled or running, none otherwise.
-async fn sync_launch_job(
+/// Makes the pending launch jobs of one org's campaigns match their read rows: exactly one at
+/// `nextRunAt` while a campaign is active and scheduled or running, none otherwise.
+///
+/// Reads the rows and the jobs of a whole chunk of campaigns in two queries and writes only
+/// what differs, so following a log full of draft edits costs two reads per batch.
+async fn sync_launch_jobs(
     tx: &mut Tx,
     org_id: &str,
-    campaign_id: &str,
+    campaign_ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let now = format_time(now);
+    let mut added = false;
+    for chunk in campaign_ids.chunks(500) {
+        let list = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows_sql =
+            format!("select id, state, status, case when state = 'active' and status in ('scheduled', 'running') then doc end as doc
+                 from campaigns where org_id = $1 and id in ({list})");
+        let jobs_sql = format!(
+            "select id, campaign_id from jobs
+             where org_id = $1 and kind = 'launch' and state in ('scheduled', 'running') and campaign_id in ({list})"
+        );
+        let mut rows = sqlx::query(&rows_sql).bind(org_id);
+        let mut jobs = sqlx::query(&jobs_sql).bind(org_id);
+        for id in chunk {
+            rows = rows.bind(id);
+            jobs = jobs.bind(id);
+        }
+        let mut wanted: HashMap<String, String> = HashMap::new();
+        for row in rows.fetch_all(&mut **tx).await? {
+            let state: String = row.try_get("state")?;
+            let status: String = row.try_get("status")?;
+            if state != "active" || !matches!(status.as_str(), "scheduled" | "running") {
+                continue;
+            }
+            let doc: Option<String> = row.try_get("doc")?;
+            let due = doc
+                .and_then(|doc| serde_json::from_str::<Value>(&doc).ok())
+                .and_then(|doc| {
+                    doc["nextRunAt"]
+                        .as_str()
+                        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                        .map(|at| format_time(at.with_timezone(&Utc)))
+                });
+            if let Some(due) = due {
+                wanted.insert(row.try_get("id")?, due);
+            }
+        }
+        let mut pending: HashMap<String, Vec<String>> = HashMap::new();
+        for row in jobs.fetch_all(&mut **tx).await? {
+            pending
+                .entry(row.try_get("campaign_id")?)
+                .or_default()
+                .push(row.try_get("id")?);
+        }
+        for campaign_id in chunk {
+            let keep = wanted
+                .get(campaign_id)
+                .map(|due| format!("launch:{org_id}:{campaign_id}:{due}"));
+            let jobs = pending.get(campaign_id).map(Vec::as_slice).unwrap_or(&[]);
+            if let (Some(id), Some(due)) = (&keep, wanted.get(campaign_id)) {
+                if !jobs.contains(id) {
+                    // New, or cancelled earlier and wanted again (a finished one stays finished).
+                    sqlx::query(
+                        "insert into jobs (id, org_id, campaign_id, kind, run_at, state, payload, created_at, updated_at)
+                         values ($1, $2, $3, 'launch', $4, 'scheduled', $5, $6, $6)
+                         on conflict (id) do update set state = 'scheduled', attempts = 0, last_error = null,
+                           run_at = excluded.run_at, updated_at = excluded.updated_at
+                         where jobs.state = 'cancelled'",
+                    )
+                    .bind(id)
+                    .bind(org_id)
+                    .bind(campaign_id)
+                    .bind(due)
+                    .bind(json!({ "due": due }).to_string())
+                    .bind(&now)
+                    .execute(&mut **tx)
+                    .await?;
+                    added = true;
+                }
+            }
+            if jobs.iter().any(|job| Some(job) != keep.as_ref()) {
+                sqlx::query(
+                    "update jobs set state = 'cancelled', updated_at = $1
+                     where org_id = $2 and campaign_id = $3 and kind = 'launch' and state = 'scheduled' and id <> $4",
+                )
+                .bind(&now)
+                .bind(org_id)
+                .bind(campaign_id)
+                .bind(keep.as_deref().unwrap_or(""))
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(added)
+}
+
+/// [`sync_launch_jobs`] for rows of `(org_id, <id_column>)`, one org at a time.
+async fn sync_rows(
+    tx: &mut Tx,
+    rows: &[sqlx::any::AnyRow],
+    id_column: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let doc: Option<String> =
-        sqlx::query_scalar("select doc from campaigns where org_id = $1 and id = $2")
-            .bind(org_id)
-            .bind(campaign_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let doc: Value = doc
-        .and_then(|d| serde_json::from_str(&d).ok())
-        .unwrap_or(Value::Null);
-    let wanted = (doc["state"] == "active"
-        && matches!(doc["status"].as_str(), Some("scheduled" | "running")))
-    .then(|| {
-        doc["nextRunAt"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|at| at.with_timezone(&Utc))
-    })
-    .flatten();
-    let now = format_time(now);
-    let keep = match wanted {
-        Some(due) => {
-            let due = format_time(due);
-            let id = format!("launch:{org_id}:{campaign_id}:{due}");
-            sqlx::query(
-                "insert into jobs (id, org_id, campaign_id, kind, run_at, state, payload, created_at, updated_at)
-                 values ($1, $2, $3, 'launch', $4, 'scheduled', $5, $6, $6)
-                 on conflict (id) do update set state = 'scheduled', attempts = 0, last_error = null,
-                   run_at = excluded.run_at, updated_at = excluded.updated_at
-                 where jobs.state = 'cancelled'",
-            )
-            .bind(&id)
-            .bind(org_id)
-            .bind(campaign_id)
-            .bind(&due)
-            .bind(json!({ "due": due }).to_string())
-            .bind(&now)
-            .execute(&mut **tx)
-            .await?;
-            id
-        }
-        None => String::new(),
-    };
-    sqlx::query(
-        "update jobs set state = 'cancelled', updated_at = $1
-         where org_id = $2 and campaign_id = $3 and kind = 'launch' and state = 'scheduled' and id <> $4",
-    )
-    .bind(&now)
-    .bind(org_id)
-    .bind(campaign_id)
-    .bind(&keep)
-    .execute(&mut **tx)
-    .await?;
+    let mut by_org: HashMap<String, Vec<String>> = HashMap::new();
+    for row in rows {
+        by_org
+            .entry(row.try_get("org_id")?)
+            .or_default()
+            .push(row.try_get(id_column)?);
+    }
+    for (org_id, ids) in by_org {
+        sync_launch_jobs(tx, &org_id, &ids, now).await?;
+    }
     Ok(())
 }
 

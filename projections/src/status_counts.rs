@@ -1,7 +1,5 @@
 //! Campaign counts per org and status: the dashboard's active and scheduled tiles.
 
-use herald_domain::campaign::CampaignEvent;
-
 use crate::record::EventRecord;
 
 /// What one campaign event means for the per-status counts.
@@ -13,25 +11,19 @@ pub enum StatusChange {
     Deleted,
 }
 
-/// Maps a stored event to its effect on the counts, or `None` when it has none.
+/// Maps a stored event to its effect on the counts, or `None` when it has none. The effect
+/// follows from the event's type alone, so the data is not decoded.
 pub fn status_change(record: &EventRecord) -> Option<StatusChange> {
-    let event = CampaignEvent::from_stored(
-        &record.event_type,
-        &record.event_version,
-        record.data.clone(),
-    )
-    .ok()?;
-    match event {
-        CampaignEvent::Created { .. } | CampaignEvent::Unscheduled { .. } => {
-            Some(StatusChange::Status("draft"))
-        }
-        CampaignEvent::Scheduled { .. } => Some(StatusChange::Status("scheduled")),
-        CampaignEvent::Launched { .. } | CampaignEvent::Resumed { .. } => {
-            Some(StatusChange::Status("running"))
-        }
-        CampaignEvent::Paused { .. } => Some(StatusChange::Status("paused")),
-        CampaignEvent::Completed { .. } => Some(StatusChange::Status("completed")),
-        CampaignEvent::SoftDeleted { .. } => Some(StatusChange::Deleted),
+    if !record.stream_id.starts_with("campaign-") {
+        return None;
+    }
+    match record.event_type.as_str() {
+        "Created" | "Unscheduled" => Some(StatusChange::Status("draft")),
+        "Scheduled" => Some(StatusChange::Status("scheduled")),
+        "Launched" | "Resumed" => Some(StatusChange::Status("running")),
+        "Paused" => Some(StatusChange::Status("paused")),
+        "Completed" => Some(StatusChange::Status("completed")),
+        "SoftDeleted" => Some(StatusChange::Deleted),
         _ => None,
     }
 }

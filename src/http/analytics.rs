@@ -289,15 +289,70 @@ async fn fetch_rows(
     query.fetch_all(&state.db.read).await
 }
 
-/// Sums the rollup rows `filter` (`from analytics_daily where …`) selects twice over: per
-/// `(campaign_id, channel)` (with `updated_at`) and per `day`. PostgreSQL does both in one scan
-/// with grouping sets; SQLite, in process, runs the two groupings side by side.
-async fn by_campaign_and_day(
+/// One `(campaign, channel)` sum over a range's rollup rows.
+#[derive(Debug, Clone)]
+struct CampaignChannelSum {
+    campaign_id: String,
+    channel: String,
+    metrics: Metrics,
+    updated_at: Option<String>,
+}
+
+/// A range's rollup rows summed per `(campaign, channel)` and per day.
+#[derive(Debug, Default)]
+struct RollupSums {
+    by_campaign: Vec<CampaignChannelSum>,
+    by_day: HashMap<String, Metrics>,
+}
+
+/// Rollup sums this process computed, by org and query, each under the org's analytics version
+/// when it was read (`analytics_versions`, moved with every change to the org's rollups, on any
+/// node): a hit is exactly what the query would return now.
+#[derive(Debug, Default)]
+pub struct SumsCache {
+    entries: std::sync::Mutex<HashMap<SumsKey, (i64, std::sync::Arc<RollupSums>)>>,
+}
+
+/// `(org, query and its parameters)`.
+type SumsKey = (String, String);
+
+/// Entries a [`SumsCache`] keeps before it starts over.
+const SUMS_CACHE_ENTRIES: usize = 4096;
+
+impl SumsCache {
+    fn get(&self, key: &SumsKey, version: i64) -> Option<std::sync::Arc<RollupSums>> {
+        let entries = self.entries.lock().expect("sums cache lock");
+        entries
+            .get(key)
+            .filter(|(at, _)| *at == version)
+            .map(|(_, sums)| sums.clone())
+    }
+
+    fn put(&self, key: SumsKey, version: i64, sums: std::sync::Arc<RollupSums>) {
+        let mut entries = self.entries.lock().expect("sums cache lock");
+        if entries.len() >= SUMS_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (version, sums));
+    }
+}
+
+/// Sums the rollup rows `filter` (`from analytics_daily where …`, `$1` the org) selects twice
+/// over: per `(campaign_id, channel)` (with `updated_at`) and per `day`. PostgreSQL does both
+/// in one scan with grouping sets; SQLite, in process, runs the two groupings side by side.
+/// Answers from [`SumsCache`] while the org's analytics version has not moved.
+async fn rollup_sums(
     state: &AppState,
     filter: &str,
     binds: &[String],
-) -> std::result::Result<(Vec<AnyRow>, Vec<AnyRow>), sqlx::Error> {
-    match state.db.backend {
+) -> std::result::Result<std::sync::Arc<RollupSums>, sqlx::Error> {
+    let org_id = binds.first().cloned().unwrap_or_default();
+    let version = crate::analytics::version(&state.db, &org_id).await?;
+    let key = (org_id, format!("{filter}\u{1}{}", binds.join("\u{1}")));
+    if let Some(sums) = state.sums.get(&key, version) {
+        return Ok(sums);
+    }
+    let (by_campaign, by_day) = match state.db.backend {
         Backend::Postgres => {
             let sql = format!(
                 "select campaign_id, channel, day, max(updated_at) as updated_at, {} {filter}
@@ -313,7 +368,7 @@ async fn by_campaign_and_day(
                     by_campaign.push(row);
                 }
             }
-            Ok((by_campaign, by_day))
+            (by_campaign, by_day)
         }
         Backend::Sqlite => {
             let by_campaign_sql = format!(
@@ -325,9 +380,25 @@ async fn by_campaign_and_day(
             tokio::try_join!(
                 fetch_rows(state, &by_campaign_sql, binds),
                 fetch_rows(state, &by_day_sql, binds),
-            )
+            )?
         }
+    };
+    let mut sums = RollupSums::default();
+    for row in &by_campaign {
+        sums.by_campaign.push(CampaignChannelSum {
+            campaign_id: row.try_get("campaign_id")?,
+            channel: row.try_get("channel")?,
+            metrics: Metrics::from_row(row)?,
+            updated_at: row.try_get("updated_at")?,
+        });
     }
+    for row in &by_day {
+        sums.by_day
+            .insert(row.try_get("day")?, Metrics::from_row(row)?);
+    }
+    let sums = std::sync::Arc::new(sums);
+    state.sums.put(key, version, sums.clone());
+    Ok(sums)
 }
 
 /// The channel ids of a `campaigns.channels` cell (`,email,sms,`).
@@ -531,12 +602,8 @@ fn parse_aggregate(body: &Value) -> std::result::Result<AggregateRequest, Vec<Fi
 }
 
 /// A day-by-day series over `range`, zero-filled, from `(day, metrics)` rows.
-fn series(range: DayRange, rows: &[AnyRow]) -> std::result::Result<Vec<Value>, sqlx::Error> {
-    let mut by_day: HashMap<String, Metrics> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        by_day.insert(row.try_get("day")?, Metrics::from_row(row)?);
-    }
-    Ok(range
+fn series(range: DayRange, by_day: &HashMap<String, Metrics>) -> Vec<Value> {
+    range
         .each_day()
         .map(|day| {
             let date = day_text(day);
@@ -544,7 +611,7 @@ fn series(range: DayRange, rows: &[AnyRow]) -> std::result::Result<Vec<Value>, s
             entry.insert("date".into(), Value::String(date));
             Value::Object(entry)
         })
-        .collect())
+        .collect()
 }
 
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
@@ -587,7 +654,7 @@ async fn aggregated_metrics(
     let mut totals = Metrics::default();
     let mut updated_at: Option<String> = None;
     let daily = if known.is_empty() {
-        series(range, &[])?
+        series(range, &HashMap::new())
     } else {
         let ids: Vec<String> = known.keys().cloned().collect();
         let mut binds = vec![org_id.clone(), day_text(range.start), day_text(range.end)];
@@ -596,16 +663,14 @@ async fn aggregated_metrics(
             "from analytics_daily where org_id = $1 and campaign_id in ({list}) and {} and day >= $2 and day <= $3",
             *EVERY_CHANNEL
         );
-        let (by_campaign, by_day) = by_campaign_and_day(&state, &filter, &binds).await?;
-        for row in &by_campaign {
-            let metrics = Metrics::from_row(row)?;
-            totals += metrics;
-            *per_campaign.entry(row.try_get("campaign_id")?).or_default() += metrics;
-            *channels.entry(row.try_get("channel")?).or_default() += metrics;
-            let at: Option<String> = row.try_get("updated_at")?;
-            updated_at = updated_at.max(at);
+        let sums = rollup_sums(&state, &filter, &binds).await?;
+        for sum in &sums.by_campaign {
+            totals += sum.metrics;
+            *per_campaign.entry(sum.campaign_id.clone()).or_default() += sum.metrics;
+            *channels.entry(sum.channel.clone()).or_default() += sum.metrics;
+            updated_at = updated_at.max(sum.updated_at.clone());
         }
-        series(range, &by_day)?
+        series(range, &sums.by_day)
     };
     let campaigns: Map<String, Value> = per_campaign
         .iter()
@@ -670,8 +735,8 @@ async fn dashboard(State(state): State<AppState>, auth: Auth, params: Params) ->
     let counts_sql = "select status, count from campaign_status_counts
          where org_id = $1 and status in ('running', 'scheduled')";
     let org_only = [org_id.clone()];
-    let ((by_campaign, by_day), counts) = tokio::try_join!(
-        by_campaign_and_day(&state, filter, &binds),
+    let (sums, counts) = tokio::try_join!(
+        rollup_sums(&state, filter, &binds),
         fetch_rows(&state, counts_sql, &org_only),
     )?;
 
@@ -679,13 +744,11 @@ async fn dashboard(State(state): State<AppState>, auth: Auth, params: Params) ->
     let mut channels: BTreeMap<String, Metrics> = BTreeMap::new();
     let mut per_campaign: HashMap<String, Metrics> = HashMap::new();
     let mut updated_at: Option<String> = None;
-    for row in &by_campaign {
-        let metrics = Metrics::from_row(row)?;
-        totals += metrics;
-        *channels.entry(row.try_get("channel")?).or_default() += metrics;
-        *per_campaign.entry(row.try_get("campaign_id")?).or_default() += metrics;
-        let at: Option<String> = row.try_get("updated_at")?;
-        updated_at = updated_at.max(at);
+    for sum in &sums.by_campaign {
+        totals += sum.metrics;
+        *channels.entry(sum.channel.clone()).or_default() += sum.metrics;
+        *per_campaign.entry(sum.campaign_id.clone()).or_default() += sum.metrics;
+        updated_at = updated_at.max(sum.updated_at.clone());
     }
     let mut status_counts = HashMap::new();
     for row in &counts {
@@ -748,7 +811,7 @@ async fn dashboard(State(state): State<AppState>, auth: Auth, params: Params) ->
         "range": {"from": day_text(range.start), "to": day_text(range.end), "days": range.days()},
         "tiles": tiles,
         "channels": channels_json(&channels),
-        "series": series(range, &by_day)?,
+        "series": series(range, &sums.by_day),
         "topCampaigns": top_campaigns,
         "updatedAt": updated_at,
     }))
