@@ -52,7 +52,13 @@ impl CampaignCache {
             .cloned()
     }
 
-    /// The epoch to pass to [`fill`](Self::fill) after reading the database.
+    /// Whether entries are kept: false while another process could change campaigns unseen.
+    pub fn usable(&self) -> bool {
+        self.usable.load(Ordering::Acquire)
+    }
+
+    /// The epoch to pass to [`fill`](Self::fill) after reading the database. It moves with
+    /// every campaign change this process makes or hears of.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }

@@ -407,15 +407,13 @@ async fn wait(wakeup: &Wakeup, shutdown: &mut watch::Receiver<bool>, timeout: Du
 }
 
 /// How long a woken follower of the log (projections, scheduler) waits for more appends.
-pub const COALESCE: Duration = Duration::from_millis(20);
+pub const COALESCE: Duration = Duration::from_millis(50);
 
 /// Empties a read-model table inside the rebuild's transaction. On PostgreSQL `truncate` leaves
-/// no dead rows behind (readers wait for the rebuild instead of seeing the old rows), and fresh
-/// statistics keep the keyset walk on its index.
+/// no dead rows behind (readers wait for the rebuild instead of seeing the old rows).
 async fn clear(tx: &mut Tx, backend: Backend, table: &str) -> Result<(), sqlx::Error> {
     match backend {
         Backend::Postgres => {
-            sqlx::query("analyze events").execute(&mut **tx).await?;
             sqlx::query(&format!("truncate {table}"))
                 .execute(&mut **tx)
                 .await?;
@@ -506,6 +504,7 @@ impl StreamPager {
 /// on PostgreSQL the secondary indexes are dropped for the load and built once at the end
 /// (inside the same transaction, so readers never see the table without them).
 pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
+    analyze_log(db).await?;
     let mut tx = db.begin().await?;
     clear(&mut tx, db.backend, "campaigns").await?;
     let indexes = drop_secondary_indexes(&mut tx, db.backend, "campaigns").await?;
@@ -552,6 +551,16 @@ pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
     Ok(events)
 }
 
+/// Fresh statistics for the log on PostgreSQL, so the keyset walk stays on its index after a
+/// bulk load. Runs on its own, before the rebuild's transaction: statistics gathered inside a
+/// transaction are invisible to the reader's connection until it commits.
+async fn analyze_log(db: &Db) -> Result<(), sqlx::Error> {
+    if db.backend == Backend::Postgres {
+        sqlx::query("analyze events").execute(&db.write).await?;
+    }
+    Ok(())
+}
+
 /// On PostgreSQL, drops `table`'s indexes other than its primary key inside `tx` and returns
 /// the statements that build them again.
 async fn drop_secondary_indexes(
@@ -583,6 +592,7 @@ async fn drop_secondary_indexes(
 
 /// Rebuilds the `documents` read model (contacts, audiences, templates, connections).
 pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
+    analyze_log(db).await?;
     let mut tx = db.begin().await?;
     clear(&mut tx, db.backend, "documents").await?;
     let mut events = 0u64;

@@ -56,7 +56,7 @@ impl Application {
             sealer: Arc::new(crate::secrets::Sealer::new(&secrets.secrets_key)),
             public_url: config.public_url().into(),
             assets: Arc::default(),
-            sums: Arc::default(),
+            analytics: Arc::default(),
             tracking_key: secrets.tracking_secret.as_bytes().into(),
             recorder: crate::engagements::Recorder::start(
                 db.clone(),

@@ -123,37 +123,56 @@ impl Metrics {
     /// or by sends on channels that report no deliveries; they are 0 with nothing to divide by
     /// and at most 1 (a range can hold first opens of messages delivered before it).
     fn to_json(self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// A metrics object as the API shows it. Serialized straight to the response, without building
+/// a map per object (the analytics answers hold hundreds of them).
+impl serde::Serialize for Metrics {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
         let base = if self.deliveries > 0 {
             self.deliveries
         } else {
             self.sends
         };
-        let json = json!({
-            "sends": self.sends,
-            "failures": self.failures,
-            "deliveries": self.deliveries,
-            "opens": self.opens,
-            "uniqueOpens": self.unique_opens,
-            "machineOpens": self.machine_opens,
-            "clicks": self.clicks,
-            "uniqueClicks": self.unique_clicks,
-            "machineClicks": self.machine_clicks,
-            "replies": self.replies,
-            "bounces": self.bounces,
-            "complaints": self.complaints,
-            "unsubscribes": self.unsubscribes,
-            "conversions": self.conversions,
-            "revenue": money(self.revenue_micros),
-            "impressions": self.impressions,
-            "interactions": self.interactions,
-            "openRate": rate(self.unique_opens, base),
-            "clickRate": rate(self.unique_clicks, base),
-        });
-        match json {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
+        let mut map = serializer.serialize_map(Some(19))?;
+        map.serialize_entry("sends", &self.sends)?;
+        map.serialize_entry("failures", &self.failures)?;
+        map.serialize_entry("deliveries", &self.deliveries)?;
+        map.serialize_entry("opens", &self.opens)?;
+        map.serialize_entry("uniqueOpens", &self.unique_opens)?;
+        map.serialize_entry("machineOpens", &self.machine_opens)?;
+        map.serialize_entry("clicks", &self.clicks)?;
+        map.serialize_entry("uniqueClicks", &self.unique_clicks)?;
+        map.serialize_entry("machineClicks", &self.machine_clicks)?;
+        map.serialize_entry("replies", &self.replies)?;
+        map.serialize_entry("bounces", &self.bounces)?;
+        map.serialize_entry("complaints", &self.complaints)?;
+        map.serialize_entry("unsubscribes", &self.unsubscribes)?;
+        map.serialize_entry("conversions", &self.conversions)?;
+        map.serialize_entry("revenue", &money(self.revenue_micros))?;
+        map.serialize_entry("impressions", &self.impressions)?;
+        map.serialize_entry("interactions", &self.interactions)?;
+        map.serialize_entry("openRate", &rate(self.unique_opens, base))?;
+        map.serialize_entry("clickRate", &rate(self.unique_clicks, base))?;
+        map.end()
     }
+}
+
+/// One day of a `series`: its date and its metrics.
+#[derive(Debug, serde::Serialize)]
+struct DayMetrics {
+    date: String,
+    #[serde(flatten)]
+    metrics: Metrics,
 }
 
 impl std::ops::AddAssign for Metrics {
@@ -305,36 +324,55 @@ struct RollupSums {
     by_day: HashMap<String, Metrics>,
 }
 
-/// Rollup sums this process computed, by org and query, each under the org's analytics version
-/// when it was read (`analytics_versions`, moved with every change to the org's rollups, on any
-/// node): a hit is exactly what the query would return now.
-#[derive(Debug, Default)]
-pub struct SumsCache {
-    entries: std::sync::Mutex<HashMap<SumsKey, (i64, std::sync::Arc<RollupSums>)>>,
+/// Values this process computed, by org and query, each under the version of its inputs when it
+/// was read: a hit is exactly what the queries would return now.
+#[derive(Debug)]
+struct VersionedCache<V> {
+    entries: std::sync::Mutex<HashMap<CacheKey, (i64, std::sync::Arc<V>)>>,
 }
 
 /// `(org, query and its parameters)`.
-type SumsKey = (String, String);
+type CacheKey = (String, String);
 
-/// Entries a [`SumsCache`] keeps before it starts over.
-const SUMS_CACHE_ENTRIES: usize = 4096;
+/// Entries a [`VersionedCache`] keeps before it starts over.
+const CACHE_ENTRIES: usize = 4096;
 
-impl SumsCache {
-    fn get(&self, key: &SumsKey, version: i64) -> Option<std::sync::Arc<RollupSums>> {
-        let entries = self.entries.lock().expect("sums cache lock");
+impl<V> Default for VersionedCache<V> {
+    fn default() -> Self {
+        VersionedCache {
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V> VersionedCache<V> {
+    fn get(&self, key: &CacheKey, version: i64) -> Option<std::sync::Arc<V>> {
+        let entries = self.entries.lock().expect("analytics cache lock");
         entries
             .get(key)
             .filter(|(at, _)| *at == version)
-            .map(|(_, sums)| sums.clone())
+            .map(|(_, value)| value.clone())
     }
 
-    fn put(&self, key: SumsKey, version: i64, sums: std::sync::Arc<RollupSums>) {
-        let mut entries = self.entries.lock().expect("sums cache lock");
-        if entries.len() >= SUMS_CACHE_ENTRIES {
+    fn put(&self, key: CacheKey, version: i64, value: std::sync::Arc<V>) {
+        let mut entries = self.entries.lock().expect("analytics cache lock");
+        if entries.len() >= CACHE_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, (version, sums));
+        entries.insert(key, (version, value));
     }
+}
+
+/// The analytics endpoints' per-process caches.
+#[derive(Debug, Default)]
+pub struct AnalyticsCaches {
+    /// Rollup sums under the org's analytics version (`analytics_versions`, moved with every
+    /// change to the org's rollups, on any node).
+    sums: VersionedCache<RollupSums>,
+    /// Which of a list of ids are the org's campaigns (with their channels), under the campaign
+    /// cache's epoch (`crate::cache`: moved by every campaign change this process makes or hears
+    /// of); not kept while that cache is unusable.
+    known: VersionedCache<BTreeMap<String, String>>,
 }
 
 /// Sums the rollup rows `filter` (`from analytics_daily where …`, `$1` the org) selects twice
@@ -349,7 +387,7 @@ async fn rollup_sums(
     let org_id = binds.first().cloned().unwrap_or_default();
     let version = crate::analytics::version(&state.db, &org_id).await?;
     let key = (org_id, format!("{filter}\u{1}{}", binds.join("\u{1}")));
-    if let Some(sums) = state.sums.get(&key, version) {
+    if let Some(sums) = state.analytics.sums.get(&key, version) {
         return Ok(sums);
     }
     let (by_campaign, by_day) = match state.db.backend {
@@ -397,7 +435,7 @@ async fn rollup_sums(
             .insert(row.try_get("day")?, Metrics::from_row(row)?);
     }
     let sums = std::sync::Arc::new(sums);
-    state.sums.put(key, version, sums.clone());
+    state.analytics.sums.put(key, version, sums.clone());
     Ok(sums)
 }
 
@@ -602,14 +640,13 @@ fn parse_aggregate(body: &Value) -> std::result::Result<AggregateRequest, Vec<Fi
 }
 
 /// A day-by-day series over `range`, zero-filled, from `(day, metrics)` rows.
-fn series(range: DayRange, by_day: &HashMap<String, Metrics>) -> Vec<Value> {
+fn series(range: DayRange, by_day: &HashMap<String, Metrics>) -> Vec<DayMetrics> {
     range
         .each_day()
         .map(|day| {
             let date = day_text(day);
-            let mut entry = by_day.get(&date).copied().unwrap_or_default().to_json();
-            entry.insert("date".into(), Value::String(date));
-            Value::Object(entry)
+            let metrics = by_day.get(&date).copied().unwrap_or_default();
+            DayMetrics { date, metrics }
         })
         .collect()
 }
@@ -626,16 +663,7 @@ async fn aggregated_metrics(
 
     // Which ids are this org's campaigns, deleted ones included. Ids of other orgs are
     // reported missing like ids that never existed: nothing tells them apart.
-    let mut known: BTreeMap<String, String> = BTreeMap::new();
-    if !request.campaign_ids.is_empty() {
-        let mut binds = vec![org_id.clone()];
-        let list = placeholders(&request.campaign_ids, &mut binds);
-        let sql =
-            format!("select id, channels from campaigns where org_id = $1 and id in ({list})");
-        for row in fetch_rows(&state, &sql, &binds).await? {
-            known.insert(row.try_get("id")?, row.try_get("channels")?);
-        }
-    }
+    let known = known_campaigns(&state, org_id, &request.campaign_ids).await?;
     let missing: Vec<&String> = request
         .campaign_ids
         .iter()
@@ -672,20 +700,55 @@ async fn aggregated_metrics(
         }
         series(range, &sums.by_day)
     };
-    let campaigns: Map<String, Value> = per_campaign
-        .iter()
-        .map(|(id, m)| (id.clone(), Value::Object(m.to_json())))
-        .collect();
-    Ok(Json(json!({
-        "range": {"start": day_text(range.start), "end": day_text(range.end)},
-        "totals": totals.to_json(),
-        "channels": channels_json(&channels),
-        "campaigns": campaigns,
-        "series": daily,
-        "missing": missing,
-        "updatedAt": updated_at,
-    }))
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Aggregate<'a> {
+        range: Value,
+        totals: Metrics,
+        channels: &'a BTreeMap<String, Metrics>,
+        campaigns: &'a BTreeMap<String, Metrics>,
+        series: Vec<DayMetrics>,
+        missing: Vec<&'a String>,
+        updated_at: Option<String>,
+    }
+    Ok(Json(Aggregate {
+        range: json!({"start": day_text(range.start), "end": day_text(range.end)}),
+        totals,
+        channels: &channels,
+        campaigns: &per_campaign,
+        series: daily,
+        missing,
+        updated_at,
+    })
     .into_response())
+}
+
+/// Which of `ids` are the org's campaigns (deleted ones included), with their `channels` cells.
+async fn known_campaigns(
+    state: &AppState,
+    org_id: &str,
+    ids: &[String],
+) -> Result<std::sync::Arc<BTreeMap<String, String>>> {
+    let key = (org_id.to_string(), ids.join("\n"));
+    let epoch = state.db.cache.epoch() as i64;
+    if let Some(known) = state.analytics.known.get(&key, epoch) {
+        return Ok(known);
+    }
+    let mut known = BTreeMap::new();
+    if !ids.is_empty() {
+        let mut binds = vec![org_id.to_string()];
+        let list = placeholders(ids, &mut binds);
+        let sql =
+            format!("select id, channels from campaigns where org_id = $1 and id in ({list})");
+        for row in fetch_rows(state, &sql, &binds).await? {
+            known.insert(row.try_get("id")?, row.try_get("channels")?);
+        }
+    }
+    let known = std::sync::Arc::new(known);
+    if state.db.cache.usable() {
+        state.analytics.known.put(key, epoch, known.clone());
+    }
+    Ok(known)
 }
 
 /// The dashboard's range: `to` (default today) and `from` (default `days` − 1 before `to`,

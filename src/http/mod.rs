@@ -52,8 +52,8 @@ pub struct AppState {
     pub tracking_key: Arc<[u8]>,
     /// Group committer of `EngagementRecorded` events.
     pub recorder: crate::engagements::Recorder,
-    /// Analytics sums under each org's analytics version (`analytics::SumsCache`).
-    pub sums: Arc<analytics::SumsCache>,
+    /// The analytics endpoints' caches (`analytics::AnalyticsCaches`).
+    pub analytics: Arc<analytics::AnalyticsCaches>,
 }
 
 /// The whole application router.

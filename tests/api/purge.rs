@@ -85,3 +85,56 @@ db_test!(api_only purge_removes_deleted_campaigns_and_leaves_a_tombstone, |app: 
         .await
         .assert_problem(404);
 });
+
+db_test!(
+    purge_takes_a_campaigns_numbers_out_of_cached_analytics,
+    |app: TestApp| async move {
+        for id in ["camp-gone", "camp-kept"] {
+            let reply = app
+                .post_campaign(
+                    &json!({"id": id, "name": id, "type": "one-shot", "channels": ["email"]}),
+                )
+                .await;
+            assert_eq!(reply.status, 201, "{}", reply.text);
+            let reply = app
+            .admin(Method::POST, &format!("/crm/marketing/campaigns/{id}/engagements"))
+            .json(&json!([
+                {"type": "conversion", "channel": "email", "contactId": "ct-1", "value": 10, "currency": "USD",
+                    "occurredAt": "2026-04-15T12:00:00Z"}
+            ]))
+            .send()
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+        }
+        let aggregate = || async {
+            app.admin(Method::POST, "/crm/marketing/campaigns/aggregated-metrics")
+                .json(&json!({"campaignIds": ["camp-gone", "camp-kept"],
+                "range": {"start": "2026-04-01", "end": "2026-04-30"}}))
+                .send()
+                .await
+        };
+        let counted = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+            aggregate().await.body["totals"]["conversions"] == 2
+        })
+        .await;
+        assert!(counted, "{}", aggregate().await.text);
+        // Read again: the answer now comes from the process's cache of sums.
+        assert_eq!(aggregate().await.body["totals"]["conversions"], 2);
+
+        let reply = app
+            .admin(Method::DELETE, "/crm/marketing/campaigns/camp-gone")
+            .send()
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.text);
+        // Deleted campaigns still count until they are purged.
+        assert_eq!(aggregate().await.body["totals"]["conversions"], 2);
+        let reply = app.admin(Method::POST, "/crm/marketing/purge").send().await;
+        let done = wait_done(&app, reply.body["jobId"].as_str().unwrap()).await;
+        assert_eq!(done["campaignIds"], json!(["camp-gone"]), "{done}");
+
+        let after = aggregate().await;
+        assert_eq!(after.status, 200, "{}", after.text);
+        assert_eq!(after.body["totals"]["conversions"], 1, "{}", after.text);
+        assert_eq!(after.body["missing"], json!(["camp-gone"]));
+    }
+);
