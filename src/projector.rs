@@ -112,10 +112,7 @@ async fn apply_status_counts(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), 
     let mut current: HashMap<(String, String), (Option<String>, bool)> = HashMap::new();
     for (org_id, ids) in by_org {
         for chunk in ids.chunks(500) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = store::params(2, chunk.len());
             let sql = format!(
                 "select campaign_id, status, deleted from campaign_status_index
                  where org_id = $1 and campaign_id in ({list})"

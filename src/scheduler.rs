@@ -628,8 +628,7 @@ async fn apply_events(
     events: &[store::LoggedEvent],
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let mut touched: Vec<(String, String)> = Vec::new();
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut touched: HashSet<(String, String)> = HashSet::new();
     let mut changed = false;
     for event in events {
         let record = &event.record;
@@ -657,21 +656,9 @@ async fn apply_events(
             // scheduled or running has its `Scheduled` or `Launched` event in this batch too.
             continue;
         }
-        let key = (event.org_id.clone(), campaign_id);
-        if seen.insert(key.clone()) {
-            touched.push(key);
-        }
+        touched.insert((event.org_id.clone(), campaign_id));
     }
-    let mut by_org: HashMap<&str, Vec<String>> = HashMap::new();
-    for (org_id, campaign_id) in &touched {
-        by_org
-            .entry(org_id.as_str())
-            .or_default()
-            .push(campaign_id.clone());
-    }
-    for (org_id, campaign_ids) in by_org {
-        changed |= sync_launch_jobs(tx, org_id, &campaign_ids, now).await?;
-    }
+    changed |= sync_campaigns(tx, touched, now).await?;
     Ok(changed)
 }
 
@@ -738,10 +725,7 @@ async fn sync_launch_jobs(
     let now = format_time(now);
     let mut added = false;
     for chunk in campaign_ids.chunks(500) {
-        let list = (0..chunk.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = store::params(2, chunk.len());
         let rows_sql =
             format!("select id, state, status, case when state = 'active' and status in ('scheduled', 'running') then doc end as doc
                  from campaigns where org_id = $1 and id in ({list})");
@@ -825,23 +809,36 @@ async fn sync_launch_jobs(
     Ok(added)
 }
 
-/// [`sync_launch_jobs`] for rows of `(org_id, <id_column>)`, one org at a time.
+/// [`sync_launch_jobs`] for `(org_id, campaign_id)` pairs of any orgs, one org at a time.
+/// Returns whether it added a job.
+async fn sync_campaigns(
+    tx: &mut Tx,
+    campaigns: impl IntoIterator<Item = (String, String)>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let mut by_org: HashMap<String, Vec<String>> = HashMap::new();
+    for (org_id, campaign_id) in campaigns {
+        by_org.entry(org_id).or_default().push(campaign_id);
+    }
+    let mut added = false;
+    for (org_id, ids) in by_org {
+        added |= sync_launch_jobs(tx, &org_id, &ids, now).await?;
+    }
+    Ok(added)
+}
+
+/// [`sync_campaigns`] for rows of `(org_id, <id_column>)`.
 async fn sync_rows(
     tx: &mut Tx,
     rows: &[sqlx::any::AnyRow],
     id_column: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let mut by_org: HashMap<String, Vec<String>> = HashMap::new();
-    for row in rows {
-        by_org
-            .entry(row.try_get("org_id")?)
-            .or_default()
-            .push(row.try_get(id_column)?);
-    }
-    for (org_id, ids) in by_org {
-        sync_launch_jobs(tx, &org_id, &ids, now).await?;
-    }
+    let campaigns = rows
+        .iter()
+        .map(|row| Ok((row.try_get("org_id")?, row.try_get(id_column)?)))
+        .collect::<Result<Vec<(String, String)>, sqlx::Error>>()?;
+    sync_campaigns(tx, campaigns, now).await?;
     Ok(())
 }
 

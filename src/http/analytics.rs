@@ -309,7 +309,7 @@ async fn fetch_rows(
 }
 
 /// One `(campaign, channel)` sum over a range's rollup rows.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct CampaignChannelSum {
     campaign_id: String,
     channel: String,
@@ -378,7 +378,7 @@ pub struct AnalyticsCaches {
 /// Sums the rollup rows `filter` (`from analytics_daily where …`, `$1` the org) selects twice
 /// over: per `(campaign_id, channel)` (with `updated_at`) and per `day`. PostgreSQL does both
 /// in one scan with grouping sets; SQLite, in process, runs the two groupings side by side.
-/// Answers from [`SumsCache`] while the org's analytics version has not moved.
+/// Answers from [`AnalyticsCaches`] while the org's analytics version has not moved.
 async fn rollup_sums(
     state: &AppState,
     filter: &str,

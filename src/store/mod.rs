@@ -54,6 +54,14 @@ pub fn format_time(at: DateTime<Utc>) -> String {
 
 /// The `insert into events ... values` of `n` events with parameters numbered after `offset`
 /// (nine per event), and the number of the last parameter used.
+/// `$first, $first+1, …`: `count` numbered parameters, for an `in (…)` list.
+pub fn params(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub fn append_values_sql(n: usize, offset: usize, json_cast: &str) -> (String, usize) {
     let mut sql = String::from(
         "insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata) values ",
