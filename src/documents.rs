@@ -364,7 +364,89 @@ pub async fn bulk_upsert(
         .map_err(|e| DocError::Unreadable(format!("import task failed: {e}")))?
 }
 
+/// Import lanes written at once: the database and the service each get a core's worth of work.
+const LANES: usize = 3;
+
 async fn bulk_upsert_here(
+    db: &Db,
+    meta: &CommandMeta,
+    kind: DocumentKind,
+    rows: Vec<BulkRow>,
+) -> Result<BulkSummary, DocError> {
+    let mut running = Vec::new();
+    for lane in lanes(rows, LANES) {
+        let (db, meta) = (db.clone(), meta.clone());
+        running.push(tokio::spawn(async move {
+            upsert_lane(&db, &meta, kind, lane).await
+        }));
+    }
+    let mut summary = BulkSummary::default();
+    let mut failed = None;
+    for lane in running {
+        match lane
+            .await
+            .map_err(|e| DocError::Unreadable(format!("import task failed: {e}")))
+            .and_then(|result| result)
+        {
+            Ok(part) => {
+                summary.created += part.created;
+                summary.updated += part.updated;
+                summary.unchanged += part.unchanged;
+            }
+            Err(error) => failed = failed.or(Some(error)),
+        }
+    }
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(summary),
+    }
+}
+
+/// Splits rows into at most `count` lanes that can be written concurrently: rows that share an
+/// id or a lookup key (directly or through other rows) share a lane, in their original order,
+/// so a later row still sees an earlier one. Groups are dealt to lanes round-robin.
+fn lanes(rows: Vec<BulkRow>, count: usize) -> Vec<Vec<BulkRow>> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..rows.len()).collect();
+    let mut holder: HashMap<(bool, &str), usize> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let keys = [(true, row.id.as_deref()), (false, row.lookup.as_deref())];
+        for (is_id, key) in keys {
+            let Some(key) = key else { continue };
+            match holder.get(&(is_id, key)) {
+                Some(&other) => {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, other));
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    holder.insert((is_id, key), i);
+                }
+            }
+        }
+    }
+    let mut lane_of_group: HashMap<usize, usize> = HashMap::new();
+    let mut assignments = Vec::with_capacity(rows.len());
+    for i in 0..rows.len() {
+        let group = root(&mut parent, i);
+        let next = lane_of_group.len() % count.max(1);
+        assignments.push(*lane_of_group.entry(group).or_insert(next));
+    }
+    let mut lanes: Vec<Vec<BulkRow>> = (0..count.max(1)).map(|_| Vec::new()).collect();
+    for (row, lane) in rows.into_iter().zip(assignments) {
+        lanes[lane].push(row);
+    }
+    lanes.retain(|lane| !lane.is_empty());
+    lanes
+}
+
+/// Writes one lane's rows, a transaction per chunk of 1 000.
+async fn upsert_lane(
     db: &Db,
     meta: &CommandMeta,
     kind: DocumentKind,
@@ -598,4 +680,58 @@ pub async fn exists(
     .fetch_one(&db.read)
     .await?;
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: i64, id: Option<&str>, email: Option<&str>) -> BulkRow {
+        BulkRow {
+            id: id.map(str::to_string),
+            lookup: email.map(str::to_string),
+            body: serde_json::json!({ "n": n }),
+        }
+    }
+
+    /// Each lane as the row numbers it holds, in order.
+    fn numbers(lanes: &[Vec<BulkRow>]) -> Vec<Vec<i64>> {
+        lanes
+            .iter()
+            .map(|lane| lane.iter().map(|r| r.body["n"].as_i64().unwrap()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn rows_sharing_an_id_or_email_share_a_lane_in_their_order() {
+        let rows = vec![
+            row(0, Some("a"), Some("x@e.test")),
+            row(1, None, Some("y@e.test")),
+            row(2, Some("b"), Some("z@e.test")),
+            // Joins row 0 (same email) and, through its id, row 5.
+            row(3, Some("c"), Some("x@e.test")),
+            row(4, None, None),
+            row(5, Some("c"), None),
+            row(6, None, Some("y@e.test")),
+        ];
+        let lanes = numbers(&lanes(rows, 3));
+        assert_eq!(lanes.iter().map(Vec::len).sum::<usize>(), 7);
+        let lane_of = |n: i64| lanes.iter().position(|l| l.contains(&n)).unwrap();
+        assert_eq!(lane_of(0), lane_of(3));
+        assert_eq!(lane_of(3), lane_of(5));
+        assert_eq!(lane_of(1), lane_of(6));
+        for lane in &lanes {
+            assert!(lane.windows(2).all(|w| w[0] < w[1]), "order kept: {lane:?}");
+        }
+        // Three groups or more are spread over the three lanes.
+        assert_eq!(lanes.len(), 3);
+    }
+
+    #[test]
+    fn one_lane_holds_everything_in_order() {
+        let rows: Vec<BulkRow> = (0..5)
+            .map(|i| row(i, Some(&format!("r{i}")), None))
+            .collect();
+        assert_eq!(numbers(&lanes(rows, 1)), vec![vec![0, 1, 2, 3, 4]]);
+    }
 }

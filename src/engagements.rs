@@ -86,6 +86,7 @@ impl Recorder {
             let db = db.clone();
             let wakeup = wakeup.clone();
             tokio::spawn(async move {
+                let mut heads = Heads::default();
                 while let Some(first) = receiver.recv().await {
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
@@ -94,7 +95,7 @@ impl Recorder {
                             Err(_) => break,
                         }
                     }
-                    commit(&db, &wakeup, batch).await;
+                    commit(&db, &wakeup, &mut heads, batch).await;
                 }
             });
         }
@@ -152,12 +153,39 @@ impl Recorder {
     }
 }
 
+/// The next revision of the streams a committer wrote last, so that a busy stream's head is
+/// not read back before every append. A guess only: another process may have appended since,
+/// and then the batch fails on the unique (stream, revision) and is retried with heads read
+/// from the log.
+#[derive(Debug, Default)]
+struct Heads {
+    next: HashMap<String, i64>,
+}
+
+impl Heads {
+    /// Streams remembered at most; past it the map starts over.
+    const CAPACITY: usize = 200_000;
+
+    fn forget(&mut self, streams: &[&str]) {
+        for stream in streams {
+            self.next.remove(*stream);
+        }
+    }
+
+    fn remember(&mut self, next: HashMap<String, i64>) {
+        if self.next.len() + next.len() > Self::CAPACITY {
+            self.next.clear();
+        }
+        self.next.extend(next);
+    }
+}
+
 /// Commits one batch and answers its callers.
-async fn commit(db: &Db, wakeup: &Wakeup, batch: Vec<Job>) {
+async fn commit(db: &Db, wakeup: &Wakeup, heads: &mut Heads, batch: Vec<Job>) {
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
-        match write(db, &batch).await {
+        match write(db, heads, &batch).await {
             Err(AppendError::Conflict) if attempt <= CONFLICT_RETRIES => {
                 let jitter = rand::random::<u64>() % (5 * u64::from(attempt));
                 tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
@@ -185,7 +213,7 @@ async fn commit(db: &Db, wakeup: &Wakeup, batch: Vec<Job>) {
 }
 
 /// Appends a batch in one transaction: claims its keys, skips duplicates, appends the rest.
-async fn write(db: &Db, batch: &[Job]) -> Result<Vec<Recorded>, AppendError> {
+async fn write(db: &Db, heads: &mut Heads, batch: &[Job]) -> Result<Vec<Recorded>, AppendError> {
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let fresh = claim_keys(&mut tx, batch, &format_time(now)).await?;
@@ -211,7 +239,17 @@ async fn write(db: &Db, batch: &[Job]) -> Result<Vec<Recorded>, AppendError> {
             .filter(|s| seen.insert(*s))
             .collect()
     };
-    let mut next = store::next_revisions(&mut tx, &streams).await?;
+    let unknown: Vec<&str> = streams
+        .iter()
+        .copied()
+        .filter(|s| !heads.next.contains_key(*s))
+        .collect();
+    let read = store::next_revisions(&mut tx, &unknown).await?;
+    let mut next: HashMap<String, i64> = streams
+        .iter()
+        .map(|s| (s.to_string(), heads.next.get(*s).copied().unwrap_or(0)))
+        .collect();
+    next.extend(read);
     let appending: Vec<Appending> = events
         .iter()
         .map(|(i, stream, event)| {
@@ -228,8 +266,20 @@ async fn write(db: &Db, batch: &[Job]) -> Result<Vec<Recorded>, AppendError> {
             }
         })
         .collect();
-    let positions = store::append_each(&mut tx, db.backend, &appending, now).await?;
-    tx.commit().await?;
+    let written = async {
+        let positions = store::append_each(&mut tx, db.backend, &appending, now).await?;
+        tx.commit().await?;
+        Ok::<_, AppendError>(positions)
+    }
+    .await;
+    let positions = match written {
+        Ok(positions) => positions,
+        Err(error) => {
+            heads.forget(&streams);
+            return Err(error);
+        }
+    };
+    heads.remember(next);
     let mut answers = vec![Recorded::Duplicate; batch.len()];
     for ((i, _, _), position) in events.iter().zip(positions) {
         answers[*i] = Recorded::Stored(position);

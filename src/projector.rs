@@ -39,6 +39,14 @@ impl Projection {
         }
     }
 
+    /// The events the projection reads (the status counts follow campaigns only).
+    fn interest(self) -> store::Interest {
+        match self {
+            Projection::CampaignStatusCounts => store::Interest::StreamsPrefixed("campaign-"),
+            Projection::Analytics => store::Interest::All,
+        }
+    }
+
     /// Applies a batch of events inside `tx`.
     async fn apply(self, tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Error> {
         match self {
@@ -271,8 +279,8 @@ async fn lock_projection(
 /// Applies the next batch after the stored checkpoint. Returns how many events it applied.
 pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error> {
     let from = checkpoint(&db.read, projection).await?;
-    let events = store::read_all(db, from, BATCH).await?;
-    let Some(last) = events.last() else {
+    let page = store::read_page(db, from, BATCH, projection.interest()).await?;
+    let Some(last) = page.last else {
         return Ok(0);
     };
     let mut tx = db.begin().await?;
@@ -283,10 +291,12 @@ pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error>
         tx.rollback().await?;
         return Ok(0);
     }
-    projection.apply(&mut tx, &events).await?;
-    save_checkpoint(&mut tx, projection, last.checkpoint).await?;
+    if !page.events.is_empty() {
+        projection.apply(&mut tx, &page.events).await?;
+    }
+    save_checkpoint(&mut tx, projection, last).await?;
     tx.commit().await?;
-    Ok(events.len())
+    Ok(page.rows)
 }
 
 /// Rebuilds a projection from position 0. Runs in one transaction, so readers see the old read

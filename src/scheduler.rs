@@ -53,6 +53,9 @@ const MAX_JOB_ATTEMPTS: i64 = 5;
 const KEEP_FINISHED_JOBS: chrono::Duration = chrono::Duration::days(7);
 /// Events read per catch-up batch.
 const BATCH: i64 = 500;
+
+/// The scheduler follows campaigns only; the rest of the log is skipped without being decoded.
+const CAMPAIGNS: store::Interest = store::Interest::StreamsPrefixed("campaign-");
 /// A launch job counts its campaign's audience only when the campaign is due within this
 /// margin; the aggregate decides anyway.
 const DUE_MARGIN: chrono::Duration = chrono::Duration::seconds(5);
@@ -271,8 +274,8 @@ impl Scheduler {
     /// checkpoint in the same transaction. Returns how many events it read.
     async fn catch_up(&self) -> Result<usize, sqlx::Error> {
         let from = checkpoint(&self.db.read, false).await?;
-        let events = store::read_all(&self.db, from, BATCH).await?;
-        let Some(last) = events.last() else {
+        let page = store::read_page(&self.db, from, BATCH, CAMPAIGNS).await?;
+        let Some(last) = page.last else {
             return Ok(0);
         };
         let mut tx = self.db.begin().await?;
@@ -280,15 +283,15 @@ impl Scheduler {
         if current != from {
             // Another node applied this batch.
             tx.rollback().await?;
-            return Ok(events.len());
+            return Ok(page.rows);
         }
         let now = Utc::now();
-        let touched = apply_events(&mut tx, &events, now).await?;
+        let touched = apply_events(&mut tx, &page.events, now).await?;
         sqlx::query(
             "update projection_checkpoints set tx_id = $1, position = $2, updated_at = $3 where name = $4",
         )
-        .bind(last.checkpoint.tx_id)
-        .bind(last.checkpoint.position)
+        .bind(last.tx_id)
+        .bind(last.position)
         .bind(format_time(now))
         .bind(CHECKPOINT)
         .execute(&mut *tx)
@@ -297,7 +300,7 @@ impl Scheduler {
         if touched {
             self.wake.notify_one();
         }
-        Ok(events.len())
+        Ok(page.rows)
     }
 
     /// The fast path on PostgreSQL: the same work as [`Scheduler::catch_up`] on the events after
@@ -306,18 +309,20 @@ impl Scheduler {
     /// would hold launches back; this path can skip an event that commits late, which the
     /// gap-safe reader then applies. Both paths are idempotent.
     async fn follow(&self, cursor: &mut i64) -> Result<usize, sqlx::Error> {
-        let events = store::read_org(&self.db, None, *cursor, None, BATCH).await?;
-        let Some(last) = events.last() else {
+        let page = store::read_positions(&self.db, *cursor, BATCH, CAMPAIGNS).await?;
+        let Some(last) = page.last else {
             return Ok(0);
         };
-        let mut tx = self.db.begin().await?;
-        let touched = apply_events(&mut tx, &events, Utc::now()).await?;
-        tx.commit().await?;
-        *cursor = last.record.position;
-        if touched {
-            self.wake.notify_one();
+        if !page.events.is_empty() {
+            let mut tx = self.db.begin().await?;
+            let touched = apply_events(&mut tx, &page.events, Utc::now()).await?;
+            tx.commit().await?;
+            if touched {
+                self.wake.notify_one();
+            }
         }
-        Ok(events.len())
+        *cursor = last.position;
+        Ok(page.rows)
     }
 
     /// Makes every campaign's launch job match the read model: the active scheduled or running

@@ -32,6 +32,8 @@ const REGEX_FLAGS: &str = "imsx";
 #[derive(Debug, Clone)]
 pub struct Filter {
     query: Query,
+    /// The top-level document keys the filter reads: all [`Filter::matches_json`] parses.
+    roots: Vec<String>,
 }
 
 /// Parses a whole audience filter, `{"datatype": "contact", "where": {...}}`.
@@ -76,7 +78,9 @@ pub fn parse_where(where_: &Value, path_prefix: &str) -> Result<Filter, Vec<Fiel
     let mut parser = Parser::default();
     let query = parser.query(obj, path_prefix);
     if parser.errors.is_empty() {
-        Ok(Filter { query })
+        let mut roots: Vec<String> = Vec::new();
+        query.collect_roots(&mut roots);
+        Ok(Filter { query, roots })
     } else {
         Err(parser.errors)
     }
@@ -86,6 +90,17 @@ impl Filter {
     /// Whether the contact document (as `GET /crm/contacts/:id` returns it) is in the audience.
     pub fn matches(&self, doc: &Value) -> bool {
         self.query.matches(doc)
+    }
+
+    /// [`Filter::matches`] on a contact document given as JSON text, parsing only the top-level
+    /// fields the filter reads (a filter reads nothing else, so the answer is the same); the
+    /// rest of the text is skipped without being built. `None` when the text is not a JSON
+    /// object.
+    pub fn matches_json(&self, doc: &str) -> Option<bool> {
+        use serde::de::DeserializeSeed;
+        let mut deserializer = serde_json::Deserializer::from_str(doc);
+        let fields = Fields(&self.roots).deserialize(&mut deserializer).ok()?;
+        Some(self.query.matches(&Value::Object(fields)))
     }
 
     /// The document paths the filter reads, in first-use order without repeats (`tags`,
@@ -179,6 +194,84 @@ impl Query {
                 }
             }
         }
+    }
+}
+
+impl Query {
+    fn collect_roots(&self, roots: &mut Vec<String>) {
+        for clause in &self.clauses {
+            match clause {
+                Clause::Field { path, .. } => {
+                    if let Some(first) = path.segments.first() {
+                        if !roots.contains(&first.key) {
+                            roots.push(first.key.clone());
+                        }
+                    }
+                }
+                Clause::And(queries) | Clause::Or(queries) | Clause::Nor(queries) => {
+                    queries.iter().for_each(|q| q.collect_roots(roots));
+                }
+            }
+        }
+    }
+}
+
+/// Reads a JSON object keeping only the listed keys (the others are skipped unbuilt).
+struct Fields<'a>(&'a [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Fields<'_> {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Fields<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if self.0.iter().any(|wanted| *wanted == *key) {
+                kept.insert(key.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// An object key, borrowed from the text unless it has escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -1578,6 +1671,23 @@ mod properties {
                 eval(&doc, json!({ f: {"$in": xs} })),
                 eval(&doc, json!({"$or": ors}))
             );
+        }
+
+        #[test]
+        fn matching_the_text_agrees_with_matching_the_document(
+            doc in contact(),
+            a in atom(),
+            b in atom(),
+        ) {
+            // The text path parses only the fields the filter reads; the answer must not change.
+            for where_ in [a.clone(), json!({"$or": [a.clone(), b.clone()]}), json!({"$nor": [a, b]}), json!({})] {
+                let filter = parse_where(&where_, "where").expect("generated filters parse");
+                prop_assert_eq!(
+                    filter.matches_json(&doc.to_string()),
+                    Some(filter.matches(&doc)),
+                    "{} on {}", where_, doc
+                );
+            }
         }
 
         #[test]

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use herald_domain::engagement::{
     Classification, Engagement, EngagementType, SendsRecorded, EVENT_TYPE, SENDS_EVENT_TYPE,
 };
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::record::EventRecord;
@@ -165,11 +166,11 @@ pub fn fold<'a>(events: impl IntoIterator<Item = (&'a str, &'a EventRecord)>) ->
     let mut changes = Changes::default();
     for (org_id, record) in events {
         if record.event_type == SENDS_EVENT_TYPE {
-            if let Ok(sends) = serde_json::from_value::<SendsRecorded>(record.data.clone()) {
+            if let Ok(sends) = SendsRecorded::deserialize(&record.data) {
                 fold_sends(&mut changes, org_id, record.position, &sends);
             }
         } else if record.event_type == EVENT_TYPE {
-            if let Ok(engagement) = serde_json::from_value::<Engagement>(record.data.clone()) {
+            if let Ok(engagement) = Engagement::deserialize(&record.data) {
                 fold_engagement(&mut changes, org_id, record.position, &engagement);
             }
         }
