@@ -21,7 +21,7 @@ export DATABASE_URL="${ADMIN_URL%/*}/$DB"
 export HERALD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
 export HERALD_TRACKING_SECRET=bench-tracking-secret-bench-tracking
 export HERALD_SECRETS_KEY=bench-secrets-key-bench-secrets-key-00
-export HERALD_BIND=127.0.0.1:$PORT HERALD_DATA_DIR=$WORK RUST_LOG=warn
+export HERALD_BIND=127.0.0.1:$PORT HERALD_DATA_DIR=$WORK RUST_LOG=warn,sqlx::query=error
 TOKEN=$($BIN token --org bench --role admin --ttl 2h)
 $BIN serve & SERVER=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
@@ -49,7 +49,7 @@ echo "org now holds $(psql "$DATABASE_URL" -Atc "select count(*) from documents 
 FILTER='{"filter": {"datatype": "contact", "where": {"tags": {"$in": ["vip", "prospect"]}, "attributes.score": {"$gte": 40, "$lt": 90}, "phone": {"$exists": true}}}}'
 for i in 1 2 3; do
   START=$(date +%s.%N)
-  RESULT=$(curl -sf -X POST "http://127.0.0.1:$PORT/crm/audiences/preview" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -d "$FILTER" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+  RESULT=$(curl -sf -X POST "http://127.0.0.1:$PORT/crm/audiences/preview" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' -d "$FILTER" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
   END=$(date +%s.%N)
   echo "reach run $i: count=$RESULT in $(echo "$END - $START" | bc) s; peak RSS $(peak) MB"
 done

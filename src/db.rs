@@ -125,6 +125,46 @@ impl Db {
         matches!(applied, Ok(n) if n >= expected)
     }
 
+    /// Gathers PostgreSQL planner statistics for `table` when they are missing or far behind
+    /// its contents. Bulk writers call it: a table planned as empty gets its lookups planned as
+    /// scans (an import's key lookups took a second each at a million rows), and autovacuum may
+    /// be off or late. Cheap when the statistics are fresh; does nothing on SQLite.
+    /// Only `columns` are analyzed (the keys the lookups use; the JSON payloads are costly to
+    /// sample and no plan depends on them).
+    pub async fn analyze_if_stale(&self, table: &str, columns: &str) -> Result<(), sqlx::Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let row = sqlx::query(
+            "select n_live_tup, n_mod_since_analyze,
+                    (last_analyze is null and last_autoanalyze is null) as never
+             from pg_stat_user_tables where relname = $1",
+        )
+        .bind(table)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        use sqlx::Row;
+        let live: i64 = row.try_get("n_live_tup")?;
+        let changed: i64 = row.try_get("n_mod_since_analyze")?;
+        let never: bool = row.try_get("never")?;
+        let stale = if never {
+            live + changed > 1_000
+        } else {
+            changed > 10_000 && changed > live / 5
+        };
+        if stale {
+            tracing::debug!(table, live, changed, "gathering planner statistics");
+            // Names are ours, never input.
+            sqlx::query(&format!("analyze {table} ({columns})"))
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self.backend {

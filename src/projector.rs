@@ -39,11 +39,12 @@ impl Projection {
         }
     }
 
-    /// The events the projection reads (the status counts follow campaigns only).
+    /// The events the projection reads: campaigns for the status counts; a run's sends and
+    /// its recipients' engagements for analytics (contacts, templates and the rest are skipped).
     fn interest(self) -> store::Interest {
         match self {
-            Projection::CampaignStatusCounts => store::Interest::StreamsPrefixed("campaign-"),
-            Projection::Analytics => store::Interest::All,
+            Projection::CampaignStatusCounts => store::Interest::StreamsPrefixed(&["campaign-"]),
+            Projection::Analytics => store::Interest::StreamsPrefixed(&["run-", "delivery-"]),
         }
     }
 

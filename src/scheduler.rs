@@ -55,7 +55,7 @@ const KEEP_FINISHED_JOBS: chrono::Duration = chrono::Duration::days(7);
 const BATCH: i64 = 500;
 
 /// The scheduler follows campaigns only; the rest of the log is skipped without being decoded.
-const CAMPAIGNS: store::Interest = store::Interest::StreamsPrefixed("campaign-");
+const CAMPAIGNS: store::Interest = store::Interest::StreamsPrefixed(&["campaign-"]);
 /// A launch job counts its campaign's audience only when the campaign is due within this
 /// margin; the aggregate decides anyway.
 const DUE_MARGIN: chrono::Duration = chrono::Duration::seconds(5);

@@ -269,7 +269,16 @@ impl Sender {
             }
         }
         let mut after = String::new();
-        loop {
+        for page_number in 0u64.. {
+            if page_number % 50 == 0 {
+                // A run reads the contacts and grows the ledger: keep both planned as lookups.
+                self.db
+                    .analyze_if_stale("documents", "org_id, kind, id, created_at")
+                    .await?;
+                self.db
+                    .analyze_if_stale("send_ledger", "org_id, run_id, contact_id, channel")
+                    .await?;
+            }
             if !lease.renew().await? {
                 return Ok(RunOutcome::Interrupted);
             }

@@ -517,11 +517,9 @@ pub async fn evaluate_reach(
     // each parsing only the fields the filter reads, with a few batches in memory at once.
     const BATCH: usize = 2000;
     const IN_FLIGHT: usize = 3;
-    let mut rows = sqlx::query(
-        "select created_at, id, doc from documents where org_id = $1 and kind = 'contact'",
-    )
-    .bind(org_id)
-    .fetch(&state.db.read);
+    let mut rows = sqlx::query("select doc from documents where org_id = $1 and kind = 'contact'")
+        .bind(org_id)
+        .fetch(&state.db.read);
     let filter = Arc::new(filter.clone());
     let mut pending = std::collections::VecDeque::new();
     let mut batch = Vec::with_capacity(BATCH);
@@ -531,11 +529,7 @@ pub async fn evaluate_reach(
         let row = rows.try_next().await?;
         let done = row.is_none();
         if let Some(row) = row {
-            batch.push(ContactRow {
-                created_at: row.try_get("created_at")?,
-                id: row.try_get("id")?,
-                doc: row.try_get("doc")?,
-            });
+            batch.push(row.try_get::<String, _>("doc")?);
         }
         if batch.len() == BATCH || (done && !batch.is_empty()) {
             let rows = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -556,10 +550,15 @@ pub async fn evaluate_reach(
     }
 }
 
-/// A contact row as the reach scan reads it.
+/// A matching contact with its place in creation order (`createdAt`, then `id`, as the
+/// document carries them).
+#[derive(serde::Deserialize)]
 struct ContactRow {
+    #[serde(rename = "createdAt", default)]
     created_at: String,
+    #[serde(default)]
     id: String,
+    #[serde(skip)]
     doc: String,
 }
 
@@ -597,13 +596,16 @@ impl Oldest {
 }
 
 /// Counts the contacts of one batch that match, and keeps the ten oldest.
-fn match_batch(filter: &Filter, rows: Vec<ContactRow>) -> (u64, Oldest) {
+fn match_batch(filter: &Filter, docs: Vec<String>) -> (u64, Oldest) {
     let mut count = 0u64;
     let mut oldest = Oldest::default();
-    for row in rows {
-        if filter.matches_json(&row.doc) == Some(true) {
+    for doc in docs {
+        if filter.matches_json(&doc) == Some(true) {
             count += 1;
-            oldest.offer(row);
+            if let Ok(mut row) = serde_json::from_str::<ContactRow>(&doc) {
+                row.doc = doc;
+                oldest.offer(row);
+            }
         }
     }
     (count, oldest)

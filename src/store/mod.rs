@@ -241,18 +241,20 @@ pub(crate) fn columns(backend: Backend) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interest {
     All,
-    /// A literal prefix of letters and dashes, such as `campaign-`.
-    StreamsPrefixed(&'static str),
+    /// Literal prefixes of letters and dashes, such as `campaign-`.
+    StreamsPrefixed(&'static [&'static str]),
 }
 
 impl Interest {
     /// The select list: payloads are `null` outside the interest.
     fn columns(self, backend: Backend) -> String {
-        let Interest::StreamsPrefixed(prefix) = self else {
+        let Interest::StreamsPrefixed(prefixes) = self else {
             return columns(backend).to_string();
         };
         assert!(
-            prefix.chars().all(|c| c.is_ascii_alphabetic() || c == '-'),
+            prefixes
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphabetic() || c == '-')),
             "stream prefixes are literal"
         );
         let (data, metadata) = match backend {
@@ -263,7 +265,11 @@ impl Interest {
             Backend::Postgres => "transaction_id::text::bigint",
             Backend::Sqlite => "0",
         };
-        let inside = format!("substr(stream_id, 1, {}) = '{prefix}'", prefix.len());
+        let inside = prefixes
+            .iter()
+            .map(|prefix| format!("substr(stream_id, 1, {}) = '{prefix}'", prefix.len()))
+            .collect::<Vec<_>>()
+            .join(" or ");
         format!(
             "position, {tx_id} as tx_id, event_id, org_id, stream_id, revision, event_type, event_version, created, \
              case when {inside} then {data} end as data, case when {inside} then {metadata} end as metadata"
