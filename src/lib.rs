@@ -18,6 +18,7 @@ pub mod engagements;
 pub mod http;
 pub mod projector;
 pub mod purge;
+pub mod reach;
 pub mod scheduler;
 pub mod secrets;
 pub mod sender;

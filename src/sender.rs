@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use herald_domain::document::DocumentKind;
 use herald_domain::query::{parse_filter, Filter};
 use herald_domain::spec::{CampaignSpec, Channel};
@@ -196,20 +196,9 @@ impl Sender {
             .map_err(|_| SendRunError::Setup("the audience filter no longer parses".into()))
     }
 
-    /// How many of the org's contacts match `filter` now (the reach a launch records), streamed.
+    /// How many of the org's contacts match `filter` now (the reach a launch records).
     pub async fn count_matching(&self, org_id: &str, filter: &Filter) -> Result<u64, sqlx::Error> {
-        let mut rows =
-            sqlx::query("select doc from documents where org_id = $1 and kind = 'contact'")
-                .bind(org_id)
-                .fetch(&self.db.read);
-        let mut count = 0;
-        while let Some(row) = rows.try_next().await? {
-            let doc: String = row.try_get("doc")?;
-            if filter.matches_json(&doc) == Some(true) {
-                count += 1;
-            }
-        }
-        Ok(count)
+        Ok(crate::reach::evaluate(&self.db, org_id, filter, 0).await?.0)
     }
 
     /// Sends one run: every eligible contact of the audience on every per-contact channel, and
@@ -269,6 +258,7 @@ impl Sender {
             }
         }
         let mut after = String::new();
+        let mut read_ahead: Option<Vec<(String, Value)>> = None;
         for page_number in 0u64.. {
             if page_number % 50 == 0 {
                 // A run reads the contacts and grows the ledger: keep both planned as lookups.
@@ -289,7 +279,10 @@ impl Sender {
             {
                 return Ok(stop);
             }
-            let page = self.contact_page(org_id, &after, &plan.launched_at).await?;
+            let page = match read_ahead.take() {
+                Some(page) => page,
+                None => self.contact_page(org_id, &after, &plan.launched_at).await?,
+            };
             let Some((last_id, _)) = page.last() else {
                 break;
             };
@@ -299,11 +292,29 @@ impl Sender {
                 .into_iter()
                 .filter(|(_, contact)| filter.matches(contact))
                 .collect();
-            if !members.is_empty() && !direct.is_empty() {
-                self.send_page(&ctx, &direct, &members, &mut report).await?;
-            }
-            if !full {
-                break;
+            // The next page is read while this one is sent (the pause check above still comes
+            // before it is sent).
+            let next = async {
+                if full {
+                    self.contact_page(org_id, &after, &plan.launched_at)
+                        .await
+                        .map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let send = async {
+                if !members.is_empty() && !direct.is_empty() {
+                    self.send_page(&ctx, &direct, &members, &mut report).await
+                } else {
+                    Ok(())
+                }
+            };
+            let (next, sent) = tokio::join!(next, send);
+            sent?;
+            match next? {
+                Some(page) => read_ahead = Some(page),
+                None => break,
             }
         }
         Ok(RunOutcome::Finished(report))

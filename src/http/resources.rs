@@ -7,7 +7,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use futures::TryStreamExt;
 use herald_domain::audience::parse_audience;
 use herald_domain::connection::parse_connection;
 use herald_domain::contact::parse_contact;
@@ -16,8 +15,6 @@ use herald_domain::error::FieldError;
 use herald_domain::query::{parse_filter, Filter};
 use herald_domain::template::{parse_template, render, RenderContext, TemplateContent};
 use serde_json::{json, Value};
-use sqlx::Row;
-use std::sync::Arc;
 
 use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
@@ -505,110 +502,13 @@ async fn import_contacts(
     .into_response())
 }
 
-/// Counts the org's contacts matching `filter`, streaming rows so memory stays flat, and keeps
-/// the ten oldest matches (creation order) as a sample.
+/// Counts the org's contacts matching `filter` and keeps the ten oldest as a sample.
 pub async fn evaluate_reach(
     state: &AppState,
     org_id: &str,
     filter: &Filter,
 ) -> Result<(u64, Vec<Value>)> {
-    // Rows stream in whatever order the database reads them fastest (a sequential scan, not an
-    // index walk in creation order); batches are matched on the blocking pool (both cores),
-    // each parsing only the fields the filter reads, with a few batches in memory at once.
-    const BATCH: usize = 2000;
-    const IN_FLIGHT: usize = 3;
-    let mut rows = sqlx::query("select doc from documents where org_id = $1 and kind = 'contact'")
-        .bind(org_id)
-        .fetch(&state.db.read);
-    let filter = Arc::new(filter.clone());
-    let mut pending = std::collections::VecDeque::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut count = 0u64;
-    let mut oldest = Oldest::default();
-    loop {
-        let row = rows.try_next().await?;
-        let done = row.is_none();
-        if let Some(row) = row {
-            batch.push(row.try_get::<String, _>("doc")?);
-        }
-        if batch.len() == BATCH || (done && !batch.is_empty()) {
-            let rows = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            let filter = filter.clone();
-            pending.push_back(tokio::task::spawn_blocking(move || {
-                match_batch(&filter, rows)
-            }));
-        }
-        while pending.len() >= IN_FLIGHT || (done && !pending.is_empty()) {
-            let handle = pending.pop_front().expect("a pending batch");
-            let (matched, sample) = handle.await.map_err(ApiError::internal)?;
-            count += matched;
-            oldest.merge(sample);
-        }
-        if done {
-            return Ok((count, oldest.into_documents()));
-        }
-    }
-}
-
-/// A matching contact with its place in creation order (`createdAt`, then `id`, as the
-/// document carries them).
-#[derive(serde::Deserialize)]
-struct ContactRow {
-    #[serde(rename = "createdAt", default)]
-    created_at: String,
-    #[serde(default)]
-    id: String,
-    #[serde(skip)]
-    doc: String,
-}
-
-/// The ten oldest rows seen, by (creation time, id).
-#[derive(Default)]
-struct Oldest(Vec<ContactRow>);
-
-impl Oldest {
-    const KEEP: usize = 10;
-
-    fn offer(&mut self, row: ContactRow) {
-        if self.0.len() == Self::KEEP {
-            let newest = self.0.last().expect("full");
-            if (&row.created_at, &row.id) >= (&newest.created_at, &newest.id) {
-                return;
-            }
-            self.0.pop();
-        }
-        let at = self
-            .0
-            .partition_point(|kept| (&kept.created_at, &kept.id) < (&row.created_at, &row.id));
-        self.0.insert(at, row);
-    }
-
-    fn merge(&mut self, other: Oldest) {
-        other.0.into_iter().for_each(|row| self.offer(row));
-    }
-
-    fn into_documents(self) -> Vec<Value> {
-        self.0
-            .into_iter()
-            .filter_map(|row| serde_json::from_str(&row.doc).ok())
-            .collect()
-    }
-}
-
-/// Counts the contacts of one batch that match, and keeps the ten oldest.
-fn match_batch(filter: &Filter, docs: Vec<String>) -> (u64, Oldest) {
-    let mut count = 0u64;
-    let mut oldest = Oldest::default();
-    for doc in docs {
-        if filter.matches_json(&doc) == Some(true) {
-            count += 1;
-            if let Ok(mut row) = serde_json::from_str::<ContactRow>(&doc) {
-                row.doc = doc;
-                oldest.offer(row);
-            }
-        }
-    }
-    (count, oldest)
+    Ok(crate::reach::evaluate(&state.db, org_id, filter, crate::reach::SAMPLE).await?)
 }
 
 async fn reach(
