@@ -59,9 +59,6 @@ const CAMPAIGNS: store::Interest = store::Interest::StreamsPrefixed(&["campaign-
 /// A launch job counts its campaign's audience only when the campaign is due within this
 /// margin; the aggregate decides anyway.
 const DUE_MARGIN: chrono::Duration = chrono::Duration::seconds(5);
-/// Launch jobs are claimed this long before they are due: the audience is counted (a second or
-/// more for a million contacts) before `startAt`, and the launch waits for `startAt` itself.
-const PREPARE: chrono::Duration = chrono::Duration::seconds(3);
 
 /// One claimed job.
 #[derive(Debug, Clone)]
@@ -202,7 +199,7 @@ impl Scheduler {
                     Err(error) => tracing::warn!(%error, "scheduler reconcile failed"),
                 }
             }
-            match self.claim("launch", 16, PREPARE).await {
+            match self.claim("launch", 16).await {
                 Ok(jobs) => {
                     for job in jobs {
                         self.run_launch(job).await;
@@ -212,10 +209,7 @@ impl Scheduler {
             }
             let free = SEND_SLOTS.saturating_sub(sends.len());
             if free > 0 {
-                match self
-                    .claim("send", free as i64, chrono::Duration::zero())
-                    .await
-                {
+                match self.claim("send", free as i64).await {
                     Ok(jobs) => {
                         for job in jobs {
                             sends.spawn(self.clone().run_send(job, shutdown.clone()));
@@ -370,14 +364,8 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Claims up to `limit` jobs of `kind` due within `ahead` (or ones whose lease ran out) for
-    /// this node.
-    async fn claim(
-        &self,
-        kind: &str,
-        limit: i64,
-        ahead: chrono::Duration,
-    ) -> Result<Vec<Job>, sqlx::Error> {
+    /// Claims up to `limit` due jobs of `kind` (or ones whose lease ran out) for this node.
+    async fn claim(&self, kind: &str, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
         let now = Utc::now();
         let lock = match self.db.backend {
             Backend::Postgres => "for update skip locked",
@@ -388,7 +376,7 @@ impl Scheduler {
             "update jobs set state = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2, updated_at = $3
              where id in (
                select id from jobs
-               where kind = $4 and ((state = 'scheduled' and run_at <= $6) or (state = 'running' and locked_until < $3))
+               where kind = $4 and ((state = 'scheduled' and run_at <= $3) or (state = 'running' and locked_until < $3))
                order by run_at limit $5 {lock})
              returning id, org_id, campaign_id, kind, run_id, attempts, payload"
         );
@@ -398,7 +386,6 @@ impl Scheduler {
             .bind(format_time(now))
             .bind(kind)
             .bind(limit)
-            .bind(format_time(now + ahead))
             .fetch_all(&self.db.write)
             .await?;
         rows.iter()
@@ -504,17 +491,6 @@ impl Scheduler {
         } else {
             0
         };
-        // Claimed up to PREPARE early: the count is done, now wait for the start itself. The
-        // aggregate decides at that moment (a schedule changed meanwhile launches nothing).
-        if let Some(wait) = due_at(&doc).and_then(|at| (at - Utc::now()).to_std().ok()) {
-            if wait
-                <= (PREPARE + chrono::Duration::seconds(1))
-                    .to_std()
-                    .unwrap_or_default()
-            {
-                tokio::time::sleep(wait).await;
-            }
-        }
         let run_id = format!("run-{}", uuid::Uuid::now_v7());
         let ctx = launch_context(run_id.clone(), ready, reach);
         let outcome = campaigns::execute(
@@ -641,20 +617,13 @@ fn backoff(attempts: i64) -> chrono::Duration {
 
 /// Whether a campaign read row has a run due by `by`.
 fn is_due(doc: &Value, by: DateTime<Utc>) -> bool {
-    due_at(doc).is_some_and(|at| at <= by)
-}
-
-/// When an active scheduled or running campaign is next due.
-fn due_at(doc: &Value) -> Option<DateTime<Utc>> {
     let active =
         doc["state"] == "active" && matches!(doc["status"].as_str(), Some("scheduled" | "running"));
-    if !active {
-        return None;
-    }
-    doc["nextRunAt"]
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|at| at.with_timezone(&Utc))
+    active
+        && doc["nextRunAt"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .is_some_and(|at| at <= by)
 }
 
 /// Derives jobs from a batch of the log: the send job of every `Launched` run, and the launch job
