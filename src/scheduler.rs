@@ -59,6 +59,13 @@ const CAMPAIGNS: store::Interest = store::Interest::StreamsPrefixed(&["campaign-
 /// A launch job counts its campaign's audience only when the campaign is due within this
 /// margin; the aggregate decides anyway.
 const DUE_MARGIN: chrono::Duration = chrono::Duration::seconds(5);
+/// Launches due within this long have their audience counted ahead (a million contacts take
+/// over a second), so the launch at `startAt` does not wait for the count.
+const COUNT_AHEAD: chrono::Duration = chrono::Duration::seconds(3);
+
+/// Audience counts taken ahead of launches, by (org, campaign): the `nextRunAt` each was taken
+/// for and the count (`None` while it is being taken).
+type Counted = Arc<std::sync::Mutex<HashMap<(String, String), (String, Option<u64>)>>>;
 
 /// One claimed job.
 #[derive(Debug, Clone)]
@@ -107,6 +114,7 @@ pub struct Scheduler {
     wake: Arc<Notify>,
     node_id: String,
     started_at: String,
+    counted: Counted,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -126,6 +134,73 @@ impl Scheduler {
             wakeup,
             node_id: format!("node-{}", uuid::Uuid::now_v7()),
             started_at: format_time(Utc::now()),
+            counted: Counted::default(),
+        }
+    }
+
+    /// Starts counting the audience of every launch due within [`COUNT_AHEAD`] that has no
+    /// count yet, each in its own task. The jobs stay as they are (scheduled, cancellable);
+    /// [`Scheduler::launch`] uses a count taken for the same `nextRunAt`.
+    async fn count_ahead(&self) -> Result<(), sqlx::Error> {
+        let now = Utc::now();
+        let rows = sqlx::query(
+            "select org_id, campaign_id from jobs
+             where kind = 'launch' and state = 'scheduled' and run_at > $1 and run_at <= $2
+             order by run_at limit 16",
+        )
+        .bind(format_time(now))
+        .bind(format_time(now + COUNT_AHEAD))
+        .fetch_all(&self.db.read)
+        .await?;
+        for row in rows {
+            let key: (String, String) = (row.try_get("org_id")?, row.try_get("campaign_id")?);
+            let Some(doc) = campaigns::get(&self.db, &key.0, &key.1).await? else {
+                continue;
+            };
+            let Some(next) = doc["nextRunAt"].as_str().map(str::to_string) else {
+                continue;
+            };
+            {
+                let mut counted = self.counted.lock().expect("counts lock");
+                if counted.get(&key).is_some_and(|(at, _)| *at == next) {
+                    continue;
+                }
+                if counted.len() > 10_000 {
+                    counted.clear();
+                }
+                counted.insert(key.clone(), (next.clone(), None));
+            }
+            let Ok(spec) = serde_json::from_value::<CampaignSpec>(doc) else {
+                continue;
+            };
+            let (sender, counted) = (self.sender.clone(), self.counted.clone());
+            tokio::spawn(async move {
+                let count = match sender.audience_filter(&key.0, &spec).await {
+                    Ok(filter) => sender.count_matching(&key.0, &filter).await.ok(),
+                    Err(_) => None,
+                };
+                let mut counted = counted.lock().expect("counts lock");
+                if let Some(entry) = counted.get_mut(&key) {
+                    if entry.0 == next {
+                        entry.1 = count;
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// A count taken ahead for this campaign's `next_run_at`, if one is ready (taken once).
+    fn counted_ahead(&self, org_id: &str, campaign_id: &str, next_run_at: &str) -> Option<u64> {
+        let mut counted = self.counted.lock().expect("counts lock");
+        let key = (org_id.to_string(), campaign_id.to_string());
+        match counted.get(&key) {
+            Some((at, Some(count))) if at == next_run_at => {
+                let count = *count;
+                counted.remove(&key);
+                Some(count)
+            }
+            _ => None,
         }
     }
 
@@ -198,6 +273,9 @@ impl Scheduler {
                     Ok(()) => last_reconcile = Some(Instant::now()),
                     Err(error) => tracing::warn!(%error, "scheduler reconcile failed"),
                 }
+            }
+            if let Err(error) = self.count_ahead().await {
+                tracing::warn!(%error, "counting upcoming audiences failed");
             }
             match self.claim("launch", 16).await {
                 Ok(jobs) => {
@@ -482,11 +560,18 @@ impl Scheduler {
         // A blocker without a channel (template or audience missing) stops the whole launch;
         // one with a channel only skips that channel, and the rest still go out.
         let blocked = ready.blockers.iter().any(|b| b.channel.is_none());
+        let ahead = doc["nextRunAt"]
+            .as_str()
+            .and_then(|at| self.counted_ahead(&job.org_id, &job.campaign_id, at));
         let reach = if is_due(&doc, Utc::now() + DUE_MARGIN) && !blocked {
-            match self.sender.audience_filter(&job.org_id, &spec).await {
-                Ok(filter) => self.sender.count_matching(&job.org_id, &filter).await?,
-                Err(SendRunError::Setup(_)) => 0,
-                Err(SendRunError::Db(error)) => return Err(error.into()),
+            if let Some(count) = ahead {
+                count
+            } else {
+                match self.sender.audience_filter(&job.org_id, &spec).await {
+                    Ok(filter) => self.sender.count_matching(&job.org_id, &filter).await?,
+                    Err(SendRunError::Setup(_)) => 0,
+                    Err(SendRunError::Db(error)) => return Err(error.into()),
+                }
             }
         } else {
             0
