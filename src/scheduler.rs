@@ -154,6 +154,12 @@ impl Scheduler {
         .await?;
         for row in rows {
             let key: (String, String) = (row.try_get("org_id")?, row.try_get("campaign_id")?);
+            if self.counted.lock().expect("counts lock").contains_key(&key) {
+                // Counted or being counted: the poll comes back every 200 ms and need not read
+                // the document again. The launch takes the entry out; one taken for another
+                // `nextRunAt` (a schedule moved meanwhile) is not used, and the launch counts.
+                continue;
+            }
             let Some(doc) = campaigns::get(&self.db, &key.0, &key.1).await? else {
                 continue;
             };
@@ -162,9 +168,6 @@ impl Scheduler {
             };
             {
                 let mut counted = self.counted.lock().expect("counts lock");
-                if counted.get(&key).is_some_and(|(at, _)| *at == next) {
-                    continue;
-                }
                 if counted.len() > 10_000 {
                     counted.clear();
                 }
@@ -190,16 +193,12 @@ impl Scheduler {
         Ok(())
     }
 
-    /// A count taken ahead for this campaign's `next_run_at`, if one is ready (taken once).
+    /// A count taken ahead for this campaign's `next_run_at`, if one is ready. Takes the entry
+    /// out either way.
     fn counted_ahead(&self, org_id: &str, campaign_id: &str, next_run_at: &str) -> Option<u64> {
-        let mut counted = self.counted.lock().expect("counts lock");
         let key = (org_id.to_string(), campaign_id.to_string());
-        match counted.get(&key) {
-            Some((at, Some(count))) if at == next_run_at => {
-                let count = *count;
-                counted.remove(&key);
-                Some(count)
-            }
+        match self.counted.lock().expect("counts lock").remove(&key) {
+            Some((at, Some(count))) if at == next_run_at => Some(count),
             _ => None,
         }
     }

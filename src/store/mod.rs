@@ -60,6 +60,15 @@ pub fn params(first: usize, count: usize) -> String {
         .join(",")
 }
 
+/// `($first),($first+1),…`: `count` one-column rows of numbered parameters, for a
+/// `(values …)` list of keys.
+pub fn value_rows(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("(${n})"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The `insert into events ... values` of `n` events with parameters numbered after `offset`
 /// (nine per event), and the number of the last parameter used.
 pub fn append_values_sql(n: usize, offset: usize, json_cast: &str) -> (String, usize) {
@@ -500,11 +509,10 @@ pub async fn next_revisions(
     for chunk in streams.chunks(500) {
         // One index probe per stream (a correlated `max` reads the head of the stream's index
         // range); an `in (…) group by` was planned as a scan of the whole log once streams grew.
-        let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
         let sql = format!(
             "select v.column1 as stream_id, (select max(e.revision) from events e where e.stream_id = v.column1) as revision \
              from (values {}) v",
-            values.join(",")
+            value_rows(1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for stream in chunk {
