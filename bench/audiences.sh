@@ -46,6 +46,11 @@ while [ "$done_rows" -lt "$TOTAL" ]; do
 done
 echo "org now holds $(psql "$DATABASE_URL" -Atc "select count(*) from documents where kind = 'contact'") contacts; peak RSS $(peak) MB"
 
+# Reach on a fresh server process, so its peak RSS (VmHWM) is the reach's own, not the imports'.
+kill $SERVER; wait $SERVER 2>/dev/null || true
+$BIN serve & SERVER=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+echo "== reach on a restarted server (RSS $(awk '/VmRSS/ {print int($2/1024)}' /proc/$SERVER/status) MB at start)"
 FILTER='{"filter": {"datatype": "contact", "where": {"tags": {"$in": ["vip", "prospect"]}, "attributes.score": {"$gte": 40, "$lt": 90}, "phone": {"$exists": true}}}}'
 for i in 1 2 3; do
   START=$(date +%s.%N)

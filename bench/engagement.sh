@@ -28,6 +28,7 @@ if [ -z "${HERALD_BENCH_SKIP_BUILD:-}" ]; then
   cargo build --release -q --example ingest_client
 fi
 CLIENT="${HERALD_BENCH_CLIENT:-target/release/examples/ingest_client}"
+[ -x "$CLIENT" ] || { echo "no load client at $CLIENT: cargo build --release --example ingest_client" >&2; exit 1; }
 psql "$ADMIN_URL" -qc "drop database if exists $DB with (force)" -qc "create database $DB"
 export DATABASE_URL="${ADMIN_URL%/*}/$DB"
 export HERALD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42

@@ -241,6 +241,9 @@ impl Sender {
             campaign: &campaign,
             template: &template,
         };
+        // A run whose ledger is empty at its start (not a retry or a resumption) skips the
+        // per-page ledger read: the ledger insert still refuses any second send.
+        let resumed = self.ledger_started(org_id, run_id).await?;
         let (social, direct): (Vec<Route>, Vec<Route>) = routes
             .into_iter()
             .partition(|r| r.channel.category() == "social");
@@ -305,7 +308,8 @@ impl Sender {
             };
             let send = async {
                 if !members.is_empty() && !direct.is_empty() {
-                    self.send_page(&ctx, &direct, &members, &mut report).await
+                    self.send_page(&ctx, &direct, &members, resumed, &mut report)
+                        .await
                 } else {
                     Ok(())
                 }
@@ -465,6 +469,17 @@ impl Sender {
         Ok(out)
     }
 
+    /// Whether the run already has rows in the ledger.
+    async fn ledger_started(&self, org_id: &str, run_id: &str) -> Result<bool, sqlx::Error> {
+        let row =
+            sqlx::query("select 1 from send_ledger where org_id = $1 and run_id = $2 limit 1")
+                .bind(org_id)
+                .bind(run_id)
+                .fetch_optional(&self.db.read)
+                .await?;
+        Ok(row.is_some())
+    }
+
     /// The `(contact, channel)` pairs of this run already in the ledger, among `contacts`.
     async fn in_ledger(
         &self,
@@ -497,10 +512,15 @@ impl Sender {
         ctx: &RunCtx<'_>,
         routes: &[Route],
         members: &[(String, Value)],
+        check_ledger: bool,
         report: &mut RunReport,
     ) -> Result<(), SendRunError> {
-        let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
-        let done = self.in_ledger(ctx.org_id, ctx.run_id, &ids).await?;
+        let done = if check_ledger {
+            let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+            self.in_ledger(ctx.org_id, ctx.run_id, &ids).await?
+        } else {
+            HashSet::new()
+        };
         for route in routes {
             let mut prepared = Vec::new();
             for (id, contact) in members {

@@ -416,17 +416,24 @@ async fn import_contacts(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let mut rows: Vec<(usize, std::result::Result<Value, String>)> = Vec::new();
+    // Each row is checked as it is parsed and kept as compact JSON, so an import holds about
+    // its own size in memory rather than a parsed tree per row.
+    let mut import = ImportRows::default();
     match content_type.as_str() {
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+            let blank = |line: &[u8]| line.iter().all(u8::is_ascii_whitespace);
+            let count = body.split(|b| *b == b'\n').filter(|l| !blank(l)).count();
+            if count > IMPORT_ROWS {
+                return Err(too_many_rows(count));
+            }
             for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
+                if blank(line) {
                     continue;
                 }
-                rows.push((
+                import.take(
                     i + 1,
                     serde_json::from_slice(line).map_err(|e| format!("not valid JSON: {e}")),
-                ));
+                );
             }
         }
         "" | "application/json" | "text/plain" => {
@@ -438,7 +445,12 @@ async fn import_contacts(
                     "must be a JSON array of contacts (or NDJSON)",
                 ));
             };
-            rows.extend(items.into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))));
+            if items.len() > IMPORT_ROWS {
+                return Err(too_many_rows(items.len()));
+            }
+            for (i, item) in items.into_iter().enumerate() {
+                import.take(i + 1, Ok(item));
+            }
         }
         other => {
             return Err(ApiError::new(
@@ -449,43 +461,8 @@ async fn import_contacts(
             ))
         }
     }
-    if rows.len() > IMPORT_ROWS {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "an import holds at most {IMPORT_ROWS} rows; this one has {}",
-                rows.len()
-            ),
-        ));
-    }
-    let mut errors = Vec::new();
-    let mut good = Vec::with_capacity(rows.len());
-    for (line, row) in rows {
-        match row
-            .map_err(|e| vec![FieldError::new("", e)])
-            .and_then(|v| parse_contact(&v))
-        {
-            Ok(input) => good.push(BulkRow {
-                lookup: input.email_key(),
-                id: input.id,
-                body: input.body,
-            }),
-            Err(found) => {
-                let message = found
-                    .iter()
-                    .map(|e| {
-                        if e.field.is_empty() {
-                            e.message.clone()
-                        } else {
-                            format!("{}: {}", e.field, e.message)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                errors.push(json!({ "line": line, "message": message }));
-            }
-        }
-    }
+    drop(body);
+    let ImportRows { good, errors } = import;
     let summary = documents::bulk_upsert(
         &state.db,
         &meta(&auth.0, &request),
@@ -500,6 +477,51 @@ async fn import_contacts(
         "errors": errors,
     }))
     .into_response())
+}
+
+fn too_many_rows(rows: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("an import holds at most {IMPORT_ROWS} rows; this one has {rows}"),
+    )
+}
+
+/// An import's rows as they are read: the good ones ready to write, the bad ones reported.
+#[derive(Default)]
+struct ImportRows {
+    good: Vec<BulkRow>,
+    errors: Vec<Value>,
+}
+
+impl ImportRows {
+    /// Checks row `line` (1-based) and keeps it, or its error.
+    fn take(&mut self, line: usize, row: std::result::Result<Value, String>) {
+        match row
+            .map_err(|e| vec![FieldError::new("", e)])
+            .and_then(|v| parse_contact(&v))
+        {
+            Ok(input) => self.good.push(BulkRow {
+                lookup: input.email_key(),
+                id: input.id,
+                body: input.body.to_string(),
+            }),
+            Err(found) => {
+                let message = found
+                    .iter()
+                    .map(|e| {
+                        if e.field.is_empty() {
+                            e.message.clone()
+                        } else {
+                            format!("{}: {}", e.field, e.message)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.errors
+                    .push(json!({ "line": line, "message": message }));
+            }
+        }
+    }
 }
 
 /// Counts the org's contacts matching `filter` and keeps the ten oldest as a sample.

@@ -184,6 +184,33 @@ db_test!(
 );
 
 db_test!(
+    an_import_over_the_row_limit_is_refused_whole,
+    |app: TestApp| async move {
+        let line = "{\"firstName\": \"Row\"}\n";
+        let ndjson = line.repeat(100_001);
+        let reply = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .raw(Some("application/x-ndjson"), ndjson)
+            .send()
+            .await;
+        reply.assert_problem(413);
+        assert!(
+            reply.body["detail"].as_str().unwrap().contains("100001"),
+            "{}",
+            reply.text
+        );
+        let array = format!("[{}]", vec!["{\"firstName\": \"Row\"}"; 100_001].join(","));
+        app.admin(Method::POST, "/crm/contacts/import")
+            .raw(Some("application/json"), array)
+            .send()
+            .await
+            .assert_problem(413);
+        let list = app.admin(Method::GET, "/crm/contacts").send().await;
+        assert_eq!(list.body["items"], json!([]), "nothing was written");
+    }
+);
+
+db_test!(
     an_idempotency_key_on_a_contact_create_replays_and_writes_once,
     |app: TestApp| async move {
         let app = std::sync::Arc::new(app);
