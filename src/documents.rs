@@ -37,6 +37,9 @@ pub enum DocError {
     /// Another writer changed one of the documents at the same time.
     #[error("a concurrent change to the same {0}")]
     Conflict(&'static str),
+    /// Another contact of the org has this email (its id).
+    #[error("contact {0} already has this email")]
+    EmailTaken(String),
     #[error("unreadable event: {0}")]
     Unreadable(String),
     #[error(transparent)]
@@ -117,6 +120,25 @@ async fn execute_here(
             return Ok((view, false));
         }
         let new_events = to_new_events(kind, &events);
+        if kind == DocumentKind::Contact {
+            let mut next = view.document.clone();
+            for event in events {
+                next.apply(event);
+            }
+            // Only a new email is checked: a contact keeps the one it has (even one that another
+            // contact also got before this check existed).
+            let email = lookup(kind, &next.body).filter(|email| {
+                !next.deleted && Some(email) != lookup(kind, &view.document.body).as_ref()
+            });
+            if let Some(email) = email {
+                if let Some(holder) =
+                    email_holder(&mut tx, db.backend, &meta.org_id, &email, id).await?
+                {
+                    tx.rollback().await.ok();
+                    return Err(DocError::EmailTaken(holder));
+                }
+            }
+        }
         let now = Utc::now();
         let stored = match store::append(
             &mut tx,
@@ -183,6 +205,33 @@ async fn execute_here(
     Err(DocError::Db(sqlx::Error::Protocol(
         "too many concurrent writers on one resource".into(),
     )))
+}
+
+/// The other contact of the org that has `email`, if any, checked inside the writing
+/// transaction: on PostgreSQL under a transaction lock on the (org, email) pair, so two
+/// concurrent writers of one email see each other (SQLite has one writer at a time already).
+/// Taken before the append, so every writer holds at most this one lock while it waits on rows.
+async fn email_holder(
+    tx: &mut Tx,
+    backend: crate::db::Backend,
+    org_id: &str,
+    email: &str,
+    id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    if backend == crate::db::Backend::Postgres {
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))::text")
+            .bind(format!("contact-email {org_id} {email}"))
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query_scalar(
+        "select id from documents where org_id = $1 and kind = 'contact' and lookup = $2 and id <> $3 limit 1",
+    )
+    .bind(org_id)
+    .bind(email)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 fn to_new_events(kind: DocumentKind, events: &[DocumentEvent]) -> Vec<NewEvent> {

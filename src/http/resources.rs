@@ -181,6 +181,9 @@ impl From<DocError> for ApiError {
             DocError::Conflict(kind) => {
                 ApiError::conflict(format!("a concurrent change to the same {kind}; retry"))
             }
+            DocError::EmailTaken(holder) => {
+                ApiError::conflict(format!("contact {holder} already has this email"))
+            }
             DocError::Unreadable(e) => ApiError::internal(e),
             DocError::Db(e) => e.into(),
         }
@@ -221,7 +224,6 @@ async fn create(
         }
     }
     let parsed = parse(kind, &body.value).map_err(ApiError::unprocessable)?;
-    ensure_email_free(&state, &org_id, kind, &parsed.body, None).await?;
     let id = parsed
         .id
         .clone()
@@ -266,36 +268,6 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
-}
-
-/// A contact's email belongs to one contact of the org: `409` when another one has it.
-async fn ensure_email_free(
-    state: &AppState,
-    org_id: &str,
-    kind: DocumentKind,
-    body: &Value,
-    except_id: Option<&str>,
-) -> Result<()> {
-    let Some(email) = (kind == DocumentKind::Contact)
-        .then(|| documents::lookup(kind, body))
-        .flatten()
-    else {
-        return Ok(());
-    };
-    let taken: Option<String> = sqlx::query_scalar(
-        "select id from documents where org_id = $1 and kind = 'contact' and lookup = $2 and id <> $3 limit 1",
-    )
-    .bind(org_id)
-    .bind(email)
-    .bind(except_id.unwrap_or(""))
-    .fetch_optional(&state.db.read)
-    .await?;
-    match taken {
-        Some(existing) => Err(ApiError::conflict(format!(
-            "contact {existing} already has this email"
-        ))),
-        None => Ok(()),
-    }
 }
 
 fn collection_path(kind: DocumentKind) -> &'static str {
@@ -347,7 +319,6 @@ async fn replace(
     authorize(kind, &auth, true)?;
     let expected = if_match(&headers)?;
     let parsed = parse(kind, &body.value).map_err(ApiError::unprocessable)?;
-    ensure_email_free(&state, &auth.0.org_id, kind, &parsed.body, Some(&id)).await?;
     let (view, _) = documents::execute(
         &state.db,
         &meta(&auth.0, &request),

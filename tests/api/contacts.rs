@@ -184,6 +184,61 @@ db_test!(
 );
 
 db_test!(
+    concurrent_creates_of_one_email_make_one_contact,
+    |app: TestApp| async move {
+        let app = std::sync::Arc::new(app);
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                app.admin(Method::POST, "/crm/contacts")
+                    .json(&json!({"id": format!("ct-race-{i}"), "email": "race@example.com"}))
+                    .send()
+                    .await
+            }));
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            let reply = task.await.unwrap();
+            if reply.status == 409 {
+                assert!(reply.body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("already has this email"));
+            }
+            statuses.push(reply.status);
+        }
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+        let list = app.admin(Method::GET, "/crm/contacts").send().await;
+        assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+
+        // Moving another contact onto the email is refused too; keeping its own is not.
+        let other = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(&json!({"id": "ct-other", "email": "other@example.com"}))
+            .send()
+            .await;
+        assert_eq!(other.status, 201, "{}", other.text);
+        let mut moved = other.body.clone();
+        moved["email"] = json!("RACE@example.com");
+        app.admin(Method::PUT, "/crm/contacts/ct-other")
+            .json(&moved)
+            .send()
+            .await
+            .assert_problem(409);
+        let mut renamed = other.body.clone();
+        renamed["firstName"] = json!("Otto");
+        let kept = app
+            .admin(Method::PUT, "/crm/contacts/ct-other")
+            .json(&renamed)
+            .send()
+            .await;
+        assert_eq!(kept.status, 200, "{}", kept.text);
+    }
+);
+
+db_test!(
     an_import_over_the_row_limit_is_refused_whole,
     |app: TestApp| async move {
         let line = "{\"firstName\": \"Row\"}\n";
