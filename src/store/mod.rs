@@ -5,6 +5,8 @@
 //! transaction is older than every transaction still in flight, ordered by `(transaction_id,
 //! position)`; on SQLite the single writer makes rowid order commit order.
 
+use std::time::Duration;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use herald_projections::record::{EventRecord, Metadata};
 use serde_json::Value;
@@ -436,8 +438,13 @@ pub async fn read_org(
     event_type: Option<&str>,
     limit: i64,
 ) -> Result<Vec<LoggedEvent>, sqlx::Error> {
+    let settled = settled_head(db).await?;
+    if settled <= after {
+        return Ok(Vec::new());
+    }
     let sql = format!(
-        "select {} from events where ($1 = '' or org_id = $1) and position > $2 and ($3 = '' or event_type = $3)
+        "select {} from events where ($1 = '' or org_id = $1) and position > $2 and position <= $5
+           and ($3 = '' or event_type = $3)
          order by position limit $4",
         columns(db.backend)
     );
@@ -446,9 +453,59 @@ pub async fn read_org(
         .bind(after)
         .bind(event_type.unwrap_or(""))
         .bind(limit)
+        .bind(settled)
         .fetch_all(&db.read)
         .await?;
     rows.iter().map(decode).collect()
+}
+
+/// Longest a position reader waits for the log's writers to finish (`settled_head`).
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// A position up to which the log is settled: every event at or before it that will ever
+/// commit is visible now, so a reader following positions (`/events?after=`, `herald export`)
+/// never passes over one that commits late.
+///
+/// On PostgreSQL positions are taken when a transaction inserts and become visible when it
+/// commits, so a lower position can appear after a higher one. A transaction holding an
+/// unseen position at or below the newest visible one took it before that newer one was
+/// committed, and holds the `RowExclusiveLock` on `events` that inserting takes (before the
+/// position) until it ends; the reader waits for the transactions holding that lock now, then
+/// everything up to the head it saw is settled. They are the log's writers, short
+/// transactions; after `SETTLE_WAIT` the reader goes on (and logs it). SQLite has one writer at
+/// a time, so positions become visible in order.
+pub async fn settled_head(db: &Db) -> Result<i64, sqlx::Error> {
+    let head = head_position(db).await?;
+    if db.backend == Backend::Sqlite {
+        return Ok(head);
+    }
+    const WRITERS: &str = "select virtualtransaction from pg_locks
+         where locktype = 'relation' and relation = 'events'::regclass
+           and mode = 'RowExclusiveLock' and granted";
+    let writers: Vec<String> = sqlx::query_scalar(WRITERS).fetch_all(&db.read).await?;
+    if writers.is_empty() {
+        return Ok(head);
+    }
+    let waiting_for = writers.join(",");
+    let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+    let still = format!("select count(*) from ({WRITERS}) w where virtualtransaction = any(string_to_array($1, ','))");
+    loop {
+        let left: i64 = sqlx::query_scalar(&still)
+            .bind(&waiting_for)
+            .fetch_one(&db.read)
+            .await?;
+        if left == 0 {
+            return Ok(head);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                writers = left,
+                "log writers still open after {SETTLE_WAIT:?}; reading up to position {head} anyway"
+            );
+            return Ok(head);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// The position of the newest event in the log (0 when empty).
