@@ -9,7 +9,7 @@ use herald_projections::analytics::{fold, Activity, Counters, DayKey, UniqueCand
 use sqlx::Row;
 
 use crate::db::Tx;
-use crate::store::{format_time, LoggedEvent};
+use crate::store::{self, format_time, LoggedEvent};
 
 /// Applies a batch of events to the analytics read model.
 pub async fn apply(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Error> {
@@ -87,23 +87,10 @@ async fn claim_uniques(
         .collect();
     let mut claimed = Vec::new();
     for chunk in firsts.chunks(500) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = i * 5;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5
-                )
-            })
-            .collect();
         let sql = format!(
             "insert into analytics_uniques (org_id, campaign_id, channel, contact_id, kind) values {}
              on conflict do nothing returning org_id, campaign_id, channel, contact_id, kind",
-            values.join(",")
+            store::param_rows("", 1, 5, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for c in chunk {
@@ -148,12 +135,6 @@ async fn upsert_days(
 ) -> Result<(), sqlx::Error> {
     let columns = Counters::COLUMNS;
     let width = 4 + columns.len() + 1;
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let params: Vec<String> = (1..=width).map(|k| format!("${}", i * width + k)).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
     let updates: Vec<String> = columns
         .iter()
         .map(|c| format!("{c} = analytics_daily.{c} + excluded.{c}"))
@@ -162,7 +143,7 @@ async fn upsert_days(
         "insert into analytics_daily (org_id, campaign_id, channel, day, {}, updated_at) values {}
          on conflict (org_id, campaign_id, channel, day) do update set {}, updated_at = excluded.updated_at",
         columns.join(", "),
-        values.join(", "),
+        store::param_rows("", 1, width, rows.len()),
         updates.join(", ")
     );
     let mut query = sqlx::query(&sql);
@@ -182,16 +163,10 @@ async fn upsert_days(
 }
 
 async fn insert_activities(tx: &mut Tx, rows: &[Activity]) -> Result<(), sqlx::Error> {
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let params: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
     let sql = format!(
         "insert into contact_activities (org_id, contact_id, position, seq, type, campaign_id, channel, at, detail)
          values {} on conflict do nothing",
-        values.join(", ")
+        store::param_rows("", 1, 9, rows.len())
     );
     let mut query = sqlx::query(&sql);
     for a in rows {

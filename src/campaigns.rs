@@ -282,17 +282,7 @@ fn upsert_sql(rows: usize, offset: usize) -> String {
     let mut sql = String::from(
         "insert into campaigns (org_id, id, name, name_lower, type, status, state, channels, version, created_at, updated_at, doc) values ",
     );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        let params: Vec<String> = (1..=12)
-            .map(|k| format!("${}", offset + i * 12 + k))
-            .collect();
-        sql.push('(');
-        sql.push_str(&params.join(","));
-        sql.push(')');
-    }
+    sql.push_str(&store::param_rows("", offset + 1, 12, rows));
     sql.push_str(
         " on conflict (org_id, id) do update set name = excluded.name, name_lower = excluded.name_lower,
           type = excluded.type, status = excluded.status, state = excluded.state, channels = excluded.channels,

@@ -281,23 +281,7 @@ pub async fn write_rows(
         let mut sql = String::from(
             "insert into documents (org_id, kind, id, lookup, version, created_at, updated_at, doc) values ",
         );
-        for i in 0..chunk.len() {
-            let b = i * 8;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            ));
-        }
+        sql.push_str(&store::param_rows("", 1, 8, chunk.len()));
         sql.push_str(
             " on conflict (org_id, kind, id) do update set lookup = excluded.lookup, version = excluded.version,
               created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc",
@@ -600,10 +584,9 @@ async fn bulk_chunk(
         .map(|id| stream_id(kind, &meta.org_id, id))
         .collect();
     for part in unseen.chunks(500) {
-        let placeholders: Vec<String> = (0..part.len()).map(|i| format!("${}", i + 1)).collect();
         let sql = format!(
             "select stream_id from events where revision = 0 and stream_id in ({})",
-            placeholders.join(",")
+            store::params(1, part.len())
         );
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for stream in part {

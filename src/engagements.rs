@@ -310,12 +310,9 @@ async fn claim_keys(
     }
     let keyed: Vec<((&str, &str), usize)> = first_holder.into_iter().collect();
     for chunk in keyed.chunks(300) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3))
-            .collect();
         let sql = format!(
             "insert into engagement_keys (org_id, key, created_at) values {} on conflict do nothing returning org_id, key",
-            values.join(",")
+            store::param_rows("", 1, 3, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for ((org, key), _) in chunk {

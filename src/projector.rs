@@ -172,18 +172,7 @@ async fn apply_status_counts(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), 
         }
     }
     for chunk in rows.chunks(250) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    4 * i + 1,
-                    4 * i + 2,
-                    4 * i + 3,
-                    4 * i + 4
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = store::param_rows("", 1, 4, chunk.len());
         let sql = format!(
             "insert into campaign_status_index (org_id, campaign_id, status, deleted) values {values}
              on conflict (org_id, campaign_id) do update set status = excluded.status, deleted = excluded.deleted"

@@ -491,11 +491,9 @@ impl Sender {
         if contacts.is_empty() {
             return Ok(found);
         }
-        let placeholders: Vec<String> =
-            (0..contacts.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
             "select contact_id, channel from send_ledger where org_id = $1 and run_id = $2 and contact_id in ({})",
-            placeholders.join(",")
+            store::params(3, contacts.len())
         );
         let mut query = sqlx::query(&sql).bind(org_id).bind(run_id);
         for contact in contacts {
@@ -1290,14 +1288,7 @@ async fn insert_outbox(
     let mut sql = String::from(
         "insert into sandbox_messages (org_id, campaign_id, run_id, sent_at, id, channel, contact_id, to_address, subject, html, text_body, body, headers, tracking) values ",
     );
-    for i in 0..messages.len() {
-        let b = 4 + i * 10;
-        if i > 0 {
-            sql.push(',');
-        }
-        let params: Vec<String> = (1..=10).map(|k| format!("${}", b + k)).collect();
-        sql.push_str(&format!("($1, $2, $3, $4, {})", params.join(", ")));
-    }
+    sql.push_str(&store::param_rows("$1,$2,$3,$4,", 5, 10, messages.len()));
     let mut query = sqlx::query(&sql)
         .bind(ctx.org_id)
         .bind(ctx.campaign_id)

@@ -936,8 +936,10 @@ async fn contact_activities(
         next = 5;
     }
     if !types.is_empty() {
-        let list: Vec<String> = (0..types.len()).map(|i| format!("${}", next + i)).collect();
-        sql.push_str(&format!(" and type in ({})", list.join(", ")));
+        sql.push_str(&format!(
+            " and type in ({})",
+            crate::store::params(next, types.len())
+        ));
     }
     sql.push_str(&format!(
         " order by position desc, seq desc limit {}",

@@ -62,6 +62,15 @@ pub fn params(first: usize, count: usize) -> String {
         .join(",")
 }
 
+/// `count` rows of `width` numbered parameters from `$first`: `($1,$2),($3,$4)` for
+/// `(1, 2, 2)`. Each row starts with `lead` (shared parameters such as `$1, $2, `), if any.
+pub fn param_rows(lead: &str, first: usize, width: usize, count: usize) -> String {
+    (0..count)
+        .map(|row| format!("({lead}{})", params(first + row * width, width)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `($first),($first+1),…`: `count` one-column rows of numbered parameters, for a
 /// `(values …)` list of keys.
 pub fn value_rows(first: usize, count: usize) -> String {
@@ -648,4 +657,18 @@ pub async fn append_at_head(
         metadata,
     }];
     Ok(append_each(tx, backend, &appending, now).await?[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_lists_are_numbered_in_order() {
+        assert_eq!(params(3, 3), "$3,$4,$5");
+        assert_eq!(value_rows(2, 2), "($2),($3)");
+        assert_eq!(param_rows("", 1, 2, 2), "($1,$2),($3,$4)");
+        assert_eq!(param_rows("$1,", 2, 2, 2), "($1,$2,$3),($1,$4,$5)");
+        assert_eq!(param_rows("", 1, 3, 0), "");
+    }
 }

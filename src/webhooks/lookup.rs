@@ -194,12 +194,11 @@ async fn latest_sms_send(
     if contacts.is_empty() {
         return Ok(None);
     }
-    let placeholders: Vec<String> = (0..contacts.len()).map(|i| format!("${}", i + 2)).collect();
     let sql = format!(
         "select run_id, contact_id, channel, campaign_id from send_ledger
          where org_id = $1 and channel = 'sms' and contact_id in ({})
          order by created_at desc, run_id desc limit 1",
-        placeholders.join(",")
+        crate::store::params(2, contacts.len())
     );
     let mut query = sqlx::query(&sql).bind(org_id);
     for contact in contacts {
