@@ -132,6 +132,32 @@ impl Db {
     /// Only `columns` are analyzed (the keys the lookups use; the JSON payloads are costly to
     /// sample and no plan depends on them).
     pub async fn analyze_if_stale(&self, table: &str, columns: &str) -> Result<(), sqlx::Error> {
+        self.analyze_when(table, columns, |never, live, changed| {
+            if never {
+                live + changed > 1_000
+            } else {
+                changed > 10_000 && changed > live / 5
+            }
+        })
+        .await
+    }
+
+    /// Like `analyze_if_stale`, but only for a table that has never been analyzed (and holds
+    /// more than 1 000 rows): once its key columns are known to be (nearly) unique, plans stay
+    /// right as it grows. Bulk writers check this per chunk.
+    pub async fn analyze_if_never(&self, table: &str, columns: &str) -> Result<(), sqlx::Error> {
+        self.analyze_when(table, columns, |never, live, changed| {
+            never && live + changed > 1_000
+        })
+        .await
+    }
+
+    async fn analyze_when(
+        &self,
+        table: &str,
+        columns: &str,
+        rule: impl Fn(bool, i64, i64) -> bool,
+    ) -> Result<(), sqlx::Error> {
         if self.backend != Backend::Postgres {
             return Ok(());
         }
@@ -150,12 +176,7 @@ impl Db {
         let live: i64 = row.try_get("n_live_tup")?;
         let changed: i64 = row.try_get("n_mod_since_analyze")?;
         let never: bool = row.try_get("never")?;
-        let stale = if never {
-            live + changed > 1_000
-        } else {
-            changed > 10_000 && changed > live / 5
-        };
-        if stale {
+        if rule(never, live, changed) {
             tracing::debug!(table, live, changed, "gathering planner statistics");
             // Names are ours, never input.
             sqlx::query(&format!("analyze {table} ({columns})"))
