@@ -142,14 +142,25 @@ impl Db {
         .await
     }
 
-    /// Like `analyze_if_stale`, but only for a table that has never been analyzed (and holds
-    /// more than 1 000 rows): once its key columns are known to be (nearly) unique, plans stay
-    /// right as it grows. Bulk writers check this per chunk.
+    /// Analyzes a table that has never been analyzed, whatever it holds: once its key columns
+    /// are known to be (nearly) unique, plans stay right as it grows. (The row counts that
+    /// `analyze_if_stale` reads lag behind the writes by up to a second.)
     pub async fn analyze_if_never(&self, table: &str, columns: &str) -> Result<(), sqlx::Error> {
-        self.analyze_when(table, columns, |never, live, changed| {
-            never && live + changed > 1_000
-        })
-        .await
+        self.analyze_when(table, columns, |never, _, _| never).await
+    }
+
+    /// Whether PostgreSQL has statistics of `table` (always true on SQLite).
+    pub async fn analyzed(&self, table: &str) -> Result<bool, sqlx::Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(true);
+        }
+        let never: Option<bool> = sqlx::query_scalar(
+            "select last_analyze is null and last_autoanalyze is null from pg_stat_user_tables where relname = $1",
+        )
+        .bind(table)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(never != Some(true))
     }
 
     async fn analyze_when(

@@ -407,14 +407,25 @@ async fn bulk_upsert_here(
     kind: DocumentKind,
     rows: Vec<BulkRow>,
 ) -> Result<BulkSummary, DocError> {
+    let mut lanes = lanes(rows, LANES);
+    let mut summary = BulkSummary::default();
+    if !lanes.is_empty() && !db.analyzed("documents").await? {
+        // A table never analyzed (a new database) is planned as empty, and its email lookups
+        // then walk the org's rows, more of them with every chunk. The first chunk is written
+        // alone, the table analyzed, and the plans stay right as it grows.
+        let take = lanes[0].len().min(1000);
+        let first: Vec<BulkRow> = lanes[0].drain(..take).collect();
+        summary = upsert_lane(db, meta, kind, first, false).await?;
+        db.analyze_if_never("documents", "org_id, kind, id, lookup")
+            .await?;
+    }
     let mut running = Vec::new();
-    for (i, lane) in lanes(rows, LANES).into_iter().enumerate() {
+    for (i, lane) in lanes.into_iter().enumerate() {
         let (db, meta) = (db.clone(), meta.clone());
         running.push(tokio::spawn(async move {
             upsert_lane(&db, &meta, kind, lane, i == 0).await
         }));
     }
-    let mut summary = BulkSummary::default();
     let mut failed = None;
     for lane in running {
         match lane
@@ -509,12 +520,6 @@ async fn upsert_lane(
         analyze_import_tables(db).await?;
     }
     for chunk in rows.chunks(1000) {
-        if lead {
-            // A table never analyzed (a new database) is planned as empty: its email lookups
-            // then walk the org's rows. Statistics taken once it holds a chunk fix that for good.
-            db.analyze_if_never("documents", "org_id, kind, id, lookup")
-                .await?;
-        }
         let mut attempt = 0;
         loop {
             attempt += 1;
