@@ -41,9 +41,12 @@ echo "import: $(echo "$END - $START" | bc) s; peak RSS $(peak) MB"
 done_rows=100000
 while [ "$done_rows" -lt "$TOTAL" ]; do
   python3 bench/gen_contacts.py 100000 "$done_rows" > "$WORK/more.ndjson"
+  START=$(date +%s.%N)
   import "$WORK/more.ndjson" >/dev/null
+  LAST="import of 100 000 into an org of $done_rows contacts: $(echo "$(date +%s.%N) - $START" | bc) s"
   done_rows=$((done_rows + 100000))
 done
+[ -n "${LAST:-}" ] && echo "$LAST"
 echo "org now holds $(psql "$DATABASE_URL" -Atc "select count(*) from documents where kind = 'contact'") contacts; peak RSS $(peak) MB"
 
 # Reach on a fresh server process, so its peak RSS (VmHWM) is the reach's own, not the imports'.
