@@ -980,6 +980,13 @@ impl Sender {
             .execute(&mut *tx)
             .await?;
         }
+        let mut counts = SendCounts::new();
+        for d in &delivered {
+            let state = if d.result.is_ok() { "sent" } else { "failed" };
+            *counts.entry((d.channel.id(), "sending")).or_default() -= 1;
+            *counts.entry((d.channel.id(), state)).or_default() += 1;
+        }
+        bump_send_counts(&mut tx, &counts).await?;
         self.record_sends(&mut tx, ctx, route.channel, sends, false)
             .await?;
         bump_channel_stats(&mut tx, ctx.org_id, route.channel, &results, &now).await?;
@@ -1276,7 +1283,44 @@ async fn insert_ledger(
             inserted.insert((row.try_get("contact_id")?, row.try_get("channel")?));
         }
     }
+    let mut counts = SendCounts::new();
+    for row in rows {
+        if inserted.contains(&(row.contact_id.to_string(), row.channel.id().to_string())) {
+            *counts.entry((row.channel.id(), row.state)).or_default() += 1;
+        }
+    }
+    bump_send_counts(tx, &counts).await?;
     Ok(inserted)
+}
+
+/// Changes to the send counters, by (channel, state).
+type SendCounts = std::collections::BTreeMap<(&'static str, &'static str), i64>;
+
+/// Number of rows each (channel, state) counter is spread over, so concurrent senders rarely
+/// wait on one row.
+const COUNT_SHARDS: i64 = 8;
+
+/// Moves the send counters behind `herald_sends_total` (`send_counts`) inside the transaction
+/// that writes the ledger rows they count. Unlike counting the ledger, they never go down when a
+/// purge deletes rows, and reading them costs the same however many sends there were.
+async fn bump_send_counts(tx: &mut crate::db::Tx, counts: &SendCounts) -> Result<(), sqlx::Error> {
+    let counts: Vec<_> = counts.iter().filter(|(_, n)| **n != 0).collect();
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let shard = rand::random::<u64>() as i64 % COUNT_SHARDS;
+    let sql = format!(
+        "insert into send_counts (channel, state, shard, n) values {}
+         on conflict (channel, state, shard) do update set n = send_counts.n + excluded.n",
+        store::param_rows("", 1, 4, counts.len())
+    );
+    let mut query = sqlx::query(&sql);
+    // In key order (a BTreeMap), so two transactions lock shared rows in the same order.
+    for ((channel, state), n) in counts {
+        query = query.bind(*channel).bind(*state).bind(shard).bind(*n);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 async fn insert_outbox(

@@ -145,12 +145,13 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 }
 
 /// The sending series, read from the database so every process reports the same figures:
-/// sends per channel and outcome (the send ledger, all orgs), jobs per kind and state, the age
+/// sends per channel and outcome (the send counters, all orgs), jobs per kind and state, the age
 /// of the oldest due job nobody has claimed, and the newest scheduler heartbeat's age.
 async fn send_metrics(state: &AppState, out: &mut String) -> Result<()> {
     let now = chrono::Utc::now();
     let sends = sqlx::query(
-        "select channel, state, count(*) as n from send_ledger group by channel, state order by channel, state",
+        "select channel, state, cast(sum(n) as bigint) as n from send_counts
+         group by channel, state having sum(n) <> 0 order by channel, state",
     )
     .fetch_all(&state.db.read)
     .await?;
@@ -170,7 +171,7 @@ async fn send_metrics(state: &AppState, out: &mut String) -> Result<()> {
                 .or_insert(0);
         }
     }
-    out.push_str("# HELP herald_sends_total Sends in the send ledger by channel and outcome (sent, failed, or sending: a vendor call in flight or cut off).\n");
+    out.push_str("# HELP herald_sends_total Sends recorded by channel and outcome (sent, failed, or sending: a vendor call in flight or cut off); purges do not lower them.\n");
     out.push_str("# TYPE herald_sends_total counter\n");
     for ((channel, outcome), n) in &counts {
         out.push_str(&format!(

@@ -120,5 +120,30 @@ db_test!(
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
         assert!(page.contains("# TYPE herald_sends_total counter"));
+
+        // A counter never goes down: purging the campaign's ledger rows leaves it as it was.
+        let reply = app
+            .admin(Method::DELETE, "/crm/marketing/campaigns/camp-m")
+            .send()
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.text);
+        let reply = app.admin(Method::POST, "/crm/marketing/purge").send().await;
+        let done = crate::purge::wait_done(&app, reply.body["jobId"].as_str().unwrap()).await;
+        assert_eq!(done["campaignIds"], json!(["camp-m"]), "{done}");
+        let outbox = app
+            .admin(
+                Method::GET,
+                "/crm/integrations/sandbox/messages?campaignId=camp-m",
+            )
+            .send()
+            .await;
+        assert_eq!(
+            outbox.body["items"],
+            json!([]),
+            "the purge removed the sends"
+        );
+        let page = app.anonymous(Method::GET, "/metrics").send().await.text;
+        let sent = r#"herald_sends_total{channel="email",outcome="sent"}"#;
+        assert_eq!(sample(&page, sent), Some(2.0), "{page}");
     }
 );

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::db_test;
 use crate::helpers::{token, TestApp};
 
-async fn wait_done(app: &TestApp, job: &str) -> Value {
+pub async fn wait_done(app: &TestApp, job: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let reply = app
