@@ -132,45 +132,48 @@ impl Db {
     /// Only `columns` are analyzed (the keys the lookups use; the JSON payloads are costly to
     /// sample and no plan depends on them).
     pub async fn analyze_if_stale(&self, table: &str, columns: &str) -> Result<(), sqlx::Error> {
-        self.analyze_when(table, columns, |never, live, changed| {
-            if never {
-                live + changed > 1_000
-            } else {
-                changed > 10_000 && changed > live / 5
-            }
-        })
-        .await
+        let Some(TableStats {
+            live,
+            changed,
+            never,
+        }) = self.table_stats(table).await?
+        else {
+            return Ok(());
+        };
+        let stale = if never {
+            live + changed > 1_000
+        } else {
+            changed > 10_000 && changed > live / 5
+        };
+        if stale {
+            self.analyze(table, columns).await?;
+        }
+        Ok(())
     }
 
-    /// Analyzes a table that has never been analyzed, whatever it holds: once its key columns
-    /// are known to be (nearly) unique, plans stay right as it grows. (The row counts that
-    /// `analyze_if_stale` reads lag behind the writes by up to a second.)
-    pub async fn analyze_if_never(&self, table: &str, columns: &str) -> Result<(), sqlx::Error> {
-        self.analyze_when(table, columns, |never, _, _| never).await
+    /// Gathers PostgreSQL planner statistics of `table`'s `columns` now (nothing on SQLite).
+    pub async fn analyze(&self, table: &str, columns: &str) -> Result<(), sqlx::Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        tracing::debug!(table, "gathering planner statistics");
+        // Names are ours, never input.
+        sqlx::query(&format!("analyze {table} ({columns})"))
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 
     /// Whether PostgreSQL has statistics of `table` (always true on SQLite).
     pub async fn analyzed(&self, table: &str) -> Result<bool, sqlx::Error> {
-        if self.backend != Backend::Postgres {
-            return Ok(true);
-        }
-        let never: Option<bool> = sqlx::query_scalar(
-            "select last_analyze is null and last_autoanalyze is null from pg_stat_user_tables where relname = $1",
-        )
-        .bind(table)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(never != Some(true))
+        Ok(!matches!(self.table_stats(table).await?, Some(stats) if stats.never))
     }
 
-    async fn analyze_when(
-        &self,
-        table: &str,
-        columns: &str,
-        rule: impl Fn(bool, i64, i64) -> bool,
-    ) -> Result<(), sqlx::Error> {
+    /// What PostgreSQL's statistics views say of `table` (`None` on SQLite or for an unknown
+    /// table). The row counts lag the writes by up to a second.
+    async fn table_stats(&self, table: &str) -> Result<Option<TableStats>, sqlx::Error> {
         if self.backend != Backend::Postgres {
-            return Ok(());
+            return Ok(None);
         }
         let row = sqlx::query(
             "select n_live_tup, n_mod_since_analyze,
@@ -180,21 +183,15 @@ impl Db {
         .bind(table)
         .fetch_optional(&self.read)
         .await?;
-        let Some(row) = row else {
-            return Ok(());
-        };
         use sqlx::Row;
-        let live: i64 = row.try_get("n_live_tup")?;
-        let changed: i64 = row.try_get("n_mod_since_analyze")?;
-        let never: bool = row.try_get("never")?;
-        if rule(never, live, changed) {
-            tracing::debug!(table, live, changed, "gathering planner statistics");
-            // Names are ours, never input.
-            sqlx::query(&format!("analyze {table} ({columns})"))
-                .execute(&self.write)
-                .await?;
-        }
-        Ok(())
+        row.map(|row| {
+            Ok(TableStats {
+                live: row.try_get("n_live_tup")?,
+                changed: row.try_get("n_mod_since_analyze")?,
+                never: row.try_get("never")?,
+            })
+        })
+        .transpose()
     }
 
     /// Starts a write transaction.
@@ -240,4 +237,11 @@ fn sqlite_pragmas(
         .await?;
         Ok(())
     })
+}
+
+/// A table's row counts and whether it was ever analyzed, from `pg_stat_user_tables`.
+struct TableStats {
+    live: i64,
+    changed: i64,
+    never: bool,
 }

@@ -983,8 +983,11 @@ impl Sender {
         let mut counts = SendCounts::new();
         for d in &delivered {
             let state = if d.result.is_ok() { "sent" } else { "failed" };
-            *counts.entry((d.channel.id(), "sending")).or_default() -= 1;
-            *counts.entry((d.channel.id(), state)).or_default() += 1;
+            let channel = d.channel.id().to_string();
+            *counts
+                .entry((channel.clone(), "sending".into()))
+                .or_default() -= 1;
+            *counts.entry((channel, state.into())).or_default() += 1;
         }
         bump_send_counts(&mut tx, &counts).await?;
         self.record_sends(&mut tx, ctx, route.channel, sends, false)
@@ -1247,6 +1250,7 @@ async fn insert_ledger(
     now: &str,
 ) -> Result<HashSet<(String, String)>, sqlx::Error> {
     let mut inserted = HashSet::new();
+    let mut counts = SendCounts::new();
     for chunk in rows.chunks(PAGE as usize) {
         let mut sql = String::from(
             "insert into send_ledger (org_id, run_id, campaign_id, created_at, updated_at, contact_id, channel, state, last_error, attempts) values ",
@@ -1266,7 +1270,7 @@ async fn insert_ledger(
                 if row.state == "sending" { 0 } else { 1 }
             ));
         }
-        sql.push_str(" on conflict (org_id, run_id, contact_id, channel) do nothing returning contact_id, channel");
+        sql.push_str(" on conflict (org_id, run_id, contact_id, channel) do nothing returning contact_id, channel, state");
         let mut query = sqlx::query(&sql)
             .bind(ctx.org_id)
             .bind(ctx.run_id)
@@ -1280,13 +1284,11 @@ async fn insert_ledger(
                 .bind(row.error);
         }
         for row in query.fetch_all(&mut **tx).await? {
-            inserted.insert((row.try_get("contact_id")?, row.try_get("channel")?));
-        }
-    }
-    let mut counts = SendCounts::new();
-    for row in rows {
-        if inserted.contains(&(row.contact_id.to_string(), row.channel.id().to_string())) {
-            *counts.entry((row.channel.id(), row.state)).or_default() += 1;
+            let channel: String = row.try_get("channel")?;
+            *counts
+                .entry((channel.clone(), row.try_get("state")?))
+                .or_default() += 1;
+            inserted.insert((row.try_get("contact_id")?, channel));
         }
     }
     bump_send_counts(tx, &counts).await?;
@@ -1294,7 +1296,7 @@ async fn insert_ledger(
 }
 
 /// Changes to the send counters, by (channel, state).
-type SendCounts = std::collections::BTreeMap<(&'static str, &'static str), i64>;
+type SendCounts = std::collections::BTreeMap<(String, String), i64>;
 
 /// Number of rows each (channel, state) counter is spread over, so concurrent senders rarely
 /// wait on one row.
@@ -1308,7 +1310,7 @@ async fn bump_send_counts(tx: &mut crate::db::Tx, counts: &SendCounts) -> Result
     if counts.is_empty() {
         return Ok(());
     }
-    let shard = rand::random::<u64>() as i64 % COUNT_SHARDS;
+    let shard = rand::Rng::gen_range(&mut rand::thread_rng(), 0..COUNT_SHARDS);
     let sql = format!(
         "insert into send_counts (channel, state, shard, n) values {}
          on conflict (channel, state, shard) do update set n = send_counts.n + excluded.n",
@@ -1317,7 +1319,7 @@ async fn bump_send_counts(tx: &mut crate::db::Tx, counts: &SendCounts) -> Result
     let mut query = sqlx::query(&sql);
     // In key order (a BTreeMap), so two transactions lock shared rows in the same order.
     for ((channel, state), n) in counts {
-        query = query.bind(*channel).bind(*state).bind(shard).bind(*n);
+        query = query.bind(channel).bind(state).bind(shard).bind(*n);
     }
     query.execute(&mut **tx).await?;
     Ok(())

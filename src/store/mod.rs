@@ -71,15 +71,6 @@ pub fn param_rows(lead: &str, first: usize, width: usize, count: usize) -> Strin
         .join(",")
 }
 
-/// `($first),($first+1),…`: `count` one-column rows of numbered parameters, for a
-/// `(values …)` list of keys.
-pub fn value_rows(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("(${n})"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// The `insert into events ... values` of `n` events with parameters numbered after `offset`
 /// (nine per event), and the number of the last parameter used.
 pub fn append_values_sql(n: usize, offset: usize, json_cast: &str) -> (String, usize) {
@@ -578,7 +569,7 @@ pub async fn next_revisions(
         let sql = format!(
             "select v.column1 as stream_id, (select max(e.revision) from events e where e.stream_id = v.column1) as revision \
              from (values {}) v",
-            value_rows(1, chunk.len())
+            param_rows("", 1, 1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for stream in chunk {
@@ -666,7 +657,7 @@ mod tests {
     #[test]
     fn parameter_lists_are_numbered_in_order() {
         assert_eq!(params(3, 3), "$3,$4,$5");
-        assert_eq!(value_rows(2, 2), "($2),($3)");
+        assert_eq!(param_rows("", 2, 1, 2), "($2),($3)");
         assert_eq!(param_rows("", 1, 2, 2), "($1,$2),($3,$4)");
         assert_eq!(param_rows("$1,", 2, 2, 2), "($1,$2,$3),($1,$4,$5)");
         assert_eq!(param_rows("", 1, 3, 0), "");
