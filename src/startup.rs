@@ -11,8 +11,8 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::projector::{self, Wakeup};
-use crate::scheduler::Scheduler;
-use crate::sender::Sender;
+use crate::sending::run::Sender;
+use crate::sending::scheduler::Scheduler;
 
 /// A bound, migrated, ready-to-serve Herald.
 pub struct Application {
@@ -73,7 +73,7 @@ impl Application {
                 state.sealer.clone(),
                 &secrets.tracking_secret,
                 state.public_url.clone(),
-                crate::channels::http_client(std::time::Duration::from_secs(30)),
+                crate::vendors::http_client(std::time::Duration::from_secs(30)),
             );
             Arc::new(Scheduler::new(
                 state.db.clone(),

@@ -5,19 +5,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use herald_domain::campaign::{CampaignCommand, LaunchContext};
+use herald_domain::campaign::CampaignCommand;
 use herald_domain::error::CampaignError;
 use herald_domain::spec::{parse_campaign, CampaignSpec, CampaignType, Channel, Status};
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
 use super::idempotency;
 use super::AppState;
-use crate::campaigns::{
-    self, CommandError, CommandMeta, IdempotencyClaim, ListQuery, OrgAssets, Readiness, SortKey,
-};
+use crate::campaigns::{self, CommandError, CommandMeta, IdempotencyClaim, ListQuery, SortKey};
+use crate::sending::launch;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,51 +34,6 @@ fn command_meta(auth: &Auth, request: &RequestMeta) -> CommandMeta {
         request_id: request.request_id.clone(),
         correlation_id: request.correlation_id.clone(),
     }
-}
-
-/// The launch context of a command: what can go out now, and what blocks the rest.
-fn launch_context(
-    now: chrono::DateTime<chrono::Utc>,
-    ready: &Readiness,
-    reach: u64,
-) -> LaunchContext {
-    LaunchContext::new(now, run_id())
-        .with_launchable(ready.launchable.clone())
-        .with_blockers(ready.blockers.clone())
-        .with_reach(reach)
-}
-
-/// The org's assets for a command: loaded fresh when the command may launch or schedule (the
-/// decision must see the latest connections), the cached copy otherwise.
-async fn assets_for(
-    state: &AppState,
-    org_id: &str,
-    status: Option<Status>,
-    cached: Arc<OrgAssets>,
-) -> Result<Arc<OrgAssets>> {
-    if matches!(status, Some(Status::Running | Status::Scheduled)) {
-        Ok(Arc::new(OrgAssets::load(&state.db, org_id).await?))
-    } else {
-        Ok(cached)
-    }
-}
-
-/// The audience is evaluated at launch (seed): only a request that launches pays for it.
-async fn reach_if_launching(
-    state: &AppState,
-    org_id: &str,
-    status: Option<Status>,
-    spec: &CampaignSpec,
-) -> Result<u64> {
-    if status == Some(Status::Running) && spec.recurring.is_none() {
-        super::resources::campaign_reach(state, org_id, spec).await
-    } else {
-        Ok(0)
-    }
-}
-
-fn run_id() -> String {
-    format!("run-{}", uuid::Uuid::now_v7())
 }
 
 /// Answers a campaign body with its `ETag`.
@@ -157,9 +110,9 @@ async fn create(
         .clone()
         .unwrap_or_else(|| format!("camp-{}", uuid::Uuid::now_v7()));
     let meta = command_meta(&auth, &request);
-    let assets = assets_for(&state, &org_id, input.status, assets).await?;
+    let assets = launch::assets_for(&state.db, &org_id, input.status, assets).await?;
     let ready = assets.readiness(&input.spec);
-    let reach = reach_if_launching(&state, &org_id, input.status, &input.spec).await?;
+    let reach = launch::reach_if_launching(&state.db, &org_id, input.status, &input.spec).await?;
     let (new_id, spec, status) = (id.clone(), input.spec.clone(), input.status);
     let outcome = campaigns::execute(
         &state.db,
@@ -172,7 +125,7 @@ async fn create(
             id: new_id.clone(),
             input: spec.clone(),
             status,
-            ctx: launch_context(now, &ready, reach),
+            ctx: launch::context(now, launch::new_run_id(), &ready, reach),
         },
     )
     .await;
@@ -246,9 +199,10 @@ async fn replace(
     let input = parse_campaign(&body.value).map_err(ApiError::unprocessable)?;
     let meta = command_meta(&auth, &request);
     let cached = state.assets.get(&state.db, &auth.0.org_id).await?;
-    let assets = assets_for(&state, &auth.0.org_id, input.status, cached).await?;
+    let assets = launch::assets_for(&state.db, &auth.0.org_id, input.status, cached).await?;
     let ready = assets.readiness(&input.spec);
-    let reach = reach_if_launching(&state, &auth.0.org_id, input.status, &input.spec).await?;
+    let reach =
+        launch::reach_if_launching(&state.db, &auth.0.org_id, input.status, &input.spec).await?;
     let (spec, status) = (input.spec.clone(), input.status);
     let outcome = campaigns::execute(
         &state.db,
@@ -260,7 +214,7 @@ async fn replace(
         move |_, now| CampaignCommand::Update {
             spec: spec.clone(),
             status,
-            ctx: launch_context(now, &ready, reach),
+            ctx: launch::context(now, launch::new_run_id(), &ready, reach),
         },
     )
     .await
@@ -342,9 +296,9 @@ async fn action(
     let meta = command_meta(&auth, &request);
     let spec: CampaignSpec = serde_json::from_value(current.clone()).map_err(ApiError::internal)?;
     let cached = state.assets.get(&state.db, &auth.0.org_id).await?;
-    let assets = assets_for(&state, &auth.0.org_id, Some(to), cached).await?;
+    let assets = launch::assets_for(&state.db, &auth.0.org_id, Some(to), cached).await?;
     let ready = assets.readiness(&spec);
-    let reach = reach_if_launching(&state, &auth.0.org_id, Some(to), &spec).await?;
+    let reach = launch::reach_if_launching(&state.db, &auth.0.org_id, Some(to), &spec).await?;
     let outcome = campaigns::execute(
         &state.db,
         &meta,
@@ -354,7 +308,7 @@ async fn action(
         None,
         move |_, now| CampaignCommand::ChangeStatus {
             to,
-            ctx: launch_context(now, &ready, reach),
+            ctx: launch::context(now, launch::new_run_id(), &ready, reach),
         },
     )
     .await

@@ -12,7 +12,8 @@ use super::error::{ApiError, Result};
 use super::extract::Auth;
 use super::AppState;
 use crate::projector::{self, Projection};
-use crate::{scheduler, sender, store};
+use crate::sending::{ledger, scheduler};
+use crate::store;
 
 pub fn router() -> Router<AppState> {
     let marketing = Router::new().route("/crm/marketing/health", get(marketing_health));
@@ -75,7 +76,7 @@ async fn marketing_health(State(state): State<AppState>, auth: Auth) -> Result<J
     );
     let mut channels = Map::new();
     let mut failing = false;
-    for (channel, mut figures) in sender::channel_health(&state.db, org_id).await? {
+    for (channel, mut figures) in ledger::channel_health(&state.db, org_id).await? {
         let run = figures["consecutiveFailures"].as_i64().unwrap_or(0);
         failing |= run >= FAILING_CHANNEL_SENDS;
         figures["failing"] = json!(run >= FAILING_CHANNEL_SENDS);

@@ -586,24 +586,3 @@ async fn render_template(
 pub async fn connections_by_platform(state: &AppState, org_id: &str) -> Result<Vec<Value>> {
     Ok(documents::all(&state.db, org_id, DocumentKind::Connection).await?)
 }
-
-/// How many contacts a campaign's audience (saved or inline) reaches right now.
-pub async fn campaign_reach(
-    state: &AppState,
-    org_id: &str,
-    spec: &herald_domain::spec::CampaignSpec,
-) -> Result<u64> {
-    let filter_value = match (&spec.audience_id, &spec.audience) {
-        (Some(id), _) => match documents::get(&state.db, org_id, DocumentKind::Audience, id).await?
-        {
-            Some(audience) => audience["filter"].clone(),
-            None => return Ok(0),
-        },
-        (None, Some(inline)) => inline["filter"].clone(),
-        (None, None) => return Ok(0),
-    };
-    match parse_filter(&filter_value) {
-        Ok(filter) => Ok(evaluate_reach(state, org_id, &filter).await?.0),
-        Err(_) => Ok(0),
-    }
-}

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 /// The custom argument every send carries (SendGrid `custom_args`, Mailgun `v:` variable,
 /// Twilio `StatusCallback` query): `<runId>:<contactId>:<channel>`.
-pub use crate::channels::MESSAGE_KEY_ARG;
+pub use crate::vendors::MESSAGE_KEY_ARG;
 
 /// How old a signed timestamp (SendGrid, Mailgun) may be. Vendors retry failed posts for up to
 /// a day and may not sign a retry anew; a replay inside the window records nothing new, since

@@ -1,4 +1,4 @@
-use herald::channels::{adapter_for, http_client};
+use herald::vendors::{adapter_for, http_client};
 use herald_domain::spec::Channel;
 use serde_json::json;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use herald::channels::{adapter_for, http_client};
+use herald::vendors::{adapter_for, http_client};
 use serde_json::json;
 
 use crate::helpers::connection;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use herald::channels::{Receipt, SendError};
+use herald::vendors::{Receipt, SendError};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use herald::channels::{adapter_for, http_client, Adapter, ConnectionConfig, OutboundMessage};
+use herald::vendors::{adapter_for, http_client, Adapter, ConnectionConfig, OutboundMessage};
 use herald_domain::spec::Channel;
 use serde_json::{json, Value};
 use wiremock::{Match, Request};

@@ -5,7 +5,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{adapter, connection, form_fields, post};
 
-fn graph(server: &MockServer) -> herald::channels::ConnectionConfig {
+fn graph(server: &MockServer) -> herald::vendors::ConnectionConfig {
     connection(
         "meta-graph",
         json!({"baseUrl": server.uri()}),

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use herald::channels::RateLimiter;
+use herald::vendors::RateLimiter;
 use herald_domain::spec::Channel;
 use serde_json::json;
 use tokio::time::Instant;

@@ -59,7 +59,7 @@ async fn smtp_stand_in(rcpt_reply: &'static str) -> (u16, JoinHandle<Session>) {
     (port, session)
 }
 
-fn smtp_connection(port: u16) -> herald::channels::ConnectionConfig {
+fn smtp_connection(port: u16) -> herald::vendors::ConnectionConfig {
     connection(
         "smtp",
         json!({

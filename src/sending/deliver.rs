@@ -1,0 +1,317 @@
+//! Delivery of one page of prepared messages on one route: the sandbox records them in its
+//! outbox in the ledger's transaction; a real vendor gets `sending` ledger rows committed before
+//! the call (a crash during the call never sends twice), bounded concurrency, retries with
+//! backoff and jitter, and the outcome written after. Each page's `SendsRecorded` event is
+//! appended in the transaction that writes its outcomes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use herald_domain::engagement::{run_stream, SendsRecorded, SENDS_EVENT_TYPE};
+use herald_domain::spec::Channel;
+use herald_projections::record::Metadata;
+use serde_json::Value;
+
+use super::ledger::{self, Delivered, LedgerRow};
+use super::message::{Prepared, RunCtx};
+use super::report::{RunReport, SendRunError};
+use super::route::Route;
+use crate::db::{Db, Tx};
+use crate::store::{self, format_time, AppendError, NewEvent};
+use crate::vendors::{Adapter, OutboundMessage, SendError};
+
+/// Vendor calls in flight at once for one run.
+const VENDOR_CONCURRENCY: usize = 16;
+
+/// Calls made for one message before a retryable failure counts as failed for good.
+const MAX_SEND_ATTEMPTS: u32 = 4;
+
+/// The longest pause between two calls for one message, whatever `Retry-After` asks.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct SendsPage {
+    sent: Vec<String>,
+    failed: Vec<String>,
+    bounced: Vec<String>,
+}
+
+pub async fn deliver(
+    db: &Db,
+    ctx: &RunCtx<'_>,
+    route: &Route,
+    prepared: Vec<Prepared>,
+    report: &mut RunReport,
+) -> Result<(), SendRunError> {
+    if route.is_sandbox() {
+        record_sandbox(db, ctx, route, prepared, report).await
+    } else {
+        call_vendor(db, ctx, route, prepared, report).await
+    }
+}
+
+/// The sandbox vendor: ledger rows and outbox rows in one transaction. `settings.failRate`
+/// and `settings.bounce` turn some sends into failures (recorded, nothing in the outbox).
+async fn record_sandbox(
+    db: &Db,
+    ctx: &RunCtx<'_>,
+    route: &Route,
+    prepared: Vec<Prepared>,
+    report: &mut RunReport,
+) -> Result<(), SendRunError> {
+    let fail_rate = route.settings["failRate"].as_f64().unwrap_or(0.0);
+    let bounce: HashSet<String> = route.settings["bounce"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    let outcomes: Vec<(Prepared, Result<(), String>)> = prepared
+        .into_iter()
+        .map(|p| {
+            let outcome = match &p.message {
+                Err(e) => Err(e.clone()),
+                Ok(m) if bounce.contains(&m.to.to_lowercase()) => {
+                    Err("bounced (sandbox settings.bounce)".to_string())
+                }
+                Ok(_) if fail_rate > 0.0 && rand::random::<f64>() < fail_rate => {
+                    Err("failed (sandbox settings.failRate)".to_string())
+                }
+                Ok(_) => Ok(()),
+            };
+            (p, outcome)
+        })
+        .collect();
+    let now = format_time(chrono::Utc::now());
+    let mut tx = db.begin().await?;
+    let rows: Vec<LedgerRow> = outcomes
+        .iter()
+        .map(|(p, outcome)| LedgerRow {
+            contact_id: &p.contact_id,
+            channel: p.channel,
+            state: if outcome.is_ok() { "sent" } else { "failed" },
+            error: outcome.as_ref().err().map(String::as_str),
+        })
+        .collect();
+    let inserted = ledger::insert_ledger(&mut tx, ctx, &rows, &now).await?;
+    let mut results = Vec::new();
+    let mut outbox = Vec::new();
+    let mut sends = SendsPage::default();
+    for (p, outcome) in &outcomes {
+        if !inserted.contains(&(p.contact_id.clone(), p.channel.id().to_string())) {
+            report.already_in_ledger += 1;
+            continue;
+        }
+        results.push(outcome.is_ok());
+        match (outcome, &p.message) {
+            (Ok(()), Ok(message)) => {
+                report.sent += 1;
+                sends.sent.push(p.contact_id.clone());
+                outbox.push((p, message));
+            }
+            (Err(_), Ok(message)) if bounce.contains(&message.to.to_lowercase()) => {
+                report.failed += 1;
+                sends.bounced.push(p.contact_id.clone());
+            }
+            _ => {
+                report.failed += 1;
+                sends.failed.push(p.contact_id.clone());
+            }
+        }
+    }
+    record_sends(db, &mut tx, ctx, route.channel, sends, true).await?;
+    for chunk in outbox.chunks(200) {
+        ledger::insert_outbox(&mut tx, ctx, chunk, &now).await?;
+    }
+    ledger::insert_short_links(&mut tx, ctx, outbox.iter().map(|(p, _)| *p), &now).await?;
+    ledger::bump_channel_stats(&mut tx, ctx.org_id, route.channel, &results, &now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A real vendor: claim the ledger rows (committed), call the vendor with bounded
+/// concurrency and retries, then record each outcome.
+async fn call_vendor(
+    db: &Db,
+    ctx: &RunCtx<'_>,
+    route: &Route,
+    prepared: Vec<Prepared>,
+    report: &mut RunReport,
+) -> Result<(), SendRunError> {
+    let now = format_time(chrono::Utc::now());
+    let claimed = {
+        let mut tx = db.begin().await?;
+        let rows: Vec<LedgerRow> = prepared
+            .iter()
+            .map(|p| LedgerRow {
+                contact_id: &p.contact_id,
+                channel: p.channel,
+                state: "sending",
+                error: None,
+            })
+            .collect();
+        let inserted = ledger::insert_ledger(&mut tx, ctx, &rows, &now).await?;
+        let claimed = prepared
+            .iter()
+            .filter(|p| inserted.contains(&p.ledger_key()));
+        ledger::insert_short_links(&mut tx, ctx, claimed, &now).await?;
+        tx.commit().await?;
+        inserted
+    };
+    let mut mine = Vec::new();
+    for p in prepared {
+        if claimed.contains(&(p.contact_id.clone(), p.channel.id().to_string())) {
+            mine.push(p);
+        } else {
+            report.already_in_ledger += 1;
+        }
+    }
+    let adapter = route.adapter.as_ref();
+    let delivered: Vec<Delivered> = futures::stream::iter(mine)
+        .map(|p| async move {
+            let (result, attempts) = match (&p.message, adapter) {
+                (Err(e), _) => (Err(e.clone()), 0),
+                (_, None) | (_, Some(Err(_))) => (
+                    Err(adapter
+                        .and_then(|a| a.as_ref().err().cloned())
+                        .unwrap_or_else(|| "no adapter for this connection".into())),
+                    0,
+                ),
+                (Ok(message), Some(Ok(adapter))) => {
+                    send_with_retry(adapter.as_ref(), message).await
+                }
+            };
+            Delivered {
+                contact_id: p.contact_id,
+                channel: p.channel,
+                result,
+                attempts,
+            }
+        })
+        .buffered(VENDOR_CONCURRENCY)
+        .collect()
+        .await;
+    let now = format_time(chrono::Utc::now());
+    let mut tx = db.begin().await?;
+    let mut results = Vec::with_capacity(delivered.len());
+    let mut sends = SendsPage::default();
+    for d in &delivered {
+        results.push(d.result.is_ok());
+        if d.result.is_ok() {
+            report.sent += 1;
+            sends.sent.push(d.contact_id.clone());
+        } else {
+            report.failed += 1;
+            sends.failed.push(d.contact_id.clone());
+        }
+    }
+    ledger::record_outcomes(&mut tx, ctx, &delivered, &now).await?;
+    record_sends(db, &mut tx, ctx, route.channel, sends, false).await?;
+    ledger::bump_channel_stats(&mut tx, ctx.org_id, route.channel, &results, &now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Appends the page's `SendsRecorded` event to the run's stream, inside the transaction
+/// that writes its ledger outcomes: the log holds every send the ledger holds.
+async fn record_sends(
+    db: &Db,
+    tx: &mut Tx,
+    ctx: &RunCtx<'_>,
+    channel: Channel,
+    page: SendsPage,
+    delivered: bool,
+) -> Result<(), SendRunError> {
+    if page.sent.is_empty() && page.failed.is_empty() && page.bounced.is_empty() {
+        return Ok(());
+    }
+    let now = chrono::Utc::now();
+    let data = SendsRecorded {
+        campaign_id: ctx.campaign_id.to_string(),
+        run_id: ctx.run_id.to_string(),
+        channel,
+        sent: page.sent,
+        failed: page.failed,
+        bounced: page.bounced,
+        delivered,
+        at: now,
+    };
+    let event = NewEvent {
+        event_type: SENDS_EVENT_TYPE.to_string(),
+        event_version: "1".to_string(),
+        data: serde_json::to_value(&data).expect("sends serialize"),
+    };
+    let stream = run_stream(ctx.org_id, ctx.campaign_id, ctx.run_id);
+    let metadata = Metadata {
+        actor: "herald:sender".to_string(),
+        org_id: ctx.org_id.to_string(),
+        request_id: String::new(),
+        correlation_id: ctx.run_id.to_string(),
+        causation_id: ctx.run_id.to_string(),
+    };
+    store::append_at_head(tx, db.backend, &stream, &event, &metadata, now)
+        .await
+        .map_err(|e| match e {
+            AppendError::Db(e) => SendRunError::Db(e),
+            AppendError::Conflict => {
+                SendRunError::Setup("another sender wrote this run's sends".into())
+            }
+        })?;
+    Ok(())
+}
+
+/// Calls the vendor, retrying retryable failures with exponential backoff and full jitter
+/// (or the vendor's `Retry-After`, capped). Returns the outcome and the number of calls.
+async fn send_with_retry(
+    adapter: &dyn Adapter,
+    message: &OutboundMessage,
+) -> (Result<Option<String>, String>, u32) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match adapter.send(message).await {
+            Ok(receipt) => return (Ok(receipt.provider_message_id), attempt),
+            Err(error @ SendError::Retryable { .. }) if attempt < MAX_SEND_ATTEMPTS => {
+                tokio::time::sleep(retry_delay(attempt, error.retry_after())).await;
+            }
+            Err(error) => return (Err(error.to_string()), attempt),
+        }
+    }
+}
+
+/// 250 ms, 500 ms, 1 s… with full jitter, or what the vendor asked; never above the cap.
+pub fn retry_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let base = Duration::from_millis(250u64 << attempt.min(10).saturating_sub(1));
+    let jittered = base.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+    retry_after
+        .map_or(jittered, |asked| asked.max(jittered))
+        .min(MAX_RETRY_DELAY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_with_jitter_and_never_pass_the_cap() {
+        for _ in 0..100 {
+            let first = retry_delay(1, None);
+            assert!(first >= Duration::from_millis(125) && first <= Duration::from_millis(250));
+            let third = retry_delay(3, None);
+            assert!(third >= Duration::from_millis(500) && third <= Duration::from_secs(1));
+        }
+        assert_eq!(
+            retry_delay(2, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            retry_delay(2, Some(Duration::from_secs(3600))),
+            MAX_RETRY_DELAY
+        );
+        assert_eq!(retry_delay(40, None), MAX_RETRY_DELAY);
+    }
+}

@@ -1,0 +1,266 @@
+//! One launched run's fan-out: streams the audience a page at a time, prepares each contact's
+//! message on every per-contact channel (and one post per social channel) and hands each page to
+//! delivery. The ledger decides who is sent, so a run is safe to resume, retry or run twice.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use herald_domain::document::DocumentKind;
+use herald_domain::spec::CampaignSpec;
+use herald_domain::template::{CompiledTemplate, TemplateContent};
+use serde_json::Value;
+
+use super::audience::{self, PAGE};
+use super::deliver;
+use super::jobs::{Lease, RunPlan};
+use super::ledger;
+use super::message::{self, Composer, RunCtx};
+use super::report::{RunReport, SendRunError};
+use super::route::{Route, Routing};
+use crate::db::Db;
+use crate::secrets::Sealer;
+use crate::{campaigns, documents};
+
+/// How far a fan-out got.
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// Every eligible (contact, channel) is in the ledger: sent, or failed for good.
+    Finished(RunReport),
+    /// Stopped early (shutdown, or the job's lease was lost); the next attempt resumes.
+    Interrupted,
+    /// The campaign is paused: try again later.
+    Paused,
+    /// Nothing more will be sent for this run (the campaign was deleted or completed).
+    Cancelled(String),
+}
+
+/// Everything a fan-out needs from the process: the database, the routes and the composer.
+pub struct Sender {
+    db: Db,
+    routing: Routing,
+    composer: Composer,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("public_url", &self.composer.public_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    pub fn new(
+        db: Db,
+        sealer: Arc<Sealer>,
+        tracking_secret: &str,
+        public_url: Arc<str>,
+        http: reqwest::Client,
+    ) -> Sender {
+        Sender {
+            routing: Routing::new(db.clone(), sealer, http),
+            composer: Composer::new(tracking_secret, public_url),
+            db,
+        }
+    }
+
+    /// The database the sender works on.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// one post per social channel. Safe to run again, or twice at once: the ledger decides.
+    #[tracing::instrument(skip_all, fields(org = %org_id, campaign = %campaign_id, run = %run_id))]
+    pub async fn send_run(
+        &self,
+        org_id: &str,
+        campaign_id: &str,
+        run_id: &str,
+        plan: &RunPlan,
+        lease: &Lease,
+    ) -> Result<RunOutcome, SendRunError> {
+        let Some(campaign) = campaigns::get(&self.db, org_id, campaign_id).await? else {
+            return Ok(RunOutcome::Cancelled("the campaign does not exist".into()));
+        };
+        if let Some(stop) = stop_reason(&campaign) {
+            return Ok(stop);
+        }
+        let spec: CampaignSpec = serde_json::from_value(campaign.clone())
+            .map_err(|e| SendRunError::Setup(format!("the campaign cannot be read: {e}")))?;
+        let template = self.template(org_id, &spec).await?;
+        let filter = audience::filter(&self.db, org_id, &spec).await?;
+        let mut report = RunReport::default();
+        let mut routes = Vec::new();
+        for &channel in &plan.channels {
+            if channel.category() == "ads" {
+                // Ads run inside the ads platform; nothing is sent per contact (channels/ads.rs).
+                continue;
+            }
+            match self.routing.route(org_id, channel, &spec).await? {
+                Some(route) => routes.push(route),
+                None => report.channels_without_connection.push(channel),
+            }
+        }
+        let ctx = RunCtx {
+            org_id,
+            campaign_id,
+            run_id,
+            campaign: &campaign,
+            template: &template,
+        };
+        // A run whose ledger is empty at its start (not a retry or a resumption) skips the
+        // per-page ledger read: the ledger insert still refuses any second send.
+        let resumed = ledger::ledger_started(&self.db, org_id, run_id).await?;
+        let (social, direct): (Vec<Route>, Vec<Route>) = routes
+            .into_iter()
+            .partition(|r| r.channel.category() == "social");
+        for route in &social {
+            let key = message::profile_key(&route.profile);
+            if ledger::in_ledger(&self.db, org_id, run_id, std::slice::from_ref(&key))
+                .await?
+                .is_empty()
+            {
+                let prepared = vec![self.composer.prepare_post(&ctx, route)];
+                deliver::deliver(&self.db, &ctx, route, prepared, &mut report).await?;
+            } else {
+                report.already_in_ledger += 1;
+            }
+        }
+        let mut after = String::new();
+        let mut read_ahead: Option<Vec<(String, Value)>> = None;
+        for page_number in 0u64.. {
+            if page_number % 50 == 0 {
+                // A run reads the contacts and grows the ledger: keep both planned as lookups.
+                self.db
+                    .analyze_if_stale("documents", "org_id, kind, id, created_at")
+                    .await?;
+                self.db
+                    .analyze_if_stale("send_ledger", "org_id, run_id, contact_id, channel")
+                    .await?;
+            }
+            if !lease.renew().await? {
+                return Ok(RunOutcome::Interrupted);
+            }
+            if let Some(stop) = campaigns::get(&self.db, org_id, campaign_id)
+                .await?
+                .as_ref()
+                .and_then(stop_reason)
+            {
+                return Ok(stop);
+            }
+            let page = match read_ahead.take() {
+                Some(page) => page,
+                None => audience::page(&self.db, org_id, &after, &plan.launched_at).await?,
+            };
+            let Some((last_id, _)) = page.last() else {
+                break;
+            };
+            after = last_id.clone();
+            let full = page.len() as i64 == PAGE;
+            let members: Vec<(String, Value)> = page
+                .into_iter()
+                .filter(|(_, contact)| filter.matches(contact))
+                .collect();
+            // The next page is read while this one is sent (the pause check above still comes
+            // before it is sent).
+            let next = async {
+                if full {
+                    audience::page(&self.db, org_id, &after, &plan.launched_at)
+                        .await
+                        .map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let send = async {
+                if !members.is_empty() && !direct.is_empty() {
+                    self.send_page(&ctx, &direct, &members, resumed, &mut report)
+                        .await
+                } else {
+                    Ok(())
+                }
+            };
+            let (next, sent) = tokio::join!(next, send);
+            sent?;
+            match next? {
+                Some(page) => read_ahead = Some(page),
+                None => break,
+            }
+        }
+        Ok(RunOutcome::Finished(report))
+    }
+
+    async fn template(
+        &self,
+        org_id: &str,
+        spec: &CampaignSpec,
+    ) -> Result<CompiledTemplate, SendRunError> {
+        let id = spec
+            .template_id
+            .as_deref()
+            .ok_or_else(|| SendRunError::Setup("the campaign has no template".into()))?;
+        let doc = documents::get(&self.db, org_id, DocumentKind::Template, id)
+            .await?
+            .ok_or_else(|| SendRunError::Setup(format!("template {id} does not exist")))?;
+        let content: TemplateContent = serde_json::from_value(doc)
+            .map_err(|e| SendRunError::Setup(format!("template {id} cannot be read: {e}")))?;
+        CompiledTemplate::new(&content)
+            .map_err(|_| SendRunError::Setup(format!("template {id} does not compile")))
+    }
+
+    async fn send_page(
+        &self,
+        ctx: &RunCtx<'_>,
+        routes: &[Route],
+        members: &[(String, Value)],
+        check_ledger: bool,
+        report: &mut RunReport,
+    ) -> Result<(), SendRunError> {
+        let done = if check_ledger {
+            let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+            ledger::in_ledger(&self.db, ctx.org_id, ctx.run_id, &ids).await?
+        } else {
+            HashSet::new()
+        };
+        for route in routes {
+            let mut prepared = Vec::new();
+            for (id, contact) in members {
+                if done.contains(&(id.clone(), route.channel.id().to_string())) {
+                    report.already_in_ledger += 1;
+                    continue;
+                }
+                let unsubscribed = contact["unsubscribed"][route.channel.id()] == Value::Bool(true);
+                if unsubscribed {
+                    report.skipped_unsubscribed += 1;
+                    continue;
+                }
+                let Some(to) = message::address(route.channel, contact) else {
+                    report.skipped_no_address += 1;
+                    continue;
+                };
+                let mut message =
+                    self.composer
+                        .prepare_message(ctx, route.channel, id, contact, to);
+                self.composer.add_status_callback(route, &mut message);
+                prepared.push(message);
+            }
+            if !prepared.is_empty() {
+                deliver::deliver(&self.db, ctx, route, prepared, report).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a fan-out must stop, from the campaign's current read row.
+fn stop_reason(campaign: &Value) -> Option<RunOutcome> {
+    if campaign["state"] == "deleted" {
+        return Some(RunOutcome::Cancelled("the campaign was deleted".into()));
+    }
+    match campaign["status"].as_str() {
+        Some("running") => None,
+        Some("paused") => Some(RunOutcome::Paused),
+        Some(other) => Some(RunOutcome::Cancelled(format!("the campaign is {other}"))),
+        None => Some(RunOutcome::Cancelled("the campaign has no status".into())),
+    }
+}
