@@ -16,103 +16,69 @@ use serde_json::{json, Map, Value};
 
 use crate::record::EventRecord;
 
-/// The counters of one rollup row (or of a sum of rows).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub sends: i64,
-    pub failures: i64,
-    pub deliveries: i64,
-    pub opens: i64,
-    pub unique_opens: i64,
-    pub machine_opens: i64,
-    pub clicks: i64,
-    pub unique_clicks: i64,
-    pub machine_clicks: i64,
-    pub replies: i64,
-    pub bounces: i64,
-    pub complaints: i64,
-    pub unsubscribes: i64,
-    pub conversions: i64,
-    pub revenue_micros: i64,
-    pub impressions: i64,
-    pub interactions: i64,
+/// Declares [`Counters`], the one metrics model: each line is a counter, its `analytics_daily`
+/// column (the field's name) and its name in the API's metrics objects. Adding a metric is one
+/// line here plus its migration column; the projection, the sums and the answers follow.
+macro_rules! counters {
+    ($($field:ident => $api:literal),* $(,)?) => {
+        /// How many counters there are.
+        pub const COUNTERS: usize = [$(stringify!($field)),*].len();
+
+        /// The counters of one rollup row (or of a sum of rows).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $(pub $field: i64,)*
+        }
+
+        impl Counters {
+            /// Column names, in the order of [`Counters::values`].
+            pub const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+            /// Names in the API's metrics objects, in the same order.
+            pub const API_NAMES: &'static [&'static str] = &[$($api),*];
+
+            /// The values, in [`Counters::COLUMNS`] order.
+            pub fn values(&self) -> [i64; COUNTERS] {
+                [$(self.$field),*]
+            }
+
+            /// Builds counters from values in [`Counters::COLUMNS`] order (missing ones are 0).
+            pub fn from_values(values: &[i64]) -> Counters {
+                let mut values = values.iter().copied();
+                Counters {
+                    $($field: values.next().unwrap_or_default(),)*
+                }
+            }
+
+            pub fn add(&mut self, other: &Counters) {
+                $(self.$field += other.$field;)*
+            }
+        }
+    };
 }
 
-impl Counters {
-    /// Column names, in the order of [`Counters::values`].
-    pub const COLUMNS: [&'static str; 17] = [
-        "sends",
-        "failures",
-        "deliveries",
-        "opens",
-        "unique_opens",
-        "machine_opens",
-        "clicks",
-        "unique_clicks",
-        "machine_clicks",
-        "replies",
-        "bounces",
-        "complaints",
-        "unsubscribes",
-        "conversions",
-        "revenue_micros",
-        "impressions",
-        "interactions",
-    ];
+counters! {
+    sends => "sends",
+    failures => "failures",
+    deliveries => "deliveries",
+    opens => "opens",
+    unique_opens => "uniqueOpens",
+    machine_opens => "machineOpens",
+    clicks => "clicks",
+    unique_clicks => "uniqueClicks",
+    machine_clicks => "machineClicks",
+    replies => "replies",
+    bounces => "bounces",
+    complaints => "complaints",
+    unsubscribes => "unsubscribes",
+    conversions => "conversions",
+    revenue_micros => "revenue",
+    impressions => "impressions",
+    interactions => "interactions",
+}
 
-    pub fn values(&self) -> [i64; 17] {
-        [
-            self.sends,
-            self.failures,
-            self.deliveries,
-            self.opens,
-            self.unique_opens,
-            self.machine_opens,
-            self.clicks,
-            self.unique_clicks,
-            self.machine_clicks,
-            self.replies,
-            self.bounces,
-            self.complaints,
-            self.unsubscribes,
-            self.conversions,
-            self.revenue_micros,
-            self.impressions,
-            self.interactions,
-        ]
-    }
-
-    /// Builds counters from values in [`Counters::COLUMNS`] order.
-    pub fn from_values(v: [i64; 17]) -> Counters {
-        Counters {
-            sends: v[0],
-            failures: v[1],
-            deliveries: v[2],
-            opens: v[3],
-            unique_opens: v[4],
-            machine_opens: v[5],
-            clicks: v[6],
-            unique_clicks: v[7],
-            machine_clicks: v[8],
-            replies: v[9],
-            bounces: v[10],
-            complaints: v[11],
-            unsubscribes: v[12],
-            conversions: v[13],
-            revenue_micros: v[14],
-            impressions: v[15],
-            interactions: v[16],
-        }
-    }
-
-    pub fn add(&mut self, other: &Counters) {
-        let sum: Vec<i64> = self
-            .values()
-            .iter()
-            .zip(other.values())
-            .map(|(a, b)| a + b)
-            .collect();
-        *self = Counters::from_values(sum.try_into().expect("17 columns"));
+impl std::ops::AddAssign for Counters {
+    fn add_assign(&mut self, other: Counters) {
+        self.add(&other);
     }
 }
 

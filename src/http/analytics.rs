@@ -15,6 +15,7 @@ use herald_domain::engagement::{format_micros, EngagementType};
 use herald_domain::error::FieldError;
 use herald_domain::ids::is_valid_id;
 use herald_domain::spec::Channel;
+use herald_projections::analytics::Counters;
 use serde_json::{json, Map, Number, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -49,30 +50,21 @@ pub fn router() -> Router<AppState> {
         .route("/crm/contacts/{id}/activities", get(contact_activities))
 }
 
-/// The counters of `analytics_daily`, summed over any set of its rows.
+/// The counters of `analytics_daily` (the projection's [`Counters`]), summed over any set of its
+/// rows, as the API answers them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Metrics {
-    sends: i64,
-    failures: i64,
-    deliveries: i64,
-    opens: i64,
-    unique_opens: i64,
-    machine_opens: i64,
-    clicks: i64,
-    unique_clicks: i64,
-    machine_clicks: i64,
-    replies: i64,
-    bounces: i64,
-    complaints: i64,
-    unsubscribes: i64,
-    conversions: i64,
-    revenue_micros: i64,
-    impressions: i64,
-    interactions: i64,
+struct Metrics(Counters);
+
+impl std::ops::Deref for Metrics {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.0
+    }
 }
 
 /// The summed columns, in the order [`Metrics::from_row`] reads them: the rollup's counters.
-const COLUMNS: [&str; 17] = herald_projections::analytics::Counters::COLUMNS;
+const COLUMNS: &[&str] = Counters::COLUMNS;
 
 /// `cast(coalesce(sum(c), 0) as bigint) as c` for every column: PostgreSQL sums bigints as
 /// `numeric`, which the `Any` driver cannot read as an integer.
@@ -97,26 +89,11 @@ static EVERY_CHANNEL: LazyLock<String> = LazyLock::new(|| {
 
 impl Metrics {
     fn from_row(row: &AnyRow) -> std::result::Result<Metrics, sqlx::Error> {
-        let v = |column: &str| row.try_get::<i64, _>(column);
-        Ok(Metrics {
-            sends: v("sends")?,
-            failures: v("failures")?,
-            deliveries: v("deliveries")?,
-            opens: v("opens")?,
-            unique_opens: v("unique_opens")?,
-            machine_opens: v("machine_opens")?,
-            clicks: v("clicks")?,
-            unique_clicks: v("unique_clicks")?,
-            machine_clicks: v("machine_clicks")?,
-            replies: v("replies")?,
-            bounces: v("bounces")?,
-            complaints: v("complaints")?,
-            unsubscribes: v("unsubscribes")?,
-            conversions: v("conversions")?,
-            revenue_micros: v("revenue_micros")?,
-            impressions: v("impressions")?,
-            interactions: v("interactions")?,
-        })
+        let values = COLUMNS
+            .iter()
+            .map(|column| row.try_get::<i64, _>(*column))
+            .collect::<std::result::Result<Vec<i64>, sqlx::Error>>()?;
+        Ok(Metrics(Counters::from_values(&values)))
     }
 
     /// The metrics object of the API. Rates divide unique human opens and clicks by deliveries,
@@ -143,24 +120,14 @@ impl serde::Serialize for Metrics {
         } else {
             self.sends
         };
-        let mut map = serializer.serialize_map(Some(19))?;
-        map.serialize_entry("sends", &self.sends)?;
-        map.serialize_entry("failures", &self.failures)?;
-        map.serialize_entry("deliveries", &self.deliveries)?;
-        map.serialize_entry("opens", &self.opens)?;
-        map.serialize_entry("uniqueOpens", &self.unique_opens)?;
-        map.serialize_entry("machineOpens", &self.machine_opens)?;
-        map.serialize_entry("clicks", &self.clicks)?;
-        map.serialize_entry("uniqueClicks", &self.unique_clicks)?;
-        map.serialize_entry("machineClicks", &self.machine_clicks)?;
-        map.serialize_entry("replies", &self.replies)?;
-        map.serialize_entry("bounces", &self.bounces)?;
-        map.serialize_entry("complaints", &self.complaints)?;
-        map.serialize_entry("unsubscribes", &self.unsubscribes)?;
-        map.serialize_entry("conversions", &self.conversions)?;
-        map.serialize_entry("revenue", &money(self.revenue_micros))?;
-        map.serialize_entry("impressions", &self.impressions)?;
-        map.serialize_entry("interactions", &self.interactions)?;
+        let mut map = serializer.serialize_map(Some(COLUMNS.len() + 2))?;
+        for (name, value) in Counters::API_NAMES.iter().zip(self.values()) {
+            if *name == "revenue" {
+                map.serialize_entry(name, &money(value))?;
+            } else {
+                map.serialize_entry(name, &value)?;
+            }
+        }
         map.serialize_entry("openRate", &rate(self.unique_opens, base))?;
         map.serialize_entry("clickRate", &rate(self.unique_clicks, base))?;
         map.end()
@@ -176,24 +143,8 @@ struct DayMetrics {
 }
 
 impl std::ops::AddAssign for Metrics {
-    fn add_assign(&mut self, o: Metrics) {
-        self.sends += o.sends;
-        self.failures += o.failures;
-        self.deliveries += o.deliveries;
-        self.opens += o.opens;
-        self.unique_opens += o.unique_opens;
-        self.machine_opens += o.machine_opens;
-        self.clicks += o.clicks;
-        self.unique_clicks += o.unique_clicks;
-        self.machine_clicks += o.machine_clicks;
-        self.replies += o.replies;
-        self.bounces += o.bounces;
-        self.complaints += o.complaints;
-        self.unsubscribes += o.unsubscribes;
-        self.conversions += o.conversions;
-        self.revenue_micros += o.revenue_micros;
-        self.impressions += o.impressions;
-        self.interactions += o.interactions;
+    fn add_assign(&mut self, other: Metrics) {
+        self.0 += other.0;
     }
 }
 
