@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::error::CampaignError;
 use crate::ids::{is_valid_id, INVALID_ID_MESSAGE};
 use crate::schedule::CronSchedule;
-use crate::spec::{CampaignSpec, Channel, Status};
+use crate::spec::{Action, CampaignSpec, Channel, Status};
 
 /// Why a campaign (or one of its channels) cannot launch, e.g.
 /// `{"code": "channel_not_connected", "channel": "email"}` or `{"code": "template_missing"}`.
@@ -134,8 +134,11 @@ pub enum CampaignCommand {
         status: Option<Status>,
         ctx: LaunchContext,
     },
-    /// `POST .../launch|pause|resume|complete`, or a status change alone.
+    /// A status change alone (the scheduler completing a sent one-shot).
     ChangeStatus { to: Status, ctx: LaunchContext },
+    /// `POST .../launch|pause|resume|complete`: refused unless the campaign's status is one the
+    /// action starts from ([`Action::starts_from`]).
+    Act { action: Action, ctx: LaunchContext },
     /// The scheduler's wake-up: launch the run due at `nextRunAt` if `ctx.now` has reached it.
     /// Repeats are harmless (nothing due, no events), which makes each run happen once however
     /// often the job is delivered.
@@ -363,6 +366,13 @@ impl Campaign {
             _ if self.deleted => Err(CampaignError::Deleted),
             CampaignCommand::Update { spec, status, ctx } => self.update(spec, status, &ctx),
             CampaignCommand::ChangeStatus { to, ctx } => self.change_to(to, &ctx),
+            CampaignCommand::Act { action, .. } if !action.starts_from(self.status) => {
+                Err(CampaignError::ActionRefused {
+                    action,
+                    from: self.status,
+                })
+            }
+            CampaignCommand::Act { action, ctx } => self.change_to(action.target(), &ctx),
             CampaignCommand::RunDue { ctx } => Ok(self.run_due(&ctx)),
             CampaignCommand::Delete => Ok(vec![CampaignEvent::SoftDeleted {}]),
         }
@@ -1885,5 +1895,44 @@ mod tests {
         let state = fold(one_of_each());
         let snapshot = serde_json::to_value(&state).unwrap();
         assert_eq!(serde_json::from_value::<Campaign>(snapshot).unwrap(), state);
+    }
+
+    #[test]
+    fn an_action_is_refused_unless_the_campaign_is_in_a_status_it_starts_from() {
+        for (status, action) in [
+            (Paused, Action::Launch),
+            (Running, Action::Launch),
+            (Paused, Action::Pause),
+            (Draft, Action::Pause),
+            (Running, Action::Resume),
+            (Draft, Action::Complete),
+            (Completed, Action::Complete),
+        ] {
+            campaign()
+                .given(history(status))
+                .when(CampaignCommand::Act { action, ctx: ctx() })
+                .then_expect_error(CampaignError::ActionRefused {
+                    action,
+                    from: status,
+                });
+        }
+    }
+
+    #[test]
+    fn resume_moves_a_paused_campaign_back_to_running_and_launch_launches_a_draft() {
+        campaign()
+            .given(history(Paused))
+            .when(CampaignCommand::Act {
+                action: Action::Resume,
+                ctx: ctx(),
+            })
+            .then_expect_events(vec![CampaignEvent::Resumed { next_run_at: None }]);
+        campaign()
+            .given(vec![created(seed_with_schedule(None))])
+            .when(CampaignCommand::Act {
+                action: Action::Launch,
+                ctx: ctx(),
+            })
+            .then_expect_events(vec![launched_now()]);
     }
 }

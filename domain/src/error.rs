@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::spec::Status;
+use crate::spec::{Action, Status};
 
 /// One invalid field of a request, addressed by its path in the body (`schedule.endAt`,
 /// `channels[1]`, `audience.filter.datatype`).
@@ -39,6 +39,9 @@ pub enum CampaignError {
     /// The lifecycle does not allow this status change (`409`).
     #[error("cannot move a {from} campaign to {to}")]
     InvalidTransition { from: Status, to: Status },
+    /// A lifecycle action asked of a campaign in a status it does not start from (`409`).
+    #[error("cannot {action} a {from} campaign")]
+    ActionRefused { action: Action, from: Status },
     /// The campaign was soft-deleted; nothing but reads is allowed (`409`).
     #[error("the campaign is deleted")]
     Deleted,
@@ -60,7 +63,10 @@ impl CampaignError {
     pub fn status_code(&self) -> u16 {
         match self {
             Self::Invalid(_) => 422,
-            Self::InvalidTransition { .. } | Self::Deleted | Self::AlreadyExists => 409,
+            Self::InvalidTransition { .. }
+            | Self::ActionRefused { .. }
+            | Self::Deleted
+            | Self::AlreadyExists => 409,
             Self::NotFound => 404,
         }
     }

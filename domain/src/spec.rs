@@ -233,6 +233,64 @@ impl Status {
     }
 }
 
+/// A lifecycle action: `POST /campaigns/:id/{launch|pause|resume|complete}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Launch,
+    Pause,
+    Resume,
+    Complete,
+}
+
+impl Action {
+    /// The action named in a route.
+    pub fn parse(name: &str) -> Option<Action> {
+        match name {
+            "launch" => Some(Action::Launch),
+            "pause" => Some(Action::Pause),
+            "resume" => Some(Action::Resume),
+            "complete" => Some(Action::Complete),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Launch => "launch",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Complete => "complete",
+        }
+    }
+
+    /// The status the action moves a campaign to.
+    pub fn target(self) -> Status {
+        match self {
+            Action::Launch | Action::Resume => Status::Running,
+            Action::Pause => Status::Paused,
+            Action::Complete => Status::Completed,
+        }
+    }
+
+    /// Whether the action applies to a campaign in `status`: `launch` starts a draft or
+    /// scheduled one, `resume` only a paused one, so neither stands for the other.
+    pub fn starts_from(self, status: Status) -> bool {
+        use Status::*;
+        match self {
+            Action::Launch => matches!(status, Draft | Scheduled),
+            Action::Pause => status == Running,
+            Action::Resume => status == Paused,
+            Action::Complete => matches!(status, Running | Paused),
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

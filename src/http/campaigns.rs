@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_domain::campaign::CampaignCommand;
 use herald_domain::error::CampaignError;
-use herald_domain::spec::{parse_campaign, CampaignSpec, CampaignType, Channel, Status};
+use herald_domain::spec::{parse_campaign, Action, CampaignSpec, CampaignType, Channel, Status};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Result};
@@ -267,32 +267,15 @@ async fn action(
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let (to, allowed_from): (Status, &[Status]) = match action.as_str() {
-        "launch" => (Status::Running, &[Status::Draft, Status::Scheduled]),
-        "pause" => (Status::Paused, &[Status::Running]),
-        "resume" => (Status::Running, &[Status::Paused]),
-        "complete" => (Status::Completed, &[Status::Running, Status::Paused]),
-        _ => return Err(ApiError::not_found("no such route")),
-    };
+    let action = Action::parse(&action).ok_or_else(|| ApiError::not_found("no such route"))?;
+    let to = action.target();
     auth.writer()?;
     let expected = if_match(&headers)?;
+    // The spec decides what the launch context holds; whether the action applies is the
+    // aggregate's decision, inside the command's transaction.
     let current = campaigns::get(&state.db, &auth.0.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
-    if current.get("state").and_then(Value::as_str) == Some("deleted") {
-        return Err(ApiError::conflict("the campaign is deleted"));
-    }
-    let status = current
-        .get("status")
-        .and_then(Value::as_str)
-        .and_then(Status::parse)
-        .unwrap_or(Status::Draft);
-    if !allowed_from.contains(&status) {
-        return Err(ApiError::conflict(format!(
-            "cannot {action} a {} campaign",
-            status.as_str()
-        )));
-    }
     let meta = command_meta(&auth, &request);
     let spec: CampaignSpec = serde_json::from_value(current.clone()).map_err(ApiError::internal)?;
     let cached = state.assets.get(&state.db, &auth.0.org_id).await?;
@@ -306,8 +289,8 @@ async fn action(
         false,
         expected,
         None,
-        move |_, now| CampaignCommand::ChangeStatus {
-            to,
+        move |_, now| CampaignCommand::Act {
+            action,
             ctx: launch::context(now, launch::new_run_id(), &ready, reach),
         },
     )
