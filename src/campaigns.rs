@@ -11,40 +11,10 @@ use herald_projections::record::{campaign_stream, Metadata};
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::commands::{self, Attempt};
+pub use crate::commands::{CommandMeta, IdempotencyClaim};
 use crate::db::{Db, Tx};
 use crate::store::{self, AppendError, NewEvent};
-
-/// How many times a command is re-run on the newest state after losing a race.
-const ATTEMPTS: usize = 40;
-
-/// Who is asking, and the request that carries the command.
-#[derive(Debug, Clone)]
-pub struct CommandMeta {
-    pub org_id: String,
-    pub actor: String,
-    pub request_id: String,
-    pub correlation_id: String,
-}
-
-impl CommandMeta {
-    /// The metadata every event this request causes carries.
-    pub fn metadata(&self) -> Metadata {
-        Metadata {
-            actor: self.actor.clone(),
-            org_id: self.org_id.clone(),
-            request_id: self.request_id.clone(),
-            correlation_id: self.correlation_id.clone(),
-            causation_id: self.request_id.clone(),
-        }
-    }
-}
-
-/// A create request's idempotency record, written in the command's transaction.
-#[derive(Debug, Clone)]
-pub struct IdempotencyClaim {
-    pub key: String,
-    pub request_hash: String,
-}
 
 /// Why a command did not change anything.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +57,7 @@ pub async fn execute(
     creating: bool,
     expected_version: Option<i64>,
     idempotency: Option<&IdempotencyClaim>,
-    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand + Send + 'static,
+    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand + Send + Sync + 'static,
 ) -> Result<Outcome, CommandError> {
     let (db, meta, campaign_id, idempotency) = (
         db.clone(),
@@ -95,20 +65,22 @@ pub async fn execute(
         campaign_id.to_string(),
         idempotency.cloned(),
     );
-    tokio::spawn(async move {
-        execute_here(
-            &db,
-            &meta,
-            &campaign_id,
-            creating,
-            expected_version,
-            idempotency.as_ref(),
-            command,
-        )
-        .await
-    })
+    commands::in_own_task(
+        async move {
+            execute_here(
+                &db,
+                &meta,
+                &campaign_id,
+                creating,
+                expected_version,
+                idempotency.as_ref(),
+                command,
+            )
+            .await
+        },
+        |message| CommandError::Db(sqlx::Error::Protocol(message)),
+    )
     .await
-    .map_err(|e| CommandError::Db(sqlx::Error::Protocol(format!("command task failed: {e}"))))?
 }
 
 async fn execute_here(
@@ -118,17 +90,14 @@ async fn execute_here(
     creating: bool,
     expected_version: Option<i64>,
     idempotency: Option<&IdempotencyClaim>,
-    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand,
+    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand + Sync,
 ) -> Result<Outcome, CommandError> {
     let stream_id = campaign_stream(&meta.org_id, campaign_id);
     if creating && idempotency.is_none() && db.backend == crate::db::Backend::Postgres {
         return create_fast(db, meta, campaign_id, &stream_id, command).await;
     }
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            backoff(attempt).await;
-        }
-        let mut tx = db.begin().await?;
+    let (stream_id, command) = (&stream_id, &command);
+    let attempt = |mut tx: Tx| async move {
         if db.backend == crate::db::Backend::Postgres && !creating {
             // Writers of one campaign queue on its row instead of racing to the same revision.
             sqlx::query("select 1 from campaigns where org_id = $1 and id = $2 for update")
@@ -141,7 +110,7 @@ async fn execute_here(
         let events = if creating {
             Vec::new()
         } else {
-            store::read_stream(&mut *tx, db.backend, &stream_id, 0, i64::MAX).await?
+            store::read_stream(&mut *tx, db.backend, stream_id, 0, i64::MAX).await?
         };
         let records: Vec<_> = events.into_iter().map(|e| e.record).collect();
         let mut view = CampaignView::from_records(records.iter())
@@ -166,17 +135,17 @@ async fn execute_here(
         let new_events = sink.collect().await;
         if new_events.is_empty() {
             tx.rollback().await?;
-            return Ok(Outcome {
+            return Ok(Attempt::Done(Outcome {
                 view,
                 changed: false,
-            });
+            }));
         }
         let to_store = to_new_events(&new_events);
         let metadata = meta.metadata();
         let stored = match store::append(
             &mut tx,
             db.backend,
-            &stream_id,
+            stream_id,
             current_version,
             &to_store,
             &metadata,
@@ -191,10 +160,10 @@ async fn execute_here(
                     return Err(CommandError::Domain(CampaignError::AlreadyExists));
                 }
                 if expected_version.is_some() {
-                    let current = current_version_of(db, &stream_id).await?;
+                    let current = current_version_of(db, stream_id).await?;
                     return Err(CommandError::VersionMismatch { current });
                 }
-                continue;
+                return Ok(Attempt::Retry);
             }
             Err(AppendError::Db(e)) => return Err(e.into()),
         };
@@ -204,18 +173,9 @@ async fn execute_here(
         }
         upsert_views(&mut tx, std::slice::from_ref(&view)).await?;
         if let Some(claim) = idempotency {
-            let inserted = sqlx::query(
-                "insert into idempotency_keys (org_id, key, request_hash, status, body, created_at)
-                 values ($1, $2, $3, 201, $4, $5) on conflict (org_id, key) do nothing",
-            )
-            .bind(&meta.org_id)
-            .bind(&claim.key)
-            .bind(&claim.request_hash)
-            .bind(view.to_json().to_string())
-            .bind(store::format_time(now))
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
+            let body = view.to_json().to_string();
+            if !commands::record_idempotent_answer(&mut tx, &meta.org_id, claim, &body, now).await?
+            {
                 tx.rollback().await?;
                 return Err(CommandError::IdempotencyRace);
             }
@@ -227,19 +187,12 @@ async fn execute_here(
             std::sync::Arc::new(view.to_json()),
         );
         db.cache.announce(&meta.org_id, campaign_id);
-        return Ok(Outcome {
+        Ok(Attempt::Done(Outcome {
             view,
             changed: true,
-        });
-    }
-    Err(CommandError::Contention)
-}
-
-/// A short, jittered pause before re-running a command that lost a race.
-pub async fn backoff(attempt: usize) {
-    let jitter = uuid::Uuid::now_v7().as_u128() as u64 % 1000;
-    let micros = (attempt as u64).min(10) * 500 + jitter;
-    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+        }))
+    };
+    commands::with_retries(db, attempt, || CommandError::Contention).await
 }
 
 async fn current_version_of(db: &Db, stream_id: &str) -> Result<i64, sqlx::Error> {
@@ -328,7 +281,7 @@ async fn create_fast(
     meta: &CommandMeta,
     campaign_id: &str,
     stream_id: &str,
-    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand,
+    command: impl Fn(&Campaign, DateTime<Utc>) -> CampaignCommand + Sync,
 ) -> Result<Outcome, CommandError> {
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     let mut aggregate = Campaign::default();

@@ -12,12 +12,10 @@ use herald_projections::document::DocumentView;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::campaigns::CommandMeta;
+use crate::commands::{self, Attempt, CommandMeta, IdempotencyClaim};
 use crate::db::{Db, Tx};
 use crate::secrets::Sealed;
 use crate::store::{self, AppendError, NewEvent};
-
-const ATTEMPTS: usize = 40;
 
 /// The stream of one document: `contact-<org>:<id>`.
 pub fn stream_id(kind: DocumentKind, org_id: &str, id: &str) -> String {
@@ -52,7 +50,7 @@ pub struct Extras {
     /// Encrypted credentials of a connection.
     pub secret: Option<Sealed>,
     /// A create's `Idempotency-Key` and request hash: the response is stored with the change.
-    pub idempotency: Option<(String, String)>,
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 /// Runs one command against a document's newest state.
@@ -65,13 +63,12 @@ pub async fn execute(
     command: DocumentCommand,
     extras: Extras,
 ) -> Result<(DocumentView, bool), DocError> {
-    // In its own task, so a client hanging up cannot cancel the transaction half-way.
     let (db, meta, id) = (db.clone(), meta.clone(), id.to_string());
-    tokio::spawn(async move {
-        execute_here(&db, &meta, kind, &id, expected_version, command, extras).await
-    })
+    commands::in_own_task(
+        async move { execute_here(&db, &meta, kind, &id, expected_version, command, extras).await },
+        DocError::Unreadable,
+    )
     .await
-    .map_err(|e| DocError::Unreadable(format!("command task failed: {e}")))?
 }
 
 async fn execute_here(
@@ -84,12 +81,9 @@ async fn execute_here(
     extras: Extras,
 ) -> Result<(DocumentView, bool), DocError> {
     let stream = stream_id(kind, &meta.org_id, id);
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::campaigns::backoff(attempt).await;
-        }
-        let mut tx = db.begin().await?;
-        let records: Vec<_> = store::read_stream(&mut *tx, db.backend, &stream, 0, i64::MAX)
+    let (stream, command, extras) = (&stream, &command, &extras);
+    let attempt = |mut tx: Tx| async move {
+        let records: Vec<_> = store::read_stream(&mut *tx, db.backend, stream, 0, i64::MAX)
             .await?
             .into_iter()
             .map(|e| e.record)
@@ -117,7 +111,7 @@ async fn execute_here(
         let events = view.document.decide(kind, command.clone())?;
         if events.is_empty() {
             tx.rollback().await?;
-            return Ok((view, false));
+            return Ok(Attempt::Done((view, false)));
         }
         let new_events = to_new_events(kind, &events);
         if kind == DocumentKind::Contact {
@@ -143,7 +137,7 @@ async fn execute_here(
         let stored = match store::append(
             &mut tx,
             db.backend,
-            &stream,
+            stream,
             current,
             &new_events,
             &meta.metadata(),
@@ -154,7 +148,7 @@ async fn execute_here(
             Ok(stored) => stored,
             Err(AppendError::Conflict) => {
                 tx.rollback().await.ok();
-                continue;
+                return Ok(Attempt::Retry);
             }
             Err(AppendError::Db(e)) => return Err(e.into()),
         };
@@ -162,19 +156,10 @@ async fn execute_here(
             view.apply(&event.record).map_err(DocError::Unreadable)?;
         }
         write_rows(&mut tx, kind, std::slice::from_ref(&view)).await?;
-        if let Some((key, request_hash)) = &extras.idempotency {
-            let stored = sqlx::query(
-                "insert into idempotency_keys (org_id, key, request_hash, status, body, created_at)
-                 values ($1, $2, $3, 201, $4, $5) on conflict (org_id, key) do nothing",
-            )
-            .bind(&meta.org_id)
-            .bind(key)
-            .bind(request_hash)
-            .bind(view.to_json(kind).to_string())
-            .bind(store::format_time(now))
-            .execute(&mut *tx)
-            .await?;
-            if stored.rows_affected() == 0 {
+        if let Some(claim) = &extras.idempotency {
+            let body = view.to_json(kind).to_string();
+            if !commands::record_idempotent_answer(&mut tx, &meta.org_id, claim, &body, now).await?
+            {
                 tx.rollback().await?;
                 return Err(DocError::IdempotencyRace);
             }
@@ -200,11 +185,14 @@ async fn execute_here(
             }
         }
         tx.commit().await?;
-        return Ok((view, true));
-    }
-    Err(DocError::Db(sqlx::Error::Protocol(
-        "too many concurrent writers on one resource".into(),
-    )))
+        Ok(Attempt::Done((view, true)))
+    };
+    commands::with_retries(db, attempt, || {
+        DocError::Db(sqlx::Error::Protocol(
+            "too many concurrent writers on one resource".into(),
+        ))
+    })
+    .await
 }
 
 /// The other contact of the org that has `email`, if any, checked inside the writing
@@ -529,9 +517,9 @@ async fn upsert_lane(
                     summary.unchanged += part.unchanged;
                     break;
                 }
-                Err(DocError::Conflict(_)) if attempt < ATTEMPTS => continue,
+                Err(DocError::Conflict(_)) if attempt < commands::ATTEMPTS => continue,
                 Err(DocError::Db(sqlx::Error::Database(e)))
-                    if e.is_unique_violation() && attempt < ATTEMPTS =>
+                    if e.is_unique_violation() && attempt < commands::ATTEMPTS =>
                 {
                     continue
                 }

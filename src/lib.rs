@@ -10,6 +10,7 @@ pub mod analytics;
 pub mod auth;
 pub mod cache;
 pub mod campaigns;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod documents;

@@ -218,17 +218,7 @@ pub async fn checkpoint<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let row = sqlx::query("select tx_id, position from projection_checkpoints where name = $1")
-        .bind(projection.name())
-        .fetch_optional(executor)
-        .await?;
-    Ok(match row {
-        Some(row) => Checkpoint {
-            tx_id: row.try_get("tx_id")?,
-            position: row.try_get("position")?,
-        },
-        None => Checkpoint::default(),
-    })
+    store::checkpoint(executor, projection.name(), false).await
 }
 
 async fn save_checkpoint(

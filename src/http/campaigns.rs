@@ -14,7 +14,7 @@ use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
 use super::idempotency;
 use super::AppState;
-use crate::campaigns::{self, CommandError, CommandMeta, IdempotencyClaim, ListQuery, SortKey};
+use crate::campaigns::{self, CommandError, ListQuery, SortKey};
 use crate::sending::launch;
 
 pub fn router() -> Router<AppState> {
@@ -25,15 +25,6 @@ pub fn router() -> Router<AppState> {
             get(fetch).put(replace).delete(remove),
         )
         .route("/crm/marketing/campaigns/{id}/{action}", post(action))
-}
-
-fn command_meta(auth: &Auth, request: &RequestMeta) -> CommandMeta {
-    CommandMeta {
-        org_id: auth.0.org_id.clone(),
-        actor: auth.0.actor.clone(),
-        request_id: request.request_id.clone(),
-        correlation_id: request.correlation_id.clone(),
-    }
 }
 
 /// Answers a campaign body with its `ETag`.
@@ -97,10 +88,7 @@ async fn create(
             if let Some((status, doc)) = idempotency::replay(&state.db, &org_id, &claim).await? {
                 return Ok(campaign_response(status, &assets.live_blockers(doc)));
             }
-            Some(IdempotencyClaim {
-                key: claim.key,
-                request_hash: claim.request_hash,
-            })
+            Some(claim)
         }
         None => None,
     };
@@ -109,7 +97,7 @@ async fn create(
         .id
         .clone()
         .unwrap_or_else(|| format!("camp-{}", uuid::Uuid::now_v7()));
-    let meta = command_meta(&auth, &request);
+    let meta = request.of(&auth.0);
     let assets = launch::assets_for(&state.db, &org_id, input.status, assets).await?;
     let ready = assets.readiness(&input.spec);
     let reach = launch::reach_if_launching(&state.db, &org_id, input.status, &input.spec).await?;
@@ -197,7 +185,7 @@ async fn replace(
     auth.writer()?;
     let expected = if_match(&headers)?;
     let input = parse_campaign(&body.value).map_err(ApiError::unprocessable)?;
-    let meta = command_meta(&auth, &request);
+    let meta = request.of(&auth.0);
     let cached = state.assets.get(&state.db, &auth.0.org_id).await?;
     let assets = launch::assets_for(&state.db, &auth.0.org_id, input.status, cached).await?;
     let ready = assets.readiness(&input.spec);
@@ -244,7 +232,7 @@ async fn remove(
 ) -> Result<Response> {
     auth.writer()?;
     let expected = if_match(&headers)?;
-    let meta = command_meta(&auth, &request);
+    let meta = request.of(&auth.0);
     let outcome = campaigns::execute(&state.db, &meta, &id, false, expected, None, |_, _| {
         CampaignCommand::Delete
     })
@@ -276,7 +264,7 @@ async fn action(
     let current = campaigns::get(&state.db, &auth.0.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
-    let meta = command_meta(&auth, &request);
+    let meta = request.of(&auth.0);
     let spec: CampaignSpec = serde_json::from_value(current.clone()).map_err(ApiError::internal)?;
     let cached = state.assets.get(&state.db, &auth.0.org_id).await?;
     let assets = launch::assets_for(&state.db, &auth.0.org_id, Some(to), cached).await?;

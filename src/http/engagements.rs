@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, RequestMeta};
 use super::AppState;
-use crate::campaigns::{self, CommandMeta};
+use crate::campaigns;
 use crate::engagements::{Pending, Recorded};
 
 pub fn router() -> Router<AppState> {
@@ -41,13 +41,7 @@ async fn record(
     }
     let now = Utc::now();
     let inputs = parse_inputs(&body.value, now).map_err(ApiError::unprocessable)?;
-    let metadata = CommandMeta {
-        org_id: principal.org_id.clone(),
-        actor: principal.actor.clone(),
-        request_id: request.request_id.clone(),
-        correlation_id: request.correlation_id.clone(),
-    }
-    .metadata();
+    let metadata = request.of(principal).metadata();
     let pending: Vec<Pending> = inputs
         .into_iter()
         .map(|input| {

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::error::{ApiError, Result};
 use super::AppState;
 use crate::auth::{Principal, Verifier};
+use crate::commands::CommandMeta;
 
 /// A JSON body. `application/json`, `text/plain` or no content type are parsed as JSON (the
 /// seed's own `fetch` example sends no type); anything else is `415`.
@@ -207,6 +208,23 @@ impl Auth {
 pub struct RequestMeta {
     pub request_id: String,
     pub correlation_id: String,
+}
+
+impl RequestMeta {
+    /// Who asks for a command in this request, and the ids its events carry.
+    pub fn command_meta(&self, org_id: &str, actor: &str) -> CommandMeta {
+        CommandMeta {
+            org_id: org_id.to_string(),
+            actor: actor.to_string(),
+            request_id: self.request_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
+
+    /// [`RequestMeta::command_meta`] for a signed-in principal.
+    pub fn of(&self, principal: &Principal) -> CommandMeta {
+        self.command_meta(&principal.org_id, &principal.actor)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {

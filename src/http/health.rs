@@ -68,7 +68,7 @@ async fn marketing_health(State(state): State<AppState>, auth: Auth) -> Result<J
     let (_, mut projections) = projection_lag(&state).await?;
     let org_id = &auth.0.org_id;
     let scheduler = scheduler::health(&state.db, org_id).await?;
-    let scheduler_at = scheduler_checkpoint(&state).await?;
+    let scheduler_at = store::checkpoint(&state.db.read, scheduler::CHECKPOINT, false).await?;
     let scheduler_lag = store::lag(&state.db, scheduler_at).await?;
     projections.insert(
         scheduler::CHECKPOINT.into(),
@@ -95,20 +95,6 @@ async fn marketing_health(State(state): State<AppState>, auth: Auth) -> Result<J
 
 /// A channel whose last this-many sends all failed makes the health view `degraded`.
 const FAILING_CHANNEL_SENDS: i64 = 20;
-
-async fn scheduler_checkpoint(state: &AppState) -> Result<store::Checkpoint> {
-    let row = sqlx::query("select tx_id, position from projection_checkpoints where name = $1")
-        .bind(scheduler::CHECKPOINT)
-        .fetch_optional(&state.db.read)
-        .await?;
-    Ok(match row {
-        Some(row) => store::Checkpoint {
-            tx_id: row.try_get("tx_id")?,
-            position: row.try_get("position")?,
-        },
-        None => store::Checkpoint::default(),
-    })
-}
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
     if let Some(token) = &state.metrics_token {

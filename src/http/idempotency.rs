@@ -10,12 +10,8 @@ use sqlx::Row;
 use super::error::{ApiError, Result};
 use crate::db::Db;
 
-/// A key and the hash of the request it came with.
-#[derive(Debug, Clone)]
-pub struct Claim {
-    pub key: String,
-    pub request_hash: String,
-}
+/// A key and the hash of the request it came with: the command runner's claim.
+pub use crate::commands::IdempotencyClaim as Claim;
 
 /// Reads the `Idempotency-Key` header; the hash covers the route and the raw body.
 pub fn claim(headers: &HeaderMap, route: &str, body: &[u8]) -> Result<Option<Claim>> {

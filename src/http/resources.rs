@@ -19,8 +19,6 @@ use serde_json::{json, Value};
 use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
 use super::{idempotency, AppState};
-use crate::auth::Principal;
-use crate::campaigns::CommandMeta;
 use crate::documents::{self, BulkRow, DocError, Extras};
 use crate::secrets::Sealed;
 
@@ -114,15 +112,6 @@ fn authorize(kind: DocumentKind, auth: &Auth, write: bool) -> Result<()> {
         auth.writer()?;
     }
     Ok(())
-}
-
-fn meta(principal: &Principal, request: &RequestMeta) -> CommandMeta {
-    CommandMeta {
-        org_id: principal.org_id.clone(),
-        actor: principal.actor.clone(),
-        request_id: request.request_id.clone(),
-        correlation_id: request.correlation_id.clone(),
-    }
 }
 
 /// A validated body of any kind: its optional id, what to store and its secrets.
@@ -231,7 +220,7 @@ async fn create(
     let sealed = seal(&state, &parsed.credentials);
     let outcome = documents::execute(
         &state.db,
-        &meta(&auth.0, &request),
+        &request.of(&auth.0),
         kind,
         &id,
         None,
@@ -241,9 +230,7 @@ async fn create(
         },
         Extras {
             secret: sealed,
-            idempotency: claim
-                .as_ref()
-                .map(|c| (c.key.clone(), c.request_hash.clone())),
+            idempotency: claim.clone(),
         },
     )
     .await;
@@ -321,7 +308,7 @@ async fn replace(
     let parsed = parse(kind, &body.value).map_err(ApiError::unprocessable)?;
     let (view, _) = documents::execute(
         &state.db,
-        &meta(&auth.0, &request),
+        &request.of(&auth.0),
         kind,
         &id,
         expected,
@@ -346,7 +333,7 @@ async fn remove(
     let expected = if_match(&headers)?;
     documents::execute(
         &state.db,
-        &meta(&auth.0, &request),
+        &request.of(&auth.0),
         kind,
         &id,
         expected,
@@ -434,13 +421,9 @@ async fn import_contacts(
     }
     drop(body);
     let ImportRows { good, errors } = import;
-    let summary = documents::bulk_upsert(
-        &state.db,
-        &meta(&auth.0, &request),
-        DocumentKind::Contact,
-        good,
-    )
-    .await?;
+    let summary =
+        documents::bulk_upsert(&state.db, &request.of(&auth.0), DocumentKind::Contact, good)
+            .await?;
     Ok(Json(json!({
         "created": summary.created,
         "updated": summary.updated,

@@ -127,12 +127,7 @@ fn engagement_of(
 /// Event metadata for an engagement reported by a tracking URL: the token's org, a system
 /// actor naming the route, and the request's ids.
 fn command_meta(claims: &TrackingClaims, actor: &str, request: &RequestMeta) -> CommandMeta {
-    CommandMeta {
-        org_id: claims.org_id.clone(),
-        actor: actor.to_string(),
-        request_id: request.request_id.clone(),
-        correlation_id: request.correlation_id.clone(),
-    }
+    request.command_meta(&claims.org_id, actor)
 }
 
 fn classification(method: &Method, headers: &HeaderMap) -> Classification {

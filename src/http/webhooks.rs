@@ -20,7 +20,6 @@ use serde_json::json;
 use super::error::{ApiError, Result};
 use super::extract::RequestMeta;
 use super::AppState;
-use crate::campaigns::CommandMeta;
 use crate::engagements::{Pending, Recorded};
 use crate::webhooks::{lookup, Incoming, Received, Target, Vendor, WebhookError};
 
@@ -87,12 +86,7 @@ async fn receive(
     })?;
     let parsed = received.events()?;
 
-    let meta = CommandMeta {
-        org_id: org_id.clone(),
-        actor: format!("webhook:{}:{connection_id}", vendor.id()),
-        request_id: request.request_id,
-        correlation_id: request.correlation_id,
-    };
+    let meta = request.command_meta(&org_id, &format!("webhook:{}:{connection_id}", vendor.id()));
     let metadata: Metadata = meta.metadata();
     let mut ignored = parsed.ignored;
     let mut pending = Vec::new();

@@ -496,28 +496,12 @@ async fn apply_events(
     Ok(changed)
 }
 
-/// Reads the scheduler's checkpoint; `lock` takes the row lock (PostgreSQL) so that two nodes
-/// do not apply one batch at the same time.
+/// Reads the scheduler's checkpoint; `lock` takes the row lock (PostgreSQL).
 async fn checkpoint<'e, E>(executor: E, lock: bool) -> Result<Checkpoint, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let sql = if lock {
-        "select tx_id, position from projection_checkpoints where name = $1 for update"
-    } else {
-        "select tx_id, position from projection_checkpoints where name = $1"
-    };
-    let row = sqlx::query(sql)
-        .bind(CHECKPOINT)
-        .fetch_optional(executor)
-        .await?;
-    Ok(match row {
-        Some(row) => Checkpoint {
-            tx_id: row.try_get("tx_id")?,
-            position: row.try_get("position")?,
-        },
-        None => Checkpoint::default(),
-    })
+    store::checkpoint(executor, CHECKPOINT, lock).await
 }
 
 /// What the health view shows of the scheduler.

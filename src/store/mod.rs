@@ -41,6 +41,32 @@ pub struct Checkpoint {
     pub position: i64,
 }
 
+/// Reads the checkpoint of the log reader `name` (a projection, the scheduler); the start of the
+/// log when it has none. `lock` takes its row lock (PostgreSQL), so that two nodes do not apply
+/// one batch at the same time.
+pub async fn checkpoint<'e, E>(
+    executor: E,
+    name: &str,
+    lock: bool,
+) -> Result<Checkpoint, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let sql = if lock {
+        "select tx_id, position from projection_checkpoints where name = $1 for update"
+    } else {
+        "select tx_id, position from projection_checkpoints where name = $1"
+    };
+    let row = sqlx::query(sql).bind(name).fetch_optional(executor).await?;
+    Ok(match row {
+        Some(row) => Checkpoint {
+            tx_id: row.try_get("tx_id")?,
+            position: row.try_get("position")?,
+        },
+        None => Checkpoint::default(),
+    })
+}
+
 /// An event read back with the place it holds in the catch-up order.
 #[derive(Debug, Clone)]
 pub struct LoggedEvent {

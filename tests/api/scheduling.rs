@@ -379,6 +379,70 @@ async fn run_delivered_three_times(backend: Backend) {
     );
 }
 
+/// A send job whose lease ran out five times (every process that ran it died while running it)
+/// is dead-lettered at its next claim, not run again; one abandoned once is taken over.
+async fn abandoned_jobs(backend: Backend) {
+    let contacts: Vec<Value> = (0..10)
+        .map(|i| json!({"id": format!("ct-{i:02}"), "email": format!("c{i}@acme.test"), "tags": ["prospect"]}))
+        .collect();
+    let (api, run_id, launched_at) = launch_without_workers(backend, Value::Array(contacts)).await;
+    let db = db(&api).await;
+    let payload = json!({"channels": ["email"], "launchedAt": launched_at}).to_string();
+    for (copy, attempts) in [("crashed-5", 5), ("crashed-1", 1)] {
+        sqlx::query(
+            "insert into jobs (id, org_id, campaign_id, kind, run_id, run_at, state, attempts, locked_by, locked_until, payload, created_at, updated_at)
+             values ($1, 'acme', 'camp-now', 'send', $2, $3, 'running', $4, 'node-gone', $3, $5, $3, $3)",
+        )
+        .bind(format!("send:acme:{run_id}:{copy}"))
+        .bind(&run_id)
+        .bind(&launched_at)
+        .bind(attempts)
+        .bind(&payload)
+        .execute(&db.write)
+        .await
+        .unwrap();
+    }
+    let app = workers_for(&api).await;
+    wait_for_status(&app, "camp-now", "completed").await;
+    let state_of = |copy: &'static str| {
+        let (db, id) = (db.clone(), format!("send:acme:{run_id}:{copy}"));
+        async move {
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "select state, last_error from jobs where id = $1",
+            )
+            .bind(id)
+            .fetch_one(&db.read)
+            .await
+            .unwrap()
+        }
+    };
+    let settled = eventually(Duration::from_secs(20), || async {
+        state_of("crashed-5").await.0 == "failed"
+            && matches!(state_of("crashed-1").await.0.as_str(), "done" | "cancelled")
+    })
+    .await;
+    assert!(
+        settled,
+        "abandoned five times: {:?}; once: {:?}",
+        state_of("crashed-5").await,
+        state_of("crashed-1").await
+    );
+    let (_, error) = state_of("crashed-5").await;
+    assert!(error.unwrap_or_default().contains("abandoned 5 times"));
+    let emails = sandbox(&app, "campaignId=camp-now&channel=email").await;
+    assert_eq!(emails.len(), 10, "one message per contact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_job_abandoned_five_times_is_dead_lettered_not_run_again_sqlite() {
+    abandoned_jobs(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_job_abandoned_five_times_is_dead_lettered_not_run_again_postgres() {
+    abandoned_jobs(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_delivered_three_times_sends_each_contact_once_sqlite() {
     run_delivered_three_times(Backend::Sqlite).await;
