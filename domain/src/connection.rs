@@ -14,29 +14,89 @@ struct VendorRules {
     needs_profiles: bool,
 }
 
-/// Vendors each platform can send through (`sandbox` works everywhere and sends nothing out).
-pub fn vendors(channel: Channel) -> &'static [&'static str] {
-    match channel {
-        Channel::Email => &["sendgrid", "mailgun", "smtp", "sandbox"],
-        Channel::Sms => &["twilio", "sandbox"],
-        Channel::Facebook | Channel::Instagram => &["meta-graph", "sandbox"],
-        Channel::Linkedin => &["linkedin", "sandbox"],
-        Channel::X => &["x", "sandbox"],
-        Channel::GoogleAds => &["google-ads", "sandbox"],
-        Channel::MetaAds => &["meta-ads", "sandbox"],
+/// Who carries a channel's messages: a connection's `vendor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Vendor {
+    /// Sends nothing out: records each message in the org's outbox.
+    Sandbox,
+    SendGrid,
+    Mailgun,
+    Smtp,
+    Twilio,
+    MetaGraph,
+    Linkedin,
+    X,
+    GoogleAds,
+    MetaAds,
+}
+
+impl Vendor {
+    pub const ALL: [Vendor; 10] = [
+        Vendor::Sandbox,
+        Vendor::SendGrid,
+        Vendor::Mailgun,
+        Vendor::Smtp,
+        Vendor::Twilio,
+        Vendor::MetaGraph,
+        Vendor::Linkedin,
+        Vendor::X,
+        Vendor::GoogleAds,
+        Vendor::MetaAds,
+    ];
+
+    /// The id stored in a connection's `vendor` field.
+    pub fn id(self) -> &'static str {
+        match self {
+            Vendor::Sandbox => "sandbox",
+            Vendor::SendGrid => "sendgrid",
+            Vendor::Mailgun => "mailgun",
+            Vendor::Smtp => "smtp",
+            Vendor::Twilio => "twilio",
+            Vendor::MetaGraph => "meta-graph",
+            Vendor::Linkedin => "linkedin",
+            Vendor::X => "x",
+            Vendor::GoogleAds => "google-ads",
+            Vendor::MetaAds => "meta-ads",
+        }
+    }
+
+    /// The vendor with this id.
+    pub fn parse(id: &str) -> Option<Vendor> {
+        Vendor::ALL.into_iter().find(|v| v.id() == id)
     }
 }
 
-fn rules(vendor: &str) -> VendorRules {
+impl std::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// Vendors each platform can send through (`sandbox` works everywhere and sends nothing out).
+pub fn vendors(channel: Channel) -> &'static [Vendor] {
+    use Vendor::*;
+    match channel {
+        Channel::Email => &[SendGrid, Mailgun, Smtp, Sandbox],
+        Channel::Sms => &[Twilio, Sandbox],
+        Channel::Facebook | Channel::Instagram => &[MetaGraph, Sandbox],
+        Channel::Linkedin => &[Linkedin, Sandbox],
+        Channel::X => &[X, Sandbox],
+        Channel::GoogleAds => &[GoogleAds, Sandbox],
+        Channel::MetaAds => &[MetaAds, Sandbox],
+    }
+}
+
+fn rules(vendor: Option<Vendor>) -> VendorRules {
+    use Vendor::*;
     let (credentials, settings, needs_profiles): (&[&str], &[&str], bool) = match vendor {
-        "sendgrid" => (&["apiKey"], &["fromEmail"], false),
-        "mailgun" => (&["apiKey"], &["domain", "fromEmail"], false),
-        "smtp" => (&[], &["host", "port", "fromEmail"], false),
-        "twilio" => (&["accountSid", "authToken"], &["fromNumber"], false),
-        "meta-graph" | "linkedin" | "x" => (&["accessToken"], &[], true),
-        "google-ads" => (&["developerToken", "refreshToken"], &["customerId"], false),
-        "meta-ads" => (&["accessToken"], &["adAccountId"], false),
-        _ => (&[], &[], false),
+        Some(SendGrid) => (&["apiKey"], &["fromEmail"], false),
+        Some(Mailgun) => (&["apiKey"], &["domain", "fromEmail"], false),
+        Some(Smtp) => (&[], &["host", "port", "fromEmail"], false),
+        Some(Twilio) => (&["accountSid", "authToken"], &["fromNumber"], false),
+        Some(MetaGraph | Linkedin | X) => (&["accessToken"], &[], true),
+        Some(GoogleAds) => (&["developerToken", "refreshToken"], &["customerId"], false),
+        Some(MetaAds) => (&["accessToken"], &["adAccountId"], false),
+        Some(Sandbox) | None => (&[], &[], false),
     };
     VendorRules {
         credentials,
@@ -80,13 +140,14 @@ pub fn parse_connection(value: &Value) -> Result<ConnectionInput, Vec<FieldError
     if vendor.is_empty() {
         errors.push(FieldError::new("vendor", "is required"));
     } else if let Some(channel) = platform {
-        if !vendors(channel).contains(&vendor) {
+        if !Vendor::parse(vendor).is_some_and(|v| vendors(channel).contains(&v)) {
+            let names: Vec<&str> = vendors(channel).iter().map(|v| v.id()).collect();
             errors.push(FieldError::new(
                 "vendor",
                 format!(
                     "{vendor} does not serve {}; use one of {}",
                     channel.id(),
-                    vendors(channel).join(", ")
+                    names.join(", ")
                 ),
             ));
         }
@@ -105,7 +166,7 @@ pub fn parse_connection(value: &Value) -> Result<ConnectionInput, Vec<FieldError
     let empty = Map::new();
     let settings = object_field(object, "settings", &mut errors).unwrap_or(&empty);
     let credentials = object_field(object, "credentials", &mut errors).unwrap_or(&empty);
-    let rules = rules(vendor);
+    let rules = rules(Vendor::parse(vendor));
     for key in rules.credentials {
         let given = credentials.get(*key).and_then(Value::as_str).unwrap_or("");
         if given.is_empty() {

@@ -152,17 +152,46 @@ impl Channel {
 
     /// The platform category: `email`, `sms`, `social` or `ads`.
     pub fn category(self) -> &'static str {
+        self.kind().id()
+    }
+
+    /// The channel's category: how a run sends on it.
+    pub fn kind(self) -> Category {
         match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-            Channel::Facebook | Channel::Instagram | Channel::Linkedin | Channel::X => "social",
-            Channel::GoogleAds | Channel::MetaAds => "ads",
+            Channel::Email => Category::Email,
+            Channel::Sms => Category::Sms,
+            Channel::Facebook | Channel::Instagram | Channel::Linkedin | Channel::X => {
+                Category::Social
+            }
+            Channel::GoogleAds | Channel::MetaAds => Category::Ads,
         }
     }
 
     /// The channel with this id.
     pub fn parse(id: &str) -> Option<Channel> {
         Self::all().iter().copied().find(|c| c.id() == id)
+    }
+}
+
+/// A channel's category: email and SMS go to each contact, social channels get one post per run
+/// from a profile, ads run inside the ads platform and send nothing per contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    Email,
+    Sms,
+    Social,
+    Ads,
+}
+
+impl Category {
+    /// The id the discovery endpoint shows.
+    pub fn id(self) -> &'static str {
+        match self {
+            Category::Email => "email",
+            Category::Sms => "sms",
+            Category::Social => "social",
+            Category::Ads => "ads",
+        }
     }
 }
 

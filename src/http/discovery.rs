@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use herald_domain::connection::vendors;
-use herald_domain::spec::{CampaignType, Channel};
+use herald_domain::spec::{CampaignType, Category, Channel};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Result};
@@ -36,7 +36,7 @@ async fn platforms(State(state): State<AppState>, auth: Auth) -> Result<Json<Val
                 "id": c.id(),
                 "name": c.name(),
                 "category": c.category(),
-                "vendors": vendors(*c),
+                "vendors": vendors(*c).iter().map(|v| v.id()).collect::<Vec<_>>(),
                 "connected": !mine.is_empty(),
                 "connections": mine,
             })
@@ -51,7 +51,7 @@ async fn profiles(state: &AppState, org_id: &str, platform: Option<Channel>) -> 
     let mut out = Vec::new();
     for conn in &connections {
         let conn_platform = conn["platform"].as_str().unwrap_or_default();
-        let social = Channel::parse(conn_platform).is_some_and(|c| c.category() == "social");
+        let social = Channel::parse(conn_platform).is_some_and(|c| c.kind() == Category::Social);
         if !social || platform.is_some_and(|p| p.id() != conn_platform) {
             continue;
         }

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use herald_domain::spec::Channel;
+use herald_domain::spec::{Category, Channel};
 use serde_json::{json, Value};
 use sqlx::Row;
 
@@ -256,7 +256,7 @@ pub async fn insert_outbox(
     for (p, m) in messages {
         let contact_id = (!p.contact_id.starts_with("profile:")).then(|| p.contact_id.clone());
         let body = match (&m.body, &m.link) {
-            (Some(body), Some(link)) if m.channel.category() == "social" => {
+            (Some(body), Some(link)) if m.channel.kind() == Category::Social => {
                 Some(format!("{body}\n{link}"))
             }
             (body, _) => body.clone(),

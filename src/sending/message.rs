@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use herald_domain::connection::Vendor;
 use herald_domain::spec::Channel;
 use herald_domain::template::{CompiledTemplate, RenderContext};
 use herald_domain::tracking::{self, TrackingClaims, TrackingKind};
@@ -72,7 +73,7 @@ impl Composer {
     /// Where Twilio posts the delivery statuses of `message` (`webhooks/twilio.rs`); other
     /// vendors are told by their own webhook settings.
     pub fn add_status_callback(&self, route: &Route, message: &mut Prepared) {
-        if route.vendor != "twilio" {
+        if route.vendor != Some(Vendor::Twilio) {
             return;
         }
         if let Ok(outbound) = &mut message.message {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use herald_domain::connection::Vendor;
 use herald_domain::spec::{CampaignSpec, Channel};
 use serde_json::{json, Map, Value};
 use sqlx::Row;
@@ -16,7 +17,8 @@ pub struct Route {
     pub channel: Channel,
     /// The connection the channel goes through.
     pub connection_id: String,
-    pub vendor: String,
+    /// `None` for a stored vendor this version does not know (its adapter says so).
+    pub vendor: Option<Vendor>,
     pub settings: Value,
     /// The profile a social post is made from (or the connection id when it has none).
     pub profile: String,
@@ -26,7 +28,7 @@ pub struct Route {
 
 impl Route {
     pub fn is_sandbox(&self) -> bool {
-        self.vendor == "sandbox"
+        self.vendor == Some(Vendor::Sandbox)
     }
 }
 
@@ -88,19 +90,20 @@ impl Routing {
         let Some((id, doc)) = chosen else {
             return Ok(None);
         };
-        let vendor = doc["vendor"].as_str().unwrap_or_default().to_string();
+        let vendor_id = doc["vendor"].as_str().unwrap_or_default().to_string();
+        let vendor = Vendor::parse(&vendor_id);
         let settings = doc.get("settings").cloned().unwrap_or_else(|| json!({}));
         let profile = wanted_profile
             .filter(|p| has_profile(doc, p))
             .cloned()
             .or_else(|| doc["profiles"][0]["id"].as_str().map(str::to_string))
             .unwrap_or_else(|| id.clone());
-        let adapter = if vendor == "sandbox" {
+        let adapter = if vendor == Some(Vendor::Sandbox) {
             None
         } else {
             let credentials = self.credentials(org_id, id).await?;
             let config = ConnectionConfig {
-                vendor: vendor.clone(),
+                vendor: vendor_id,
                 settings: settings.clone(),
                 credentials,
             };

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use herald_domain::document::DocumentKind;
-use herald_domain::spec::CampaignSpec;
+use herald_domain::spec::{CampaignSpec, Category};
 use herald_domain::template::{CompiledTemplate, TemplateContent};
 use serde_json::Value;
 
@@ -92,7 +92,7 @@ impl Sender {
         let mut report = RunReport::default();
         let mut routes = Vec::new();
         for &channel in &plan.channels {
-            if channel.category() == "ads" {
+            if channel.kind() == Category::Ads {
                 // Ads run inside the ads platform; nothing is sent per contact (channels/ads.rs).
                 continue;
             }
@@ -113,7 +113,7 @@ impl Sender {
         let resumed = ledger::ledger_started(&self.db, org_id, run_id).await?;
         let (social, direct): (Vec<Route>, Vec<Route>) = routes
             .into_iter()
-            .partition(|r| r.channel.category() == "social");
+            .partition(|r| r.channel.kind() == Category::Social);
         for route in &social {
             let key = message::profile_key(&route.profile);
             if ledger::in_ledger(&self.db, org_id, run_id, std::slice::from_ref(&key))

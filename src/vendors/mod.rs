@@ -22,6 +22,7 @@ mod x;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use herald_domain::connection::Vendor;
 use herald_domain::spec::Channel;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
@@ -128,18 +129,21 @@ pub fn adapter_for(
     config: &ConnectionConfig,
     http: reqwest::Client,
 ) -> Result<Box<dyn Adapter>, String> {
-    Ok(match config.vendor.as_str() {
-        "sendgrid" => Box::new(sendgrid::SendGrid::from_config(config, http)?),
-        "mailgun" => Box::new(mailgun::Mailgun::from_config(config, http)?),
-        "smtp" => Box::new(smtp::Smtp::from_config(config)?),
-        "twilio" => Box::new(twilio::Twilio::from_config(config, http)?),
-        "meta-graph" => Box::new(meta::MetaGraph::from_config(config, http)?),
-        "linkedin" => Box::new(linkedin::LinkedIn::from_config(config, http)?),
-        "x" => Box::new(x::X::from_config(config, http)?),
-        "google-ads" => Box::new(ads::Ads::new("google-ads")),
-        "meta-ads" => Box::new(ads::Ads::new("meta-ads")),
-        "sandbox" => return Err("the sandbox vendor is recorded by the sender, not sent".into()),
-        other => return Err(format!("no adapter for vendor {other:?}")),
+    let Some(vendor) = Vendor::parse(&config.vendor) else {
+        return Err(format!("no adapter for vendor {:?}", config.vendor));
+    };
+    Ok(match vendor {
+        Vendor::SendGrid => Box::new(sendgrid::SendGrid::from_config(config, http)?),
+        Vendor::Mailgun => Box::new(mailgun::Mailgun::from_config(config, http)?),
+        Vendor::Smtp => Box::new(smtp::Smtp::from_config(config)?),
+        Vendor::Twilio => Box::new(twilio::Twilio::from_config(config, http)?),
+        Vendor::MetaGraph => Box::new(meta::MetaGraph::from_config(config, http)?),
+        Vendor::Linkedin => Box::new(linkedin::LinkedIn::from_config(config, http)?),
+        Vendor::X => Box::new(x::X::from_config(config, http)?),
+        Vendor::GoogleAds | Vendor::MetaAds => Box::new(ads::Ads::new(vendor.id())),
+        Vendor::Sandbox => {
+            return Err("the sandbox vendor is recorded by the sender, not sent".into())
+        }
     })
 }
 

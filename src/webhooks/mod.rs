@@ -14,6 +14,7 @@ pub mod sendgrid;
 pub mod twilio;
 
 use chrono::{DateTime, TimeZone, Utc};
+use herald_domain::connection;
 use herald_domain::engagement::{classify, Classification, EngagementType};
 use herald_domain::ids::is_valid_id;
 use herald_domain::spec::Channel;
@@ -46,20 +47,25 @@ pub enum Vendor {
 impl Vendor {
     /// The vendor named in the URL, as stored on connections (`sendgrid`).
     pub fn parse(id: &str) -> Option<Vendor> {
-        match id {
-            "sendgrid" => Some(Vendor::SendGrid),
-            "mailgun" => Some(Vendor::Mailgun),
-            "twilio" => Some(Vendor::Twilio),
+        match connection::Vendor::parse(id)? {
+            connection::Vendor::SendGrid => Some(Vendor::SendGrid),
+            connection::Vendor::Mailgun => Some(Vendor::Mailgun),
+            connection::Vendor::Twilio => Some(Vendor::Twilio),
             _ => None,
         }
     }
 
-    pub fn id(self) -> &'static str {
+    /// The connection vendor this is.
+    pub fn vendor(self) -> connection::Vendor {
         match self {
-            Vendor::SendGrid => "sendgrid",
-            Vendor::Mailgun => "mailgun",
-            Vendor::Twilio => "twilio",
+            Vendor::SendGrid => connection::Vendor::SendGrid,
+            Vendor::Mailgun => connection::Vendor::Mailgun,
+            Vendor::Twilio => connection::Vendor::Twilio,
         }
+    }
+
+    pub fn id(self) -> &'static str {
+        self.vendor().id()
     }
 }
 
