@@ -148,23 +148,19 @@ async fn with_sqlite_and_no_secrets_the_server_generates_them_and_says_how_to_mi
     );
 }
 
-async fn read_models(url: &str) -> Vec<String> {
-    use sqlx::Row;
-    let db = herald::db::Db::connect(url, 2).await.unwrap();
-    let mut rows = Vec::new();
-    for sql in [
-        "select org_id || '|' || id || '|' || doc from campaigns order by org_id, id",
-        "select org_id || '|' || kind || '|' || id || '|' || coalesce(lookup, '') || '|' || doc from documents order by org_id, kind, id",
-    ] {
-        for row in sqlx::query(sql).fetch_all(&db.read).await.unwrap() {
-            rows.push(row.get::<String, _>(0));
-        }
-    }
-    rows
+/// Waits until every projection has caught up with the log.
+async fn caught_up(app: &TestApp) {
+    let caught_up = eventually(Duration::from_secs(30), || async {
+        let health = app.admin(Method::GET, "/crm/marketing/health").send().await;
+        let projections = health.body["projections"].as_object().cloned();
+        projections.is_some_and(|p| !p.is_empty() && p.values().all(|v| v["lag"] == 0))
+    })
+    .await;
+    assert!(caught_up, "the projections did not catch up");
 }
 
 db_test!(
-    api_only herald_replay_rebuilds_every_read_model_to_the_same_rows,
+    herald_replay_rebuilds_every_read_model_to_the_same_rows,
     |app: TestApp| async move {
         app.make_ready().await;
         let contacts = serde_json::json!([
@@ -172,17 +168,23 @@ db_test!(
             {"email": "two@example.com", "tags": ["vip"]},
             {"id": "ct-3", "phone": "+14155550100"}
         ]);
-        app.admin(Method::POST, "/crm/contacts/import")
+        let imported = app
+            .admin(Method::POST, "/crm/contacts/import")
             .json(&contacts)
             .send()
             .await;
-        app.admin(Method::PUT, "/crm/contacts/ct-1")
+        assert!(imported.status.is_success(), "{}", imported.text);
+        let put = app
+            .admin(Method::PUT, "/crm/contacts/ct-1")
             .json(&serde_json::json!({"email": "one@example.com", "firstName": "Uno"}))
             .send()
             .await;
-        app.admin(Method::DELETE, "/crm/contacts/ct-3").send().await;
+        assert!(put.status.is_success(), "{}", put.text);
+        let deleted = app.admin(Method::DELETE, "/crm/contacts/ct-3").send().await;
+        assert_eq!(deleted.status, 204, "{}", deleted.text);
         let mut body = seed_campaign();
         body.as_object_mut().unwrap().remove("schedule");
+        body["id"] = serde_json::json!("camp-replay");
         body["status"] = serde_json::json!("running");
         let launched = app.post_campaign(&body).await;
         assert_eq!(launched.body["status"], "running", "{}", launched.text);
@@ -190,14 +192,63 @@ db_test!(
             launched.body["lastRun"]["reach"], 1,
             "reach counts the audience at launch (the PUT dropped ct-1's tags)"
         );
-        app.post_campaign(&seed_campaign()).await;
+        let completed = eventually(Duration::from_secs(30), || async {
+            app.get_campaign("camp-replay").await.body["status"] == "completed"
+        })
+        .await;
+        assert!(completed, "{}", app.get_campaign("camp-replay").await.text);
+        let sent = sandbox(&app, "campaignId=camp-replay").await;
+        let email = sent
+            .iter()
+            .find(|m| m["channel"] == "email")
+            .unwrap_or_else(|| panic!("no email sent: {sent:?}"));
+        let contact = email["contactId"].as_str().unwrap();
+        // An open through the message's own pixel, and what the API takes.
+        let pixel = email["trackingUrls"]["open"]
+            .as_str()
+            .expect("an open pixel");
+        let opened = app
+            .anonymous(Method::GET, &pixel[pixel.find("/connect/").unwrap()..])
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+            )
+            .send()
+            .await;
+        assert_eq!(opened.status, 200, "{}", opened.text);
+        let engaged = app
+            .admin(Method::POST, "/crm/marketing/campaigns/camp-replay/engagements")
+            .json(&serde_json::json!([
+                {"type": "conversion", "channel": "email", "contactId": contact, "value": "19.99", "currency": "USD"},
+                {"type": "impression", "channel": "facebook", "value": 1200}
+            ]))
+            .send()
+            .await;
+        assert_eq!(engaged.status, 200, "{}", engaged.text);
+        assert_eq!(engaged.body["recorded"], 2, "{}", engaged.text);
+        let recorded = eventually(Duration::from_secs(10), || async {
+            engagements(&app).await.len() == 3
+        })
+        .await;
+        assert!(recorded, "{:?}", engagements(&app).await);
+        let draft = app.post_campaign(&seed_campaign()).await;
+        assert_eq!(draft.status, 201, "{}", draft.text);
+        caught_up(&app).await;
 
-        let live = read_models(&app.database_url).await;
-        assert!(live.len() >= 13, "{live:?}");
+        let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
+        let live = read_models(&db).await;
+        for (table, rows) in &live {
+            assert!(
+                !rows.is_empty(),
+                "{table} is empty before the replay: the comparison would prove nothing"
+            );
+        }
+        wipe(&db, READ_MODEL_TABLES).await;
         let out = herald()
             .arg("replay")
             .env("DATABASE_URL", &app.database_url)
             .env("HERALD_DATA_DIR", &app.data_dir)
+            .env("HERALD_LOG_FORMAT", "json")
             .env("HERALD_JWT_SECRET", JWT_SECRET)
             .env(
                 "HERALD_TRACKING_SECRET",
@@ -209,11 +260,20 @@ db_test!(
             )
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(read_models(&app.database_url).await, live);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let rebuilt = rebuilt_counts(&stderr);
+        for projection in [
+            "campaigns",
+            "documents",
+            "campaign-status-counts",
+            "analytics",
+        ] {
+            assert!(
+                rebuilt.get(projection).is_some_and(|n| *n > 0),
+                "{projection} replayed no events: {stderr}"
+            );
+        }
+        assert_eq!(read_models(&db).await, live);
     }
 );
