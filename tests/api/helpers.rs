@@ -333,6 +333,8 @@ impl TestApp {
             .await
     }
 
+    /// The campaign's events (up to 500). Panics on any answer but a `200` with an `items` array:
+    /// a failed read must not look like a campaign without events.
     pub async fn campaign_events(&self, id: &str) -> Vec<Value> {
         let reply = self
             .admin(
@@ -341,7 +343,11 @@ impl TestApp {
             )
             .send()
             .await;
-        reply.body["items"].as_array().cloned().unwrap_or_default()
+        assert_eq!(reply.status, 200, "events of {id}: {}", reply.text);
+        reply.body["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("events of {id} have no items array: {}", reply.text))
     }
 
     /// Every event of org `acme`, in global order.
