@@ -277,3 +277,235 @@ db_test!(
         assert_eq!(read_models(&db).await, live);
     }
 );
+
+/// `herald` with the database and secrets of `app`.
+fn herald_for(app: &TestApp) -> Command {
+    let mut command = herald();
+    command
+        .env("DATABASE_URL", &app.database_url)
+        .env("HERALD_DATA_DIR", &app.data_dir)
+        .env("HERALD_LOG_FORMAT", "json")
+        .env("HERALD_JWT_SECRET", JWT_SECRET)
+        .env(
+            "HERALD_TRACKING_SECRET",
+            "test-tracking-secret-test-tracking-secret",
+        )
+        .env(
+            "HERALD_SECRETS_KEY",
+            "test-secrets-key-test-secrets-key-test",
+        );
+    command
+}
+
+async fn herald_migrate_creates_the_schema_and_can_run_twice(backend: Backend) {
+    let (url, dir) = fresh_database(backend).await;
+    for run in 0..2 {
+        let out = herald()
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .env("HERALD_DATA_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let db = herald::db::Db::connect(&url, 2).await.unwrap();
+    let tables: Vec<String> = catalogue(&db)
+        .await
+        .into_iter()
+        .map(|(t, _, _)| t)
+        .collect();
+    for table in READ_MODEL_TABLES.iter().chain(NOT_REBUILT_TABLES) {
+        assert!(
+            tables.iter().any(|t| t == table),
+            "{table} missing after migrate"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_migrate_creates_the_schema_and_can_run_twice_on_sqlite() {
+    herald_migrate_creates_the_schema_and_can_run_twice(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_migrate_creates_the_schema_and_can_run_twice_on_postgres() {
+    herald_migrate_creates_the_schema_and_can_run_twice(Backend::Postgres).await;
+}
+
+async fn herald_purge_removes_the_orgs_deleted_campaigns(app: TestApp) {
+    for id in ["camp-gone", "camp-kept"] {
+        let body =
+            serde_json::json!({"id": id, "name": id, "type": "one-shot", "channels": ["email"]});
+        assert_eq!(app.post_campaign(&body).await.status, 201);
+    }
+    let deleted = app
+        .admin(Method::DELETE, "/crm/marketing/campaigns/camp-gone")
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204);
+    let refused = herald_for(&app)
+        .args(["purge", "--org", "not an org"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let out = herald_for(&app)
+        .args(["purge", "--org", "acme"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert!(printed["jobId"].is_string(), "{printed}");
+    assert_eq!(
+        printed["result"]["campaignIds"],
+        serde_json::json!(["camp-gone"])
+    );
+    let streams: Vec<String> = app
+        .all_events()
+        .await
+        .iter()
+        .map(|e| e["streamId"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !streams.iter().any(|s| s.contains("camp-gone")),
+        "{streams:?}"
+    );
+    assert!(streams.contains(&"audit-acme".to_string()), "{streams:?}");
+    app.get_campaign("camp-gone").await.assert_problem(404);
+    assert_eq!(app.get_campaign("camp-kept").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: on SQLite the running server's campaign cache is never told of another process's purge; GET of the purged campaign still answers 200"]
+async fn herald_purge_removes_the_orgs_deleted_campaigns_on_sqlite() {
+    herald_purge_removes_the_orgs_deleted_campaigns(spawn_api_only(Backend::Sqlite).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_purge_removes_the_orgs_deleted_campaigns_on_postgres() {
+    herald_purge_removes_the_orgs_deleted_campaigns(spawn_api_only(Backend::Postgres).await).await;
+}
+
+db_test!(
+    api_only herald_replay_projection_rebuilds_only_that_projection,
+    |app: TestApp| async move {
+        let body = serde_json::json!({"id": "camp-1", "name": "One", "type": "one-shot", "channels": ["email"]});
+        assert_eq!(app.post_campaign(&body).await.status, 201);
+        let out = herald_for(&app)
+            .args(["replay", "--projection", "campaign-status-counts"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let rebuilt = rebuilt_counts(&stderr);
+        assert_eq!(
+            rebuilt.keys().collect::<Vec<_>>(),
+            ["campaign-status-counts"],
+            "{stderr}"
+        );
+        assert_eq!(rebuilt["campaign-status-counts"], 1);
+        let out = herald_for(&app)
+            .args(["replay", "--projection", "nope"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("unknown projection nope"), "{stderr}");
+        assert!(stderr.contains("analytics"), "the known names are listed: {stderr}");
+    }
+);
+
+db_test!(
+    api_only herald_export_after_a_position_prints_only_later_events,
+    |app: TestApp| async move {
+        for id in ["camp-1", "camp-2", "camp-3"] {
+            let body = serde_json::json!({"id": id, "name": id, "type": "one-shot", "channels": ["email"]});
+            assert_eq!(app.post_campaign(&body).await.status, 201);
+        }
+        let all = app.all_events().await;
+        assert_eq!(all.len(), 3);
+        let after = all[0]["position"].as_i64().unwrap();
+        let out = herald_for(&app)
+            .args(["export", "--org", "acme", "--after", &after.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines, all[1..].to_vec());
+    }
+);
+
+#[tokio::test]
+async fn bare_herald_serves() {
+    let dir = std::env::temp_dir().join(format!("herald-cli-{}", uuid::Uuid::now_v7()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = herald()
+        .env("HERALD_DATA_DIR", &dir)
+        .env("HERALD_BIND", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let ready = eventually(Duration::from_secs(30), || async {
+        client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ready, "herald without a subcommand did not serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: projector::rebuild stops at the first empty page; on PostgreSQL a transaction open anywhere in the cluster keeps pg_snapshot_xmin below newer events, so herald replay rebuilds nothing and reports 0 events"]
+async fn herald_replay_on_postgres_waits_for_events_behind_an_open_transaction() {
+    use sqlx::Connection;
+    let app = spawn_api_only(Backend::Postgres).await;
+    // Any transaction with an id, in any database of the cluster, opened before the write.
+    let mut other = sqlx::PgConnection::connect(&postgres_admin_url())
+        .await
+        .unwrap();
+    sqlx::query("begin").execute(&mut other).await.unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let body = serde_json::json!({"id": "camp-1", "name": "One", "type": "one-shot", "channels": ["email"]});
+    assert_eq!(app.post_campaign(&body).await.status, 201);
+    let out = herald_for(&app)
+        .args(["replay", "--projection", "campaign-status-counts"])
+        .output()
+        .unwrap();
+    sqlx::query("rollback").execute(&mut other).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        rebuilt_counts(&stderr).get("campaign-status-counts"),
+        Some(&1),
+        "{stderr}"
+    );
+}
