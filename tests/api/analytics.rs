@@ -1013,9 +1013,22 @@ db_test!(
         // A replay of the projection from position 0 rebuilds the same numbers.
         let dashboard_before = dashboard.body["tiles"].clone();
         let log_before = log.body["items"].clone();
-        herald::projector::rebuild(&db(&app).await, herald::projector::Projection::Analytics)
+        let db = db(&app).await;
+        let tables = ["analytics_daily", "analytics_uniques", "contact_activities"];
+        let before = read_models(&db).await;
+        for table in tables {
+            assert!(
+                !before[table].is_empty(),
+                "{table} is empty before the replay"
+            );
+        }
+        // Only the rebuild can bring the rows back.
+        wipe(&db, &tables).await;
+        let replayed = herald::projector::rebuild(&db, herald::projector::Projection::Analytics)
             .await
             .unwrap();
+        assert!(replayed > 0, "the rebuild replayed no events");
+        assert_eq!(read_models(&db).await, before);
         let replayed = campaign_analytics(&app, "camp-e2e", "").await;
         assert_eq!(replayed["totals"], expected, "{replayed}");
         assert_eq!(replayed["channels"], json!({"email": expected}));

@@ -168,6 +168,12 @@ db_test!(
             (Method::POST, format!("{path}/pause"), None),
             (Method::POST, format!("{path}/resume"), None),
             (Method::POST, format!("{path}/complete"), None),
+            (Method::GET, format!("{path}/analytics"), None),
+            (
+                Method::POST,
+                format!("{path}/engagements"),
+                Some(json!([{"type": "open", "channel": "email", "contactId": "ct-1"}])),
+            ),
         ];
         for (method, p, body) in calls {
             let mut call = app.as_user(&beta, "beta", method.clone(), &p);
@@ -179,6 +185,15 @@ db_test!(
         }
         let still = app.get_campaign(&id).await;
         assert_eq!(still.body, created.body);
+        assert_eq!(
+            app.campaign_events(&id).await.len(),
+            1,
+            "beta wrote no event"
+        );
+        assert!(
+            engagements(&app).await.is_empty(),
+            "beta recorded no engagement"
+        );
         let beta_log = app
             .as_user(&beta, "beta", Method::GET, "/crm/marketing/events")
             .send()

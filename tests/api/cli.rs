@@ -148,23 +148,19 @@ async fn with_sqlite_and_no_secrets_the_server_generates_them_and_says_how_to_mi
     );
 }
 
-async fn read_models(url: &str) -> Vec<String> {
-    use sqlx::Row;
-    let db = herald::db::Db::connect(url, 2).await.unwrap();
-    let mut rows = Vec::new();
-    for sql in [
-        "select org_id || '|' || id || '|' || doc from campaigns order by org_id, id",
-        "select org_id || '|' || kind || '|' || id || '|' || coalesce(lookup, '') || '|' || doc from documents order by org_id, kind, id",
-    ] {
-        for row in sqlx::query(sql).fetch_all(&db.read).await.unwrap() {
-            rows.push(row.get::<String, _>(0));
-        }
-    }
-    rows
+/// Waits until every projection has caught up with the log.
+async fn caught_up(app: &TestApp) {
+    let caught_up = eventually(Duration::from_secs(30), || async {
+        let health = app.admin(Method::GET, "/crm/marketing/health").send().await;
+        let projections = health.body["projections"].as_object().cloned();
+        projections.is_some_and(|p| !p.is_empty() && p.values().all(|v| v["lag"] == 0))
+    })
+    .await;
+    assert!(caught_up, "the projections did not catch up");
 }
 
 db_test!(
-    api_only herald_replay_rebuilds_every_read_model_to_the_same_rows,
+    herald_replay_rebuilds_every_read_model_to_the_same_rows,
     |app: TestApp| async move {
         app.make_ready().await;
         let contacts = serde_json::json!([
@@ -172,17 +168,23 @@ db_test!(
             {"email": "two@example.com", "tags": ["vip"]},
             {"id": "ct-3", "phone": "+14155550100"}
         ]);
-        app.admin(Method::POST, "/crm/contacts/import")
+        let imported = app
+            .admin(Method::POST, "/crm/contacts/import")
             .json(&contacts)
             .send()
             .await;
-        app.admin(Method::PUT, "/crm/contacts/ct-1")
+        assert!(imported.status.is_success(), "{}", imported.text);
+        let put = app
+            .admin(Method::PUT, "/crm/contacts/ct-1")
             .json(&serde_json::json!({"email": "one@example.com", "firstName": "Uno"}))
             .send()
             .await;
-        app.admin(Method::DELETE, "/crm/contacts/ct-3").send().await;
+        assert!(put.status.is_success(), "{}", put.text);
+        let deleted = app.admin(Method::DELETE, "/crm/contacts/ct-3").send().await;
+        assert_eq!(deleted.status, 204, "{}", deleted.text);
         let mut body = seed_campaign();
         body.as_object_mut().unwrap().remove("schedule");
+        body["id"] = serde_json::json!("camp-replay");
         body["status"] = serde_json::json!("running");
         let launched = app.post_campaign(&body).await;
         assert_eq!(launched.body["status"], "running", "{}", launched.text);
@@ -190,14 +192,63 @@ db_test!(
             launched.body["lastRun"]["reach"], 1,
             "reach counts the audience at launch (the PUT dropped ct-1's tags)"
         );
-        app.post_campaign(&seed_campaign()).await;
+        let completed = eventually(Duration::from_secs(30), || async {
+            app.get_campaign("camp-replay").await.body["status"] == "completed"
+        })
+        .await;
+        assert!(completed, "{}", app.get_campaign("camp-replay").await.text);
+        let sent = sandbox(&app, "campaignId=camp-replay").await;
+        let email = sent
+            .iter()
+            .find(|m| m["channel"] == "email")
+            .unwrap_or_else(|| panic!("no email sent: {sent:?}"));
+        let contact = email["contactId"].as_str().unwrap();
+        // An open through the message's own pixel, and what the API takes.
+        let pixel = email["trackingUrls"]["open"]
+            .as_str()
+            .expect("an open pixel");
+        let opened = app
+            .anonymous(Method::GET, &pixel[pixel.find("/connect/").unwrap()..])
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+            )
+            .send()
+            .await;
+        assert_eq!(opened.status, 200, "{}", opened.text);
+        let engaged = app
+            .admin(Method::POST, "/crm/marketing/campaigns/camp-replay/engagements")
+            .json(&serde_json::json!([
+                {"type": "conversion", "channel": "email", "contactId": contact, "value": "19.99", "currency": "USD"},
+                {"type": "impression", "channel": "facebook", "value": 1200}
+            ]))
+            .send()
+            .await;
+        assert_eq!(engaged.status, 200, "{}", engaged.text);
+        assert_eq!(engaged.body["recorded"], 2, "{}", engaged.text);
+        let recorded = eventually(Duration::from_secs(10), || async {
+            engagements(&app).await.len() == 3
+        })
+        .await;
+        assert!(recorded, "{:?}", engagements(&app).await);
+        let draft = app.post_campaign(&seed_campaign()).await;
+        assert_eq!(draft.status, 201, "{}", draft.text);
+        caught_up(&app).await;
 
-        let live = read_models(&app.database_url).await;
-        assert!(live.len() >= 13, "{live:?}");
+        let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
+        let live = read_models(&db).await;
+        for (table, rows) in &live {
+            assert!(
+                !rows.is_empty(),
+                "{table} is empty before the replay: the comparison would prove nothing"
+            );
+        }
+        wipe(&db, READ_MODEL_TABLES).await;
         let out = herald()
             .arg("replay")
             .env("DATABASE_URL", &app.database_url)
             .env("HERALD_DATA_DIR", &app.data_dir)
+            .env("HERALD_LOG_FORMAT", "json")
             .env("HERALD_JWT_SECRET", JWT_SECRET)
             .env(
                 "HERALD_TRACKING_SECRET",
@@ -209,11 +260,260 @@ db_test!(
             )
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let rebuilt = rebuilt_counts(&stderr);
+        for projection in [
+            "campaigns",
+            "documents",
+            "campaign-status-counts",
+            "analytics",
+        ] {
+            assert!(
+                rebuilt.get(projection).is_some_and(|n| *n > 0),
+                "{projection} replayed no events: {stderr}"
+            );
+        }
+        assert_eq!(read_models(&db).await, live);
+    }
+);
+
+/// `herald` with the database and secrets of `app`.
+fn herald_for(app: &TestApp) -> Command {
+    let mut command = herald();
+    command
+        .env("DATABASE_URL", &app.database_url)
+        .env("HERALD_DATA_DIR", &app.data_dir)
+        .env("HERALD_LOG_FORMAT", "json")
+        .env("HERALD_JWT_SECRET", JWT_SECRET)
+        .env(
+            "HERALD_TRACKING_SECRET",
+            "test-tracking-secret-test-tracking-secret",
+        )
+        .env(
+            "HERALD_SECRETS_KEY",
+            "test-secrets-key-test-secrets-key-test",
+        );
+    command
+}
+
+async fn herald_migrate_creates_the_schema_and_can_run_twice(backend: Backend) {
+    let (url, dir) = fresh_database(backend).await;
+    for run in 0..2 {
+        let out = herald()
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .env("HERALD_DATA_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let db = herald::db::Db::connect(&url, 2).await.unwrap();
+    let tables: Vec<String> = catalogue(&db)
+        .await
+        .into_iter()
+        .map(|(t, _, _)| t)
+        .collect();
+    for table in READ_MODEL_TABLES.iter().chain(NOT_REBUILT_TABLES) {
+        assert!(
+            tables.iter().any(|t| t == table),
+            "{table} missing after migrate"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_migrate_creates_the_schema_and_can_run_twice_on_sqlite() {
+    herald_migrate_creates_the_schema_and_can_run_twice(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_migrate_creates_the_schema_and_can_run_twice_on_postgres() {
+    herald_migrate_creates_the_schema_and_can_run_twice(Backend::Postgres).await;
+}
+
+async fn herald_purge_removes_the_orgs_deleted_campaigns(app: TestApp) {
+    for id in ["camp-gone", "camp-kept"] {
+        let body =
+            serde_json::json!({"id": id, "name": id, "type": "one-shot", "channels": ["email"]});
+        assert_eq!(app.post_campaign(&body).await.status, 201);
+    }
+    let deleted = app
+        .admin(Method::DELETE, "/crm/marketing/campaigns/camp-gone")
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204);
+    let refused = herald_for(&app)
+        .args(["purge", "--org", "not an org"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let out = herald_for(&app)
+        .args(["purge", "--org", "acme"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert!(printed["jobId"].is_string(), "{printed}");
+    assert_eq!(
+        printed["result"]["campaignIds"],
+        serde_json::json!(["camp-gone"])
+    );
+    let streams: Vec<String> = app
+        .all_events()
+        .await
+        .iter()
+        .map(|e| e["streamId"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !streams.iter().any(|s| s.contains("camp-gone")),
+        "{streams:?}"
+    );
+    assert!(streams.contains(&"audit-acme".to_string()), "{streams:?}");
+    app.get_campaign("camp-gone").await.assert_problem(404);
+    assert_eq!(app.get_campaign("camp-kept").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: on SQLite the running server's campaign cache is never told of another process's purge; GET of the purged campaign still answers 200"]
+async fn herald_purge_removes_the_orgs_deleted_campaigns_on_sqlite() {
+    herald_purge_removes_the_orgs_deleted_campaigns(spawn_api_only(Backend::Sqlite).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_purge_removes_the_orgs_deleted_campaigns_on_postgres() {
+    herald_purge_removes_the_orgs_deleted_campaigns(spawn_api_only(Backend::Postgres).await).await;
+}
+
+db_test!(
+    api_only herald_replay_projection_rebuilds_only_that_projection,
+    |app: TestApp| async move {
+        let body = serde_json::json!({"id": "camp-1", "name": "One", "type": "one-shot", "channels": ["email"]});
+        assert_eq!(app.post_campaign(&body).await.status, 201);
+        // `campaigns`, not a checkpointed projection: without a runner nothing waits for the
+        // event to settle, and the checkpointed rebuild has the bug of the ignored
+        // herald_replay_on_postgres_waits_for_events_behind_an_open_transaction.
+        let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
+        let before = read_models(&db).await;
+        assert_eq!(before["campaigns"].len(), 1);
+        wipe(&db, &["campaigns"]).await;
+        let out = herald_for(&app)
+            .args(["replay", "--projection", "campaigns"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(read_models(&db).await, before);
+        let rebuilt = rebuilt_counts(&stderr);
+        assert_eq!(
+            rebuilt.keys().collect::<Vec<_>>(),
+            ["campaigns"],
+            "{stderr}"
+        );
+        assert_eq!(rebuilt["campaigns"], 1);
+        let out = herald_for(&app)
+            .args(["replay", "--projection", "nope"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("unknown projection nope"), "{stderr}");
+        assert!(stderr.contains("analytics"), "the known names are listed: {stderr}");
+    }
+);
+
+db_test!(
+    api_only herald_export_after_a_position_prints_only_later_events,
+    |app: TestApp| async move {
+        for id in ["camp-1", "camp-2", "camp-3"] {
+            let body = serde_json::json!({"id": id, "name": id, "type": "one-shot", "channels": ["email"]});
+            assert_eq!(app.post_campaign(&body).await.status, 201);
+        }
+        let all = app.all_events().await;
+        assert_eq!(all.len(), 3);
+        let after = all[0]["position"].as_i64().unwrap();
+        let out = herald_for(&app)
+            .args(["export", "--org", "acme", "--after", &after.to_string()])
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(read_models(&app.database_url).await, live);
+        let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines, all[1..].to_vec());
     }
 );
+
+#[tokio::test]
+async fn bare_herald_serves() {
+    let dir = std::env::temp_dir().join(format!("herald-cli-{}", uuid::Uuid::now_v7()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = herald()
+        .env("HERALD_DATA_DIR", &dir)
+        .env("HERALD_BIND", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let ready = eventually(Duration::from_secs(30), || async {
+        client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ready, "herald without a subcommand did not serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: projector::rebuild stops at the first empty page; on PostgreSQL a transaction open anywhere in the cluster keeps pg_snapshot_xmin below newer events, so herald replay rebuilds nothing and reports 0 events"]
+async fn herald_replay_on_postgres_waits_for_events_behind_an_open_transaction() {
+    use sqlx::Connection;
+    let app = spawn_api_only(Backend::Postgres).await;
+    // Any transaction with an id, in any database of the cluster, opened before the write.
+    let mut other = sqlx::PgConnection::connect(&postgres_admin_url())
+        .await
+        .unwrap();
+    sqlx::query("begin").execute(&mut other).await.unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let body = serde_json::json!({"id": "camp-1", "name": "One", "type": "one-shot", "channels": ["email"]});
+    assert_eq!(app.post_campaign(&body).await.status, 201);
+    let out = herald_for(&app)
+        .args(["replay", "--projection", "campaign-status-counts"])
+        .output()
+        .unwrap();
+    sqlx::query("rollback").execute(&mut other).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        rebuilt_counts(&stderr).get("campaign-status-counts"),
+        Some(&1),
+        "{stderr}"
+    );
+}

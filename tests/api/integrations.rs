@@ -59,11 +59,13 @@ db_test!(
         }
         // Nor is it stored in the clear in any column of any table.
         let dump = database_dump(&app).await;
-        assert!(!dump.contains(SECRET), "the secret is stored in the clear");
-        assert!(
-            !dump.contains("very-secret"),
-            "part of the secret is stored in the clear"
-        );
+        for needle in [SECRET, "very-secret"] {
+            assert_eq!(
+                leaks(&dump, needle),
+                Vec::<&str>::new(),
+                "{needle} is stored in the clear"
+            );
+        }
 
         for role in ["marketer", "analyst"] {
             let t = token(&["acme"], &[role], "someone");
@@ -93,32 +95,256 @@ db_test!(
     }
 );
 
-/// Every text value of every table, for leak checks.
+/// Every value of every column that can hold text (from the database catalogue: text and JSON
+/// columns on PostgreSQL; every column on SQLite, whose columns take any type, read as bytes),
+/// each line `table.column: value`, for leak checks.
 async fn database_dump(app: &TestApp) -> String {
     use sqlx::Row;
     let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
-    let mut out = String::new();
-    for (table, columns) in [
-        ("events", "data, metadata"),
-        ("documents", "doc"),
-        ("connection_secrets", "nonce || ciphertext"),
-        ("campaigns", "doc"),
+    let sqlite = db.backend == herald::db::Backend::Sqlite;
+    let columns: Vec<(String, String)> = catalogue(&db)
+        .await
+        .into_iter()
+        .filter(|(_, _, ty)| sqlite || !matches!(ty.as_str(), "bigint" | "integer" | "xid8"))
+        .map(|(t, c, _)| (t, c))
+        .collect();
+    for expected in [
+        ("events", "data"),
+        ("events", "metadata"),
+        ("connection_secrets", "ciphertext"),
+        ("send_ledger", "last_error"),
+        ("jobs", "last_error"),
         ("idempotency_keys", "body"),
     ] {
-        let sql = match db.backend {
-            herald::db::Backend::Postgres => format!(
-                "select ({})::text from {table}",
-                columns.replace(", ", ")::text || (")
-            ),
-            herald::db::Backend::Sqlite => {
-                format!("select {} from {table}", columns.replace(", ", " || "))
-            }
+        assert!(
+            columns
+                .iter()
+                .any(|(t, c)| (t.as_str(), c.as_str()) == expected),
+            "{expected:?} is not among the columns searched: {columns:?}"
+        );
+    }
+    let mut out = String::new();
+    for (table, column) in columns {
+        let sql = if sqlite {
+            format!("select cast({column} as blob) from {table}")
+        } else {
+            format!("select cast({column} as text) from {table}")
         };
         for row in sqlx::query(&sql).fetch_all(&db.read).await.unwrap() {
-            out.push_str(&row.get::<String, _>(0));
+            let value = if sqlite {
+                row.get::<Option<Vec<u8>>, _>(0)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            } else {
+                row.get::<Option<String>, _>(0)
+            };
+            if let Some(value) = value {
+                out.push_str(&format!("{table}.{column}: {value}\n"));
+            }
         }
     }
     out
+}
+
+/// The lines of `dump` that hold `needle`.
+fn leaks<'a>(dump: &'a str, needle: &str) -> Vec<&'a str> {
+    dump.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// A `herald serve` process whose log (at debug level) goes to a file, and a client for it.
+struct LoggedServer {
+    app: TestApp,
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn_logged(backend: Backend) -> LoggedServer {
+    let (url, dir) = fresh_database(backend).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.join("server.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env("HERALD_BIND", format!("127.0.0.1:{port}"))
+        .env("HERALD_DATA_DIR", &dir)
+        .env("HERALD_JWT_SECRET", JWT_SECRET)
+        .env(
+            "HERALD_TRACKING_SECRET",
+            "test-tracking-secret-test-tracking-secret",
+        )
+        .env(
+            "HERALD_SECRETS_KEY",
+            "test-secrets-key-test-secrets-key-test",
+        )
+        .env("RUST_LOG", "debug")
+        // JSON lines: no colour codes between the characters of a leaked value.
+        .env("HERALD_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start herald");
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = eventually(std::time::Duration::from_secs(30), || async {
+        client
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(
+        ready,
+        "herald did not start: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    LoggedServer {
+        app: TestApp {
+            address,
+            client,
+            backend,
+            database_url: url,
+            data_dir: dir,
+            admin: token(&["acme"], &["admin"], "alice"),
+        },
+        child,
+        log,
+    }
+}
+
+async fn credentials_are_in_no_column_and_no_log_line(backend: Backend) {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let vendor = MockServer::start().await;
+    // A vendor that quotes the key back in its error, as some do for a bad request.
+    Mock::given(method("POST"))
+        .and(path("/v3/mail/send"))
+        .and(body_string_contains("bad@acme.test"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(format!(
+            "{{\"errors\":[{{\"message\":\"key {SECRET} may not send to this address\"}}]}}"
+        )))
+        .with_priority(1)
+        .mount(&vendor)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/mail/send"))
+        .respond_with(ResponseTemplate::new(202).insert_header("x-message-id", "sg-1"))
+        .with_priority(2)
+        .mount(&vendor)
+        .await;
+    let server = spawn_logged(backend).await;
+    let app = &server.app;
+    let mut connection = sendgrid();
+    connection["settings"]["baseUrl"] = json!(vendor.uri());
+    let created = app
+        .admin(Method::POST, "/crm/integrations/connections")
+        .header("idempotency-key", "connect-sendgrid-1")
+        .json(&connection)
+        .send()
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let again = app
+        .admin(Method::POST, "/crm/integrations/connections")
+        .header("idempotency-key", "connect-sendgrid-1")
+        .json(&connection)
+        .send()
+        .await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(
+        again.body["id"], created.body["id"],
+        "the stored response came back"
+    );
+    let template = json!({"id": "tpl-plain", "name": "Plain",
+        "email": {"subject": "Hello", "html": "<p>Hello</p>"}});
+    let reply = app
+        .admin(Method::POST, "/crm/marketing/templates")
+        .json(&template)
+        .send()
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let audience = json!({"id": "aud-news", "name": "News",
+        "filter": {"datatype": "contact", "where": {"tags": "news"}}});
+    let reply = app
+        .admin(Method::POST, "/crm/audiences")
+        .json(&audience)
+        .send()
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let contacts = json!([
+        {"id": "ct-ok", "email": "ok@acme.test", "tags": ["news"]},
+        {"id": "ct-bad", "email": "bad@acme.test", "tags": ["news"]}
+    ]);
+    let reply = app
+        .admin(Method::POST, "/crm/contacts/import")
+        .json(&contacts)
+        .send()
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.text);
+    let campaign = json!({"id": "camp-sg", "name": "SendGrid", "type": "one-shot",
+        "channels": ["email"], "audienceId": "aud-news", "templateId": "tpl-plain",
+        "status": "running"});
+    let reply = app.post_campaign(&campaign).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let completed = eventually(std::time::Duration::from_secs(30), || async {
+        app.get_campaign("camp-sg").await.body["status"] == "completed"
+    })
+    .await;
+    assert!(completed, "{}", app.get_campaign("camp-sg").await.text);
+
+    // The credentials were in play: every call carried the key, one failed.
+    let requests = vendor.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2, "one send and one failure");
+    for request in &requests {
+        assert_eq!(
+            request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok()),
+            Some(format!("Bearer {SECRET}").as_str())
+        );
+    }
+    let dump = database_dump(app).await;
+    assert!(
+        dump.contains("HTTP 400"),
+        "the vendor's failure is recorded somewhere searched"
+    );
+    for needle in [SECRET, "very-secret"] {
+        assert_eq!(
+            leaks(&dump, needle),
+            Vec::<&str>::new(),
+            "{needle} is stored in the clear"
+        );
+    }
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("camp-sg"), "the log was captured: {log}");
+    for needle in [SECRET, "very-secret"] {
+        assert_eq!(
+            leaks(&log, needle),
+            Vec::<&str>::new(),
+            "{needle} is in the server's log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_in_no_column_and_no_log_line_on_sqlite() {
+    credentials_are_in_no_column_and_no_log_line(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_in_no_column_and_no_log_line_on_postgres() {
+    credentials_are_in_no_column_and_no_log_line(Backend::Postgres).await;
 }
 
 db_test!(

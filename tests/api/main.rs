@@ -12,6 +12,7 @@ mod campaigns;
 mod cli;
 mod concurrency;
 mod contacts;
+mod contract;
 mod discovery;
 mod engagements;
 mod events;

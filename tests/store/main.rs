@@ -7,3 +7,4 @@ mod helpers;
 
 mod catch_up;
 mod crash;
+mod golden;
