@@ -16,10 +16,16 @@
 //!   minijinja's) so URLs inside `href` stay readable for link rewriting and spam filters.
 //! - **Every render is bounded**: [`FUEL_PER_PART`] VM steps and [`MAX_RENDERED_BYTES`] of output
 //!   per part; `include`/`import`/`macro` are compiled out (see `domain/Cargo.toml`).
-//!   TODO: intermediate values are not bounded. `{% set %}` plus `~` or `*` can build a string of
-//!   hundreds of MB before anything is written, and MiniJinja has no hook to stop it; closing
-//!   that needs an allow-list over its AST (only behind `unstable_machinery` today) or rendering
-//!   in a memory-limited worker.
+//! - **Every value is bounded before it exists.** MiniJinja has no hook on each operation, so
+//!   `template/bounds.rs` proves on the syntax tree, before a part is compiled, that no value
+//!   exceeds [`MAX_VALUE_BYTES`] beyond the data it copies, that a render never holds more than
+//!   [`MAX_HELD_BYTES`] nor allocates more than [`MAX_ALLOCATED_BYTES`] (string repeat, `~`,
+//!   lists, `range`, captured text, loops). A part it cannot bound is refused at save, and by
+//!   [`CompiledTemplate`] too: a part stored under older rules is never compiled, and each render
+//!   of it fails ([`RenderError::Unbounded`]). The bounds are proven for data up to
+//!   [`MAX_DATA_BYTES`]; each render recomputes them with the pieces of data the part copies and
+//!   fails for a contact whose data would go past them ([`RenderError::DataTooLarge`]).
+//!   `docs/adr/0009-template-size-bounds.md` has the reasoning.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -32,8 +38,13 @@ use minijinja::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use self::bounds::{Unknown, Unproven};
 use crate::error::FieldError;
 use crate::ids::{is_valid_id, INVALID_ID_MESSAGE};
+
+mod bounds;
+#[cfg(test)]
+mod size_tests;
 
 /// The longest template name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -64,6 +75,31 @@ pub const FUEL_PER_PART: u64 = 100_000;
 
 /// The largest rendered part, in bytes. Larger output is refused rather than truncated.
 pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
+
+/// The most one value a template builds may hold beyond the contact and campaign data it copies:
+/// text, repeated text, lists, `range`, captured output. The output cap is 1 MiB, so no message
+/// needs more; `'x' * 10000000` is refused.
+pub const MAX_VALUE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The most one render of a part may hold at once: variables, captured text, loop lists,
+/// compiled-in constants and one expression's temporaries, data copies included. Enforced when
+/// the template is saved (for data of [`MAX_DATA_BYTES`]) and again at each render (for the
+/// contact's own data).
+pub const MAX_HELD_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The most one render of a part may allocate in all, data copies included: a loop may not
+/// rebuild large values at every iteration (`FUEL_PER_PART` bounds steps, not what one step
+/// copies). Enforced like [`MAX_HELD_BYTES`].
+pub const MAX_ALLOCATED_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The data a template must be able to handle to be saved: it must stay within
+/// [`MAX_HELD_BYTES`] for any contact, campaign and unsubscribe URL that print (quoted, as inside
+/// a list) to at most this many bytes, so it may copy data about 60 times (`|sort` of a text is a
+/// list of its characters, 24 bytes each). Larger data is not refused as such: a render measures
+/// the pieces the template copies, and fails for that contact only if they do not fit. API bodies
+/// are at most 1 MiB, but imported rows can be larger and numbers print longer than their JSON
+/// (`1e300` prints 301 digits), so the data is measured, not assumed.
+pub const MAX_DATA_BYTES: u64 = 512 * 1024;
 
 /// Frames deep at render (nested and recursive loops); far above what a message needs.
 const RECURSION_LIMIT: usize = 100;
@@ -231,12 +267,16 @@ pub fn parse_template(body: &Value) -> Result<TemplateInput, Vec<FieldError>> {
 /// minijinja's own globals such as `range`), and `contact.<field>` for a field the contact
 /// document does not have. One error per variable, at the part that uses it.
 ///
-/// Parts with a syntax error are skipped; [`parse_template`] reports those.
+/// Parts with a syntax error or beyond the size bounds are skipped; [`parse_template`] reports
+/// those.
 pub fn check_variables(content: &TemplateContent) -> Vec<FieldError> {
     content
         .parts()
         .into_iter()
         .flat_map(|(part, source)| {
+            if prove(part, source, Unknown::FailsAtRender).is_err() {
+                return Vec::new();
+            }
             let mut env = environment();
             match env.add_template(part.field(), source) {
                 Ok(()) => env
@@ -320,6 +360,17 @@ pub enum RenderError {
     /// The part renders to more than [`MAX_RENDERED_BYTES`].
     #[error("{field} renders to more than {MAX_RENDERED_BYTES} bytes")]
     TooLarge { field: &'static str },
+    /// The part could build values beyond the size limits, so it was never compiled (a template
+    /// stored before the rule; saving it now is refused with the same message).
+    #[error("{field} {message}")]
+    Unbounded {
+        field: &'static str,
+        message: String,
+    },
+    /// With this contact's data the part could hold more than [`MAX_HELD_BYTES`] or allocate
+    /// more than [`MAX_ALLOCATED_BYTES`]: it copies more of the data than fits.
+    #[error("{field} would copy too much of this contact's data to render")]
+    DataTooLarge { field: &'static str },
 }
 
 impl RenderError {
@@ -333,6 +384,13 @@ impl RenderError {
             )],
             RenderError::TooMuchWork { field } => vec![FieldError::new(*field, too_much_work())],
             RenderError::TooLarge { field } => vec![FieldError::new(*field, too_large())],
+            RenderError::Unbounded { field, message } => {
+                vec![FieldError::new(*field, message.clone())]
+            }
+            RenderError::DataTooLarge { field } => vec![FieldError::new(
+                *field,
+                "would copy too much of this contact's data to render",
+            )],
         }
     }
 }
@@ -353,7 +411,8 @@ pub fn render(
 /// It is `Send + Sync`, so one instance can be shared by every worker of a launch.
 pub struct CompiledTemplate {
     env: Environment<'static>,
-    parts: Vec<Part>,
+    /// Each part with its proven bound, or why it was not compiled.
+    parts: Vec<(Part, Result<bounds::Bounded, String>)>,
 }
 
 impl fmt::Debug for CompiledTemplate {
@@ -361,7 +420,11 @@ impl fmt::Debug for CompiledTemplate {
         f.debug_struct("CompiledTemplate")
             .field(
                 "parts",
-                &self.parts.iter().map(|p| p.field()).collect::<Vec<_>>(),
+                &self
+                    .parts
+                    .iter()
+                    .map(|(p, _)| p.field())
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -370,16 +433,23 @@ impl fmt::Debug for CompiledTemplate {
 impl CompiledTemplate {
     /// Compiles every part of `content`, reporting each syntax error at its field.
     ///
-    /// This checks syntax only, so templates stored under older rules still render; the save-time
-    /// rules live in [`parse_template`].
+    /// Other save-time rules ([`parse_template`]) are not applied, so templates stored under
+    /// older rules still render, except for the size bounds: a part that could build values
+    /// beyond them is not compiled, and every render returns [`RenderError::Unbounded`] for it.
     pub fn new(content: &TemplateContent) -> Result<Self, Vec<FieldError>> {
         let mut env = environment();
         let mut parts = Vec::new();
         let mut errors = Vec::new();
         for (part, source) in content.parts() {
-            match env.add_template_owned(part.field(), source.to_owned()) {
-                Ok(()) => parts.push(part),
-                Err(err) => errors.push(FieldError::new(part.field(), syntax_message(&err))),
+            match prove(part, source, Unknown::FailsAtRender) {
+                Err(Unproven::Syntax(err)) => {
+                    errors.push(FieldError::new(part.field(), syntax_message(&err)));
+                }
+                Err(Unproven::Refused(refusal)) => parts.push((part, Err(refusal.to_string()))),
+                Ok(bounded) => match env.add_template_owned(part.field(), source.to_owned()) {
+                    Ok(()) => parts.push((part, Ok(bounded))),
+                    Err(err) => errors.push(FieldError::new(part.field(), syntax_message(&err))),
+                },
             }
         }
         if errors.is_empty() {
@@ -391,6 +461,22 @@ impl CompiledTemplate {
 
     /// Renders every part for one contact.
     pub fn render(&self, ctx: &RenderContext) -> Result<RenderedMessage, RenderError> {
+        for (part, compiled) in &self.parts {
+            let field = part.field();
+            match compiled {
+                Err(message) => {
+                    return Err(RenderError::Unbounded {
+                        field,
+                        message: message.clone(),
+                    })
+                }
+                Ok(bounded) => {
+                    if !bounded.fits(&ctx.contact, &ctx.campaign, &ctx.unsubscribe_url) {
+                        return Err(RenderError::DataTooLarge { field });
+                    }
+                }
+            }
+        }
         // Converted once per contact and shared by every part.
         let root = root_value(ctx);
         let mut subject = None;
@@ -400,7 +486,7 @@ impl CompiledTemplate {
         let mut social_text = None;
         let mut link = None;
         let mut image_url = None;
-        for &part in &self.parts {
+        for &(part, _) in &self.parts {
             let template =
                 self.env
                     .get_template(part.field())
@@ -465,6 +551,12 @@ fn root_value(ctx: &RenderContext) -> JinjaValue {
     }
 }
 
+/// Parses `source` and proves its size bounds; nothing is compiled (MiniJinja evaluates constant
+/// expressions such as `'x' * 99999999` when it compiles).
+fn prove(part: Part, source: &str, unknown: Unknown) -> Result<bounds::Bounded, Unproven> {
+    bounds::prove(source, part.field(), part == Part::EmailHtml, unknown)
+}
+
 /// Prints `null` and undefined as nothing, and HTML-escapes without touching `/`.
 fn format_value(out: &mut Output, state: &State, value: &JinjaValue) -> Result<(), JinjaError> {
     if value.is_none() || value.is_undefined() {
@@ -473,11 +565,21 @@ fn format_value(out: &mut Output, state: &State, value: &JinjaValue) -> Result<(
     if state.auto_escape() == AutoEscape::Html && !value.is_safe() {
         let written = match value.as_str() {
             Some(s) => write_html_escaped(out, s),
-            None => write_html_escaped(out, &value.to_string()),
+            // Escaped as it prints: a list is not first turned into one string.
+            None => fmt::write(&mut HtmlEscaping(out), format_args!("{value}")),
         };
         return written.map_err(JinjaError::from);
     }
     escape_formatter(out, state, value)
+}
+
+/// A writer that HTML-escapes what is written through it.
+struct HtmlEscaping<'a, 'b>(&'a mut Output<'b>);
+
+impl fmt::Write for HtmlEscaping<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_html_escaped(self.0, s)
+    }
 }
 
 /// Escapes the five characters that matter in HTML text and quoted attributes.
@@ -560,9 +662,18 @@ impl io::Write for CappedBuffer {
     }
 }
 
-/// Everything a saved part must pass: it compiles, uses only known variables, and renders for a
-/// contact with no data without calling unknown filters or exceeding the limits.
+/// Everything a saved part must pass: it compiles, is bounded in size, uses only known variables
+/// and filters, and renders for a contact with no data without exceeding the limits.
 fn check_part(part: Part, source: &str) -> Vec<FieldError> {
+    match prove(part, source, Unknown::Refuse) {
+        Err(Unproven::Syntax(err)) => {
+            return vec![FieldError::new(part.field(), syntax_message(&err))]
+        }
+        Err(Unproven::Refused(refusal)) => {
+            return vec![FieldError::new(part.field(), refusal.to_string())]
+        }
+        Ok(_) => {}
+    }
     let mut env = environment();
     if let Err(err) = env.add_template(part.field(), source) {
         return vec![FieldError::new(part.field(), syntax_message(&err))];
