@@ -286,16 +286,41 @@ pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
     lock_projection(&mut tx, db.backend, projection).await?;
     projection.reset(&mut tx).await?;
     tx.commit().await?;
+    // Everything up to the head at the start is replayed. The gap-safe reader cannot read an
+    // event until every transaction older than it has ended, in any database of the cluster, so
+    // an empty page is not the end while such events remain: wait for them, and say so.
+    let head = store::head_position(db).await?;
     let mut total = 0u64;
+    let mut waiting_since: Option<std::time::Instant> = None;
+    let mut warned_at = Duration::ZERO;
     loop {
         let applied = step(db, projection).await?;
-        if applied == 0 {
+        total += applied as u64;
+        if applied > 0 {
+            waiting_since = None;
+            continue;
+        }
+        let unsettled = store::unsettled_up_to(db, head).await?;
+        if unsettled == 0 {
             break;
         }
-        total += applied as u64;
+        let waited = waiting_since.get_or_insert_with(std::time::Instant::now).elapsed();
+        if waited >= warned_at + REPLAY_WAIT_WARNING {
+            warned_at = waited;
+            tracing::warn!(
+                projection = projection.name(),
+                events = unsettled,
+                waited_secs = waited.as_secs(),
+                "replay is waiting for open transactions older than these events to end"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(total)
 }
+
+/// How long a replay waits on open transactions between two warnings.
+const REPLAY_WAIT_WARNING: Duration = Duration::from_secs(10);
 
 /// Handle the command path uses to wake the runner (and the scheduler) after an append.
 #[derive(Debug, Clone, Default)]

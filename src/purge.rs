@@ -141,13 +141,16 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
     .await?;
     let mut removed = 0u64;
     for id in &ids {
+        // Prefixes compared exactly: `like` would read `_` in an id as any character (and, on
+        // SQLite, ignore case), so purging `spring_1` would also erase `spring-1`'s runs.
         let result = sqlx::query(
-            "delete from events where org_id = $1 and (stream_id = $2 or stream_id like $3 or stream_id like $4)",
+            "delete from events where org_id = $1 and (stream_id = $2
+               or substr(stream_id, 1, length($3)) = $3 or substr(stream_id, 1, length($4)) = $4)",
         )
         .bind(org_id)
         .bind(format!("campaign-{org_id}:{id}"))
-        .bind(format!("run-{org_id}:{id}:%"))
-        .bind(format!("delivery-{org_id}:{id}:%"))
+        .bind(format!("run-{org_id}:{id}:"))
+        .bind(format!("delivery-{org_id}:{id}:"))
         .execute(&mut *tx)
         .await?;
         removed += result.rows_affected();
@@ -161,11 +164,12 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
             .await?;
         }
         sqlx::query(
-            "delete from engagement_keys where org_id = $1 and (key like $2 or key like $3)",
+            "delete from engagement_keys where org_id = $1
+               and (substr(key, 1, length($2)) = $2 or substr(key, 1, length($3)) = $3)",
         )
         .bind(org_id)
-        .bind(format!("api:{id}:%"))
-        .bind(format!("unsubscribe:{id}:%"))
+        .bind(format!("api:{id}:"))
+        .bind(format!("unsubscribe:{id}:"))
         .execute(&mut *tx)
         .await?;
         sqlx::query("delete from campaigns where org_id = $1 and id = $2")

@@ -541,6 +541,24 @@ pub async fn head_position(db: &Db) -> Result<i64, sqlx::Error> {
         .await
 }
 
+/// How many events at or before `position` the gap-safe reader ([`read_page`]) cannot read yet:
+/// on PostgreSQL those whose transaction is not older than the oldest one still open anywhere
+/// in the cluster (committed or not). Always 0 on SQLite, whose log is read in commit order.
+pub async fn unsettled_up_to(db: &Db, position: i64) -> Result<i64, sqlx::Error> {
+    match db.backend {
+        Backend::Postgres => {
+            sqlx::query_scalar(
+                "select count(*) from events
+                 where transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) and position <= $1",
+            )
+            .bind(position)
+            .fetch_one(&db.read)
+            .await
+        }
+        Backend::Sqlite => Ok(0),
+    }
+}
+
 /// How many committed events a reader at `at` has yet to read (counted up to 1 000 000).
 pub async fn lag(db: &Db, at: Checkpoint) -> Result<i64, sqlx::Error> {
     let sql = match db.backend {

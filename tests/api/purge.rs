@@ -138,3 +138,56 @@ db_test!(
         assert_eq!(after.body["missing"], json!(["camp-gone"]));
     }
 );
+
+db_test!(
+    purging_an_id_with_an_underscore_leaves_the_campaign_it_looks_like_alone,
+    |app: TestApp| async move {
+        app.make_ready().await;
+        for id in ["spring_1", "spring-1"] {
+            let mut body = crate::helpers::seed_campaign();
+            body["id"] = json!(id);
+            body["schedule"] = json!(null);
+            body["status"] = json!("running");
+            let reply = app.post_campaign(&body).await;
+            assert_eq!(reply.status, 201, "{}", reply.text);
+        }
+        let launched = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+            app.get_campaign("spring_1").await.body["status"] == "completed"
+                && app.get_campaign("spring-1").await.body["status"] == "completed"
+        })
+        .await;
+        assert!(launched, "both campaigns sent their runs");
+        let streams_of = |events: &[Value], id: &str| -> Vec<String> {
+            events
+                .iter()
+                .filter_map(|e| e["streamId"].as_str())
+                .filter(|s| s.contains(&format!(":{id}")))
+                .map(str::to_string)
+                .collect()
+        };
+        let before = streams_of(&app.all_events().await, "spring-1");
+        assert!(
+            before.iter().any(|s| s.starts_with("run-acme:spring-1:")),
+            "{before:?}"
+        );
+        let reply = app
+            .admin(Method::DELETE, "/crm/marketing/campaigns/spring_1")
+            .send()
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.text);
+        let reply = app.admin(Method::POST, "/crm/marketing/purge").send().await;
+        let job = reply.body["jobId"].as_str().unwrap().to_string();
+        let done = wait_done(&app, &job).await;
+        assert_eq!(done["campaignIds"], json!(["spring_1"]), "{done}");
+        let after = app.all_events().await;
+        assert_eq!(
+            streams_of(&after, "spring-1"),
+            before,
+            "spring-1 keeps every event"
+        );
+        assert!(
+            streams_of(&after, "spring_1").is_empty(),
+            "spring_1 is gone"
+        );
+    }
+);
