@@ -670,7 +670,10 @@ impl OrgAssets {
 
     /// Replaces a campaign document's `blockers` with what blocks it now (nothing once deleted).
     pub fn live_blockers(&self, mut doc: Value) -> Value {
-        if doc.get("state").and_then(Value::as_str) == Some("deleted") {
+        // Blockers say what stops a launch: nothing can launch a deleted or completed campaign.
+        if doc.get("state").and_then(Value::as_str) == Some("deleted")
+            || doc.get("status").and_then(Value::as_str) == Some("completed")
+        {
             doc["blockers"] = Value::Array(vec![]);
             return doc;
         }

@@ -11,7 +11,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::CampaignError;
+use crate::error::{CampaignError, FieldError};
 use crate::ids::{is_valid_id, INVALID_ID_MESSAGE};
 use crate::schedule::CronSchedule;
 use crate::spec::{Action, CampaignSpec, Channel, Status};
@@ -372,7 +372,7 @@ impl Campaign {
                     from: self.status,
                 })
             }
-            CampaignCommand::Act { action, ctx } => self.change_to(action.target(), &ctx),
+            CampaignCommand::Act { action, ctx } => self.act(action, &ctx),
             CampaignCommand::RunDue { ctx } => Ok(self.run_due(&ctx)),
             CampaignCommand::Delete => Ok(vec![CampaignEvent::SoftDeleted {}]),
         }
@@ -426,6 +426,29 @@ impl Campaign {
     }
 
     /// The events that move the campaign to `to` now, with its current spec.
+    /// `POST …/{action}`. Unlike a `PUT`, a launch or resume that cannot go out on any channel
+    /// is refused with its blockers and changes nothing, and so is a launch after `endAt`.
+    fn act(
+        &self,
+        action: Action,
+        ctx: &LaunchContext,
+    ) -> Result<Vec<CampaignEvent>, CampaignError> {
+        if matches!(action, Action::Launch | Action::Resume) {
+            if action == Action::Launch && self.ended(ctx) {
+                return Err(CampaignError::Ended);
+            }
+            if let Err(blockers) = plan_launch(&self.spec, ctx) {
+                return Err(CampaignError::CannotLaunch { blockers });
+            }
+        }
+        self.change_to(action.target(), ctx)
+    }
+
+    /// Whether the campaign's `schedule.endAt` has passed.
+    fn ended(&self, ctx: &LaunchContext) -> bool {
+        self.spec.end_at().is_some_and(|end| end <= ctx.now)
+    }
+
     fn change_to(
         &self,
         to: Status,
@@ -435,6 +458,18 @@ impl Campaign {
         let from = self.status;
         match (from, to) {
             _ if from == to => Ok(Vec::new()),
+            (Draft | Scheduled, Scheduled | Running) if self.ended(ctx) => {
+                // A schedule that also starts in the past says so first.
+                let mut errors = match (to, self.future_start(ctx)) {
+                    (Scheduled, Err(CampaignError::Invalid(errors))) => errors,
+                    _ => Vec::new(),
+                };
+                errors.push(FieldError::new(
+                    "schedule.endAt",
+                    "has passed; a campaign whose end has passed cannot be launched or scheduled",
+                ));
+                Err(CampaignError::Invalid(errors))
+            }
             (Draft, Scheduled) => self.schedule(ctx),
             (Draft | Scheduled, Running) => self.launch_now(ctx),
             (Scheduled, Draft) => Ok(vec![CampaignEvent::Unscheduled {}]),
@@ -804,7 +839,6 @@ impl Aggregate for Campaign {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::FieldError;
     use crate::spec::{parse_campaign, Recurring, Schedule};
     use cqrs_es::test::TestFramework;
     use serde_json::json;
@@ -1934,5 +1968,68 @@ mod tests {
                 ctx: ctx(),
             })
             .then_expect_events(vec![launched_now()]);
+    }
+
+    #[test]
+    fn a_launch_action_that_no_channel_can_take_is_refused_with_its_blockers_and_writes_nothing() {
+        let blockers = vec![Blocker::new(Blocker::TEMPLATE_MISSING)];
+        campaign()
+            .given(history(Draft))
+            .when(CampaignCommand::Act {
+                action: Action::Launch,
+                ctx: ctx().with_blockers(blockers.clone()),
+            })
+            .then_expect_error(CampaignError::CannotLaunch { blockers });
+        let none_connected: Vec<Blocker> = SEED_CHANNELS
+            .iter()
+            .map(|c| Blocker::channel_not_connected(*c))
+            .collect();
+        campaign()
+            .given(history(Paused))
+            .when(CampaignCommand::Act {
+                action: Action::Resume,
+                ctx: ctx().with_launchable(vec![]),
+            })
+            .then_expect_error(CampaignError::CannotLaunch {
+                blockers: none_connected,
+            });
+    }
+
+    #[test]
+    fn a_campaign_whose_end_has_passed_cannot_be_launched_or_scheduled() {
+        let after_end = || ctx_at("2026-05-16T00:00:00Z");
+        campaign()
+            .given(history(Draft))
+            .when(CampaignCommand::Act {
+                action: Action::Launch,
+                ctx: after_end(),
+            })
+            .then_expect_error(CampaignError::Ended);
+        campaign()
+            .given(history(Draft))
+            .when(CampaignCommand::ChangeStatus {
+                to: Running,
+                ctx: after_end(),
+            })
+            .then_expect_error(invalid(
+                "schedule.endAt",
+                "has passed; a campaign whose end has passed cannot be launched or scheduled",
+            ));
+        campaign()
+            .given(history(Draft))
+            .when(CampaignCommand::ChangeStatus {
+                to: Scheduled,
+                ctx: after_end(),
+            })
+            .then_expect_error(CampaignError::Invalid(vec![
+                FieldError::new(
+                    "schedule.startAt",
+                    "must be in the future; to launch now, set status running",
+                ),
+                FieldError::new(
+                    "schedule.endAt",
+                    "has passed; a campaign whose end has passed cannot be launched or scheduled",
+                ),
+            ]));
     }
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::campaign::Blocker;
 use crate::spec::{Action, Status};
 
 /// One invalid field of a request, addressed by its path in the body (`schedule.endAt`,
@@ -42,6 +43,12 @@ pub enum CampaignError {
     /// A lifecycle action asked of a campaign in a status it does not start from (`409`).
     #[error("cannot {action} a {from} campaign")]
     ActionRefused { action: Action, from: Status },
+    /// A launch or resume asked for when no channel can go out (`409`); nothing changes.
+    #[error("cannot launch on any channel: {}", describe(.blockers))]
+    CannotLaunch { blockers: Vec<Blocker> },
+    /// A launch asked for after the campaign's `schedule.endAt` (`409`).
+    #[error("the campaign's schedule.endAt has passed; it cannot be launched")]
+    Ended,
     /// The campaign was soft-deleted; nothing but reads is allowed (`409`).
     #[error("the campaign is deleted")]
     Deleted,
@@ -65,11 +72,30 @@ impl CampaignError {
             Self::Invalid(_) => 422,
             Self::InvalidTransition { .. }
             | Self::ActionRefused { .. }
+            | Self::CannotLaunch { .. }
+            | Self::Ended
             | Self::Deleted
             | Self::AlreadyExists => 409,
             Self::NotFound => 404,
         }
     }
+}
+
+/// Blockers as a reader would say them: `email is not connected; the template is missing`.
+fn describe(blockers: &[Blocker]) -> String {
+    blockers
+        .iter()
+        .map(|b| match (b.code.as_str(), b.channel) {
+            (Blocker::CHANNEL_NOT_CONNECTED, Some(channel)) => {
+                format!("{channel} is not connected")
+            }
+            (Blocker::TEMPLATE_MISSING, _) => "the template is missing".to_string(),
+            (Blocker::AUDIENCE_MISSING, _) => "the audience is missing".to_string(),
+            (code, Some(channel)) => format!("{channel}: {code}"),
+            (code, None) => code.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn join(errors: &[FieldError]) -> String {

@@ -55,6 +55,13 @@ impl From<CommandError> for ApiError {
             CommandError::Domain(CampaignError::AlreadyExists) => {
                 ApiError::conflict("a campaign with this id already exists")
             }
+            CommandError::Domain(CampaignError::CannotLaunch { blockers }) => {
+                let detail = CampaignError::CannotLaunch {
+                    blockers: blockers.clone(),
+                }
+                .to_string();
+                ApiError::conflict(detail).with("blockers", json!(blockers))
+            }
             CommandError::Domain(other) => ApiError::conflict(other.to_string()),
             CommandError::VersionMismatch { current } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,

@@ -3,7 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use herald_domain::error::FieldError;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -13,6 +13,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// Members added to the problem object (RFC 9457 extensions), e.g. a refused launch's
+    /// `blockers`.
+    pub extensions: serde_json::Map<String, Value>,
 }
 
 impl ApiError {
@@ -21,7 +24,14 @@ impl ApiError {
             status,
             detail: detail.into(),
             errors: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Adds a member to the problem object.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extensions.insert(key.to_string(), value);
+        self
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -54,6 +64,7 @@ impl ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             detail,
             errors,
+            extensions: serde_json::Map::new(),
         }
     }
 
@@ -125,6 +136,9 @@ impl IntoResponse for ApiError {
         });
         if !self.errors.is_empty() {
             body["errors"] = json!(self.errors);
+        }
+        for (key, value) in self.extensions {
+            body[key.as_str()] = value;
         }
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();

@@ -184,3 +184,93 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    api_only a_launch_that_no_channel_can_take_is_409_with_its_blockers_and_changes_nothing,
+    |app: TestApp| async move {
+        // Nothing connected, no template, no audience: the seed's campaign is saved as draft.
+        let created = app.post_campaign(&future_campaign()).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let id = created.body["id"].as_str().unwrap().to_string();
+        let before = app.campaign_events(&id).await.len();
+        let refused = act(&app, &id, "launch").await;
+        refused.assert_problem(409);
+        let codes: Vec<&str> = refused.body["blockers"]
+            .as_array()
+            .expect("the problem lists the blockers")
+            .iter()
+            .map(|b| b["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&"channel_not_connected"), "{}", refused.text);
+        assert!(
+            refused.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("email is not connected"),
+            "{}",
+            refused.text
+        );
+        let after = app.get_campaign(&id).await;
+        assert_eq!(after.body["status"], "draft");
+        assert_eq!(app.campaign_events(&id).await.len(), before, "nothing written");
+    }
+);
+
+db_test!(
+    api_only a_campaign_whose_end_has_passed_cannot_be_launched_or_scheduled,
+    |app: TestApp| async move {
+        app.make_ready().await;
+        let ended = |status: &str| {
+            let mut body = seed_campaign();
+            body["schedule"]["startAt"] = json!("2020-01-01T09:00:00Z");
+            body["schedule"]["endAt"] = json!("2020-01-15T09:00:00Z");
+            body["status"] = json!(status);
+            body
+        };
+        for status in ["running", "scheduled"] {
+            let refused = app.post_campaign(&ended(status)).await;
+            refused.assert_problem(422);
+            let fields: Vec<&str> = refused.body["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["field"].as_str().unwrap())
+                .collect();
+            assert!(fields.contains(&"schedule.endAt"), "{}", refused.text);
+        }
+        let draft = app.post_campaign(&ended("draft")).await;
+        assert_eq!(draft.status, 201, "{}", draft.text);
+        let id = draft.body["id"].as_str().unwrap().to_string();
+        act(&app, &id, "launch").await.assert_problem(409);
+        assert_eq!(app.get_campaign(&id).await.body["status"], "draft");
+    }
+);
+
+db_test!(
+    api_only a_completed_campaign_has_no_blockers,
+    |app: TestApp| async move {
+        app.make_ready().await;
+        let mut body = seed_campaign();
+        body["schedule"] = json!(null);
+        body["status"] = json!("running");
+        let created = app.post_campaign(&body).await;
+        assert_eq!(created.body["status"], "running", "{}", created.text);
+        let id = created.body["id"].as_str().unwrap().to_string();
+        assert_eq!(act(&app, &id, "complete").await.status, 200);
+        // Its connection goes away: a completed campaign still has nothing blocking it.
+        let connections = app
+            .admin(Method::GET, "/crm/integrations/connections")
+            .send()
+            .await;
+        for connection in connections.body["items"].as_array().unwrap() {
+            let path = format!(
+                "/crm/integrations/connections/{}",
+                connection["id"].as_str().unwrap()
+            );
+            assert_eq!(app.admin(Method::DELETE, &path).send().await.status, 204);
+        }
+        let completed = app.get_campaign(&id).await;
+        assert_eq!(completed.body["status"], "completed");
+        assert_eq!(completed.body["blockers"], json!([]), "{}", completed.text);
+    }
+);
