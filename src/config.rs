@@ -58,7 +58,8 @@ pub struct TokenArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Only this projection (`campaigns`, `campaign-status-counts`); all when absent.
+    /// Only this projection (`campaigns`, `documents`, `campaign-status-counts`, `analytics`);
+    /// all when absent.
     #[arg(long)]
     pub projection: Option<String>,
 }

@@ -294,17 +294,22 @@ pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
     let mut waiting_since: Option<std::time::Instant> = None;
     let mut warned_at = Duration::ZERO;
     loop {
-        let applied = step(db, projection).await?;
-        total += applied as u64;
-        if applied > 0 {
-            waiting_since = None;
-            continue;
-        }
+        // Checked before the pages are read: when nothing up to the head was unsettled then,
+        // reading until an empty page has read all of it.
         let unsettled = store::unsettled_up_to(db, head).await?;
+        loop {
+            let applied = step(db, projection).await?;
+            if applied == 0 {
+                break;
+            }
+            total += applied as u64;
+        }
         if unsettled == 0 {
             break;
         }
-        let waited = waiting_since.get_or_insert_with(std::time::Instant::now).elapsed();
+        let waited = waiting_since
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed();
         if waited >= warned_at + REPLAY_WAIT_WARNING {
             warned_at = waited;
             tracing::warn!(

@@ -524,3 +524,92 @@ async fn herald_replay_on_postgres_waits_for_events_behind_an_open_transaction()
         "{stderr}"
     );
 }
+
+/// The commands of the README's command table: `(subcommand, flags)` of each `herald …` row.
+fn readme_commands() -> Vec<(String, Vec<String>)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("the README is readable");
+    let mut out = Vec::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `herald")) {
+        let cell = line.split('|').nth(1).unwrap_or_default();
+        for usage in cell.split('/').map(str::trim) {
+            let usage = usage.trim_matches('`');
+            let mut words = usage.split_whitespace();
+            if words.next() != Some("herald") {
+                continue;
+            }
+            let sub = words.next().unwrap_or("serve").to_string();
+            let flags = usage
+                .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+                .filter(|w| w.starts_with("--"))
+                .map(str::to_string)
+                .collect();
+            out.push((sub, flags));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_command_and_flag_the_readme_names_exists() {
+    let commands = readme_commands();
+    let subs: Vec<&str> = commands.iter().map(|(s, _)| s.as_str()).collect();
+    for expected in ["serve", "migrate", "token", "replay", "export", "purge"] {
+        assert!(subs.contains(&expected), "the README lists {expected}");
+    }
+    for (sub, flags) in &commands {
+        let out = herald().args([sub.as_str(), "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "herald {sub} --help: {help}");
+        for flag in flags {
+            assert!(
+                help.contains(flag.as_str()),
+                "herald {sub} has no {flag}: {help}"
+            );
+        }
+    }
+}
+
+db_test!(
+    api_only every_replay_projection_the_docs_name_is_accepted,
+    |app: TestApp| async move {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .unwrap();
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with("| `herald replay"))
+            .expect("the README documents replay");
+        let names: Vec<&str> = line
+            .rsplit_once('(')
+            .map(|(_, list)| list)
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        assert_eq!(
+            names,
+            ["campaigns", "documents", "campaign-status-counts", "analytics"]
+        );
+        let operations = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/operations.md"
+        ))
+        .unwrap();
+        for name in names {
+            assert!(
+                operations.contains(&format!("--projection {name}")),
+                "docs/operations.md tells how to rebuild {name}"
+            );
+            let out = herald_for(&app)
+                .args(["replay", "--projection", name])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "replay --projection {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+);
