@@ -18,10 +18,6 @@ use crate::helpers::*;
 const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
 const SECRETS_KEY: &str = "test-secrets-key-test-secrets-key-test";
 
-fn at(offset: Duration) -> String {
-    (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -39,9 +35,20 @@ struct Process {
 impl Process {
     /// Starts `herald serve` on `url` and waits until it answers `/readyz`.
     async fn start(url: &str, dir: &std::path::Path, port: u16) -> Process {
+        Process::start_with(url, dir, port, &[]).await
+    }
+
+    /// [`Process::start`] with more environment, e.g. `HERALD_TEST_CLOCK_AHEAD`.
+    async fn start_with(
+        url: &str,
+        dir: &std::path::Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .arg("serve")
             .env_clear()
+            .envs(env.iter().copied())
             .env("DATABASE_URL", url)
             .env("HERALD_BIND", format!("127.0.0.1:{port}"))
             .env("HERALD_DATA_DIR", dir)
@@ -235,13 +242,15 @@ async fn two_processes_on_one_postgres_launch_each_scheduled_campaign_once_and_s
     const CAMPAIGNS: usize = 6;
     let url = fresh_postgres_database().await;
     let dir = std::env::temp_dir().join(format!("herald-two-{}", uuid::Uuid::now_v7()));
-    let a = Process::start(&url, &dir, free_port()).await;
-    let b = Process::start(&url, &dir, free_port()).await;
+    let ahead = [("HERALD_TEST_CLOCK_AHEAD", CLOCK_AHEAD)];
+    let a = Process::start_with(&url, &dir, free_port(), &ahead).await;
+    let b = Process::start_with(&url, &dir, free_port(), &ahead).await;
     let admin = Admin::new();
     admin.prepare_org(&a.base, CONTACTS).await;
 
-    // Every campaign is due at the same instant; half are created through each process.
-    let start_at = at(Duration::from_secs(4));
+    // Every campaign starts at the same instant, in an hour (already past for both processes'
+    // launch clocks); half are created through each process.
+    let start_at = start_ahead();
     let ids: Vec<String> = (0..CAMPAIGNS).map(|i| format!("camp-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
         let base = if i % 2 == 0 { &a.base } else { &b.base };
@@ -261,6 +270,24 @@ async fn two_processes_on_one_postgres_launch_each_scheduled_campaign_once_and_s
         health["scheduler"]["nodes"], 2,
         "both processes run a scheduler: {health}"
     );
+    // Every launch job falls due at once, in one statement, once the schedulers derived them.
+    let db = herald::db::Db::connect(&url, 2).await.unwrap();
+    let derived = eventually(Duration::from_secs(30), || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from jobs where kind = 'launch' and state = 'scheduled'",
+        )
+        .fetch_one(&db.read)
+        .await
+        .unwrap()
+            == CAMPAIGNS as i64
+    })
+    .await;
+    assert!(derived, "every campaign has its launch job");
+    sqlx::query("update jobs set run_at = $1 where kind = 'launch' and state = 'scheduled'")
+        .bind(herald::store::format_time(chrono::Utc::now()))
+        .execute(&db.write)
+        .await
+        .unwrap();
 
     let completed = eventually(Duration::from_secs(60), || async {
         for id in &ids {
@@ -290,7 +317,6 @@ async fn two_processes_on_one_postgres_launch_each_scheduled_campaign_once_and_s
             "{id}'s messages are its run's"
         );
     }
-    let db = herald::db::Db::connect(&url, 2).await.unwrap();
     let (total, distinct): (i64, i64) = {
         let row = sqlx::query(
             "select count(*) as total, count(distinct campaign_id || '|' || contact_id) as pairs from sandbox_messages",
@@ -404,13 +430,14 @@ async fn job_state(db: &herald::db::Db, id: &str) -> (String, Option<String>) {
 }
 
 db_test!(
-    a_send_job_and_a_launch_job_delivered_again_change_nothing,
+    clock_ahead a_send_job_and_a_launch_job_delivered_again_change_nothing,
     |app: TestApp| async move {
         let admin = Admin::new();
         admin.prepare_org(&app.address, 40).await;
         // A recurring campaign stays running after its run, so a send job delivered again
         // finds a running campaign and only the ledger stands between it and a second send.
-        let when = chrono::Utc::now() + chrono::Duration::seconds(3);
+        // Its one occurrence a year is in an hour: past for the server's launch clock.
+        let when = chrono::Utc::now() + chrono::Duration::hours(1);
         let created = admin
             .post(
                 &app.address,
@@ -421,6 +448,7 @@ db_test!(
             )
             .await;
         assert_eq!(created["status"], "scheduled", "{created}");
+        app.make_launch_due("camp-yearly").await;
         let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
         let send_job = || async {
             sqlx::query("select id, state from jobs where kind = 'send'")
