@@ -129,6 +129,11 @@ pub struct Config {
     /// cores can run only queue inside PostgreSQL (measured in docs/benchmarks.md).
     #[arg(long, env = "HERALD_DB_CONNECTIONS", global = true)]
     pub db_connections: Option<u32>,
+    /// Tests only, hidden: how far ahead of the wall clock the scheduler decides launches
+    /// (`1d`), so a test makes a far-future `startAt` due by moving its launch job's `run_at`
+    /// instead of waiting for it (`docs/scheduling.md`, Testing).
+    #[arg(long, env = "HERALD_TEST_CLOCK_AHEAD", hide = true, value_parser = parse_ttl, global = true)]
+    pub test_clock_ahead: Option<chrono::Duration>,
 }
 
 /// Secrets the service needs, after defaults and generation.

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::projector::{self, Wakeup};
+use crate::sending::launch::LaunchClock;
 use crate::sending::run::Sender;
 use crate::sending::scheduler::Scheduler;
 
@@ -79,6 +80,7 @@ impl Application {
                 state.db.clone(),
                 sender,
                 state.wakeup.clone(),
+                LaunchClock::ahead(config.test_clock_ahead),
             ))
         });
         Ok(Application {

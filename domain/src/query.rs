@@ -875,7 +875,6 @@ fn regex_reason(err: &regex::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
 
     use serde_json::json;
 
@@ -1323,11 +1322,10 @@ mod tests {
         let filter = filter(json!({"email": {"$regex": "(a+)+$"}}));
         let doc = json!({"email": format!("{}b", "a".repeat(50_000))});
         let anchored = parse_where(&json!({"email": {"$regex": "^(a+)+$"}}), "where").unwrap();
-        let started = Instant::now();
+        // A backtracking engine would need about 2^50 steps for 50 `a`s and this test would not
+        // end; this one is linear in the 50 000 characters. How fast: `bench/timings.sh`.
         assert!(!filter.matches(&doc));
         assert!(!anchored.matches(&doc));
-        // A backtracking engine would need about 2^50 steps for 50 `a`s; this is 50 000.
-        assert!(started.elapsed() < Duration::from_secs(2));
         assert!(filter.matches(&json!({"email": "baaa"})));
     }
 

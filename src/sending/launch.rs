@@ -18,6 +18,28 @@ use crate::db::Db;
 /// aggregate decides anyway.
 const DUE_MARGIN: chrono::Duration = chrono::Duration::seconds(5);
 
+/// The time launches are decided at: the wall clock, or the wall clock moved ahead by
+/// `HERALD_TEST_CLOCK_AHEAD` (tests only), so a test can make a far-future `startAt` due without
+/// waiting for it. Claims and leases keep the wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaunchClock {
+    ahead: chrono::Duration,
+}
+
+impl LaunchClock {
+    /// The wall clock moved ahead by `by` (none: the wall clock).
+    pub fn ahead(by: Option<chrono::Duration>) -> LaunchClock {
+        LaunchClock {
+            ahead: by.unwrap_or_default(),
+        }
+    }
+
+    /// The time of `wall` on this clock.
+    fn at(self, wall: DateTime<Utc>) -> DateTime<Utc> {
+        wall + self.ahead
+    }
+}
+
 /// A new run's id.
 pub fn new_run_id() -> String {
     format!("run-{}", uuid::Uuid::now_v7())
@@ -63,12 +85,13 @@ pub async fn reach_if_launching(
 
 /// Wakes a campaign whose launch job is due: `RunDue` with a launch context built like the HTTP
 /// path's (readiness from the org's assets, reach from the audience now, or `counted` when the
-/// scheduler counted it ahead for this `nextRunAt`). Nothing due means no events. Returns the
-/// run id and the new status when the campaign changed.
+/// scheduler counted it ahead for this `nextRunAt`), at the time of `clock`. Nothing due means
+/// no events. Returns the run id and the new status when the campaign changed.
 pub async fn run_due(
     db: &Db,
     meta: &CommandMeta,
     campaign_id: &str,
+    clock: LaunchClock,
     counted: impl FnOnce(&str) -> Option<u64>,
 ) -> anyhow::Result<Option<(String, Status)>> {
     let org_id = meta.org_id.as_str();
@@ -82,7 +105,7 @@ pub async fn run_due(
     // one with a channel only skips that channel, and the rest still go out.
     let blocked = ready.blockers.iter().any(|b| b.channel.is_none());
     let ahead = doc["nextRunAt"].as_str().and_then(counted);
-    let reach = if is_due(&doc, Utc::now() + DUE_MARGIN) && !blocked {
+    let reach = if is_due(&doc, clock.at(Utc::now()) + DUE_MARGIN) && !blocked {
         match ahead {
             Some(count) => count,
             None => audience::reach(db, org_id, &spec).await?,
@@ -94,7 +117,7 @@ pub async fn run_due(
     let run = run_id.clone();
     let outcome = campaigns::execute(db, meta, campaign_id, false, None, None, move |_, now| {
         CampaignCommand::RunDue {
-            ctx: context(now, run.clone(), &ready, reach),
+            ctx: context(clock.at(now), run.clone(), &ready, reach),
         }
     })
     .await;

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::audience;
 use super::jobs::{self, Job, Jobs, Lease, RunPlan};
-use super::launch;
+use super::launch::{self, LaunchClock};
 use super::run::{RunOutcome, Sender};
 use crate::campaigns::{self, CommandMeta};
 use crate::db::{Backend, Db, Tx};
@@ -63,6 +63,7 @@ pub struct Scheduler {
     node_id: String,
     started_at: String,
     counted: Counted,
+    clock: LaunchClock,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -74,7 +75,7 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(db: Db, sender: Sender, wakeup: Wakeup) -> Scheduler {
+    pub fn new(db: Db, sender: Sender, wakeup: Wakeup, clock: LaunchClock) -> Scheduler {
         let node_id = format!("node-{}", uuid::Uuid::now_v7());
         Scheduler {
             jobs: Jobs::new(db.clone(), node_id.clone()),
@@ -85,6 +86,7 @@ impl Scheduler {
             node_id,
             started_at: format_time(Utc::now()),
             counted: Counted::default(),
+            clock,
         }
     }
 
@@ -393,9 +395,13 @@ impl Scheduler {
     }
 
     async fn launch(&self, job: &Job) -> anyhow::Result<()> {
-        let changed = launch::run_due(&self.db, &self.meta(job), &job.campaign_id, |at| {
-            self.counted_ahead(&job.org_id, &job.campaign_id, at)
-        })
+        let changed = launch::run_due(
+            &self.db,
+            &self.meta(job),
+            &job.campaign_id,
+            self.clock,
+            |at| self.counted_ahead(&job.org_id, &job.campaign_id, at),
+        )
         .await?;
         if let Some((run_id, status)) = changed {
             tracing::info!(run = %run_id, status = status.as_str(), "campaign woken");

@@ -1,7 +1,7 @@
 //! Analytics: per-campaign metrics, the seed's aggregated-metrics roll-up, the dashboard and the
 //! contact activity log, with their input rules, org isolation and exact money.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -294,14 +294,9 @@ db_test!(
             (json!(["camp-1"]), vec![""]),
         ];
         for (body, expected) in cases {
-            let started = Instant::now();
             let reply = aggregate(&app, body.clone()).await;
             reply.assert_problem(422);
             assert_eq!(fields(&reply), expected, "{}", reply.text);
-            assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "refusing is quick"
-            );
         }
         // A whole year is fine; a day more is not.
         let year = aggregate(

@@ -126,7 +126,9 @@ async fn two_servers_on_one_postgres_see_each_others_writes() {
     let mut body = seed_campaign();
     body["name"] = json!("Renamed on A");
     assert_eq!(a.put_campaign(&id, &body).await.status, 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    // No entry expires by itself: without the eviction B would serve version 1 forever, so a
+    // generous deadline keeps the test's meaning.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let seen = b.get_campaign(&id).await;
         if seen.body["name"] == "Renamed on A" {

@@ -111,10 +111,21 @@ db_test!(
         );
         assert_eq!(sample(&page, "herald_queue_oldest_due_seconds"), Some(0.0));
         let age = sample(&page, "herald_scheduler_heartbeat_age_seconds").expect("a heartbeat");
-        assert!(
-            (0.0..10.0).contains(&age),
-            "a live scheduler beats every second: {age}"
-        );
+        assert!(age >= 0.0, "{age}");
+        // A live scheduler keeps beating: its heartbeat moves on.
+        let heartbeat = || async {
+            let reply = app.admin(Method::GET, "/crm/marketing/health").send().await;
+            reply.body["scheduler"]["heartbeatAt"]
+                .as_str()
+                .expect("a heartbeat")
+                .to_string()
+        };
+        let first = heartbeat().await;
+        let beat = eventually(Duration::from_secs(30), || async {
+            heartbeat().await > first
+        })
+        .await;
+        assert!(beat, "the heartbeat stayed at {first}");
         for line in page.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').expect("`series value`");
             assert!(value.parse::<f64>().is_ok(), "{line}");

@@ -21,7 +21,8 @@ pub enum Backend {
 /// Runs the body once per database: `db_test!(name, |app| async move { ... })` makes
 /// `name::sqlite` and `name::postgres`. `db_test!(api_only name, ...)` runs the server with
 /// `HERALD_WORKERS=false`: launches are recorded but nothing sends or completes them, for tests
-/// of the lifecycle rules themselves.
+/// of the lifecycle rules themselves. `db_test!(clock_ahead name, ...)` runs it with the
+/// scheduler's launch clock [`CLOCK_AHEAD`] of the wall clock (see [`start_ahead`]).
 #[macro_export]
 macro_rules! db_test {
     (api_only $name:ident, $body:expr) => {
@@ -36,6 +37,24 @@ macro_rules! db_test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let app = $crate::helpers::spawn_api_only($crate::helpers::Backend::Postgres).await;
+                ($body)(app).await;
+            }
+        }
+    };
+    (clock_ahead $name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app =
+                    $crate::helpers::spawn_clock_ahead($crate::helpers::Backend::Sqlite).await;
+                ($body)(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app =
+                    $crate::helpers::spawn_clock_ahead($crate::helpers::Backend::Postgres).await;
                 ($body)(app).await;
             }
         }
@@ -156,6 +175,7 @@ pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
         log_format: "text".into(),
         metrics_token: None,
         db_connections: Some(8),
+        test_clock_ahead: None,
     }
 }
 
@@ -184,6 +204,26 @@ pub async fn spawn_api_only(backend: Backend) -> TestApp {
     let (url, dir) = fresh_database(backend).await;
     let mut config = test_config(url, &dir);
     config.workers = false;
+    spawn_with(backend, config).await
+}
+
+/// How far ahead of the wall clock a `clock_ahead` server decides launches
+/// (`HERALD_TEST_CLOCK_AHEAD`).
+pub const CLOCK_AHEAD: &str = "1d";
+
+/// A `startAt` an hour from now: in the future for the API, already past for the launches of a
+/// server whose clock is [`CLOCK_AHEAD`]. Nothing launches until the test makes the launch job
+/// due ([`TestApp::make_launch_due`]), however slow the set-up was.
+pub fn start_ahead() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A server whose scheduler decides launches [`CLOCK_AHEAD`] of the wall clock.
+pub async fn spawn_clock_ahead(backend: Backend) -> TestApp {
+    let (url, dir) = fresh_database(backend).await;
+    let mut config = test_config(url, &dir);
+    config.test_clock_ahead = Some(herald::config::parse_ttl(CLOCK_AHEAD).unwrap());
     spawn_with(backend, config).await
 }
 
@@ -288,6 +328,30 @@ impl<'a> Call<'a> {
 }
 
 impl TestApp {
+    /// Makes the pending launch job of acme's campaign `id` due now, once the scheduler has
+    /// derived it, as if its `run_at` had come: the scheduler then claims it and runs `RunDue`
+    /// as for any launch. With [`start_ahead`] and a `clock_ahead` server, the campaign is due.
+    pub async fn make_launch_due(&self, id: &str) {
+        let db = herald::db::Db::connect(&self.database_url, 2)
+            .await
+            .expect("connect");
+        let moved = eventually(std::time::Duration::from_secs(30), || async {
+            sqlx::query(
+                "update jobs set run_at = $1
+                 where org_id = 'acme' and campaign_id = $2 and kind = 'launch' and state = 'scheduled'",
+            )
+            .bind(herald::store::format_time(chrono::Utc::now()))
+            .bind(id)
+            .execute(&db.write)
+            .await
+            .expect("move run_at")
+            .rows_affected()
+                == 1
+        })
+        .await;
+        assert!(moved, "campaign {id} never had a pending launch job");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

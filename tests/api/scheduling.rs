@@ -12,10 +12,6 @@ use crate::helpers::*;
 
 const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
 
-fn at(offset: Duration) -> String {
-    (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 async fn import(app: &TestApp, contacts: Value) {
     let reply = app
         .admin(Method::POST, "/crm/contacts/import")
@@ -94,7 +90,7 @@ fn claims(url: &str) -> tracking::TrackingClaims {
 }
 
 db_test!(
-    a_scheduled_campaign_launches_by_itself_sends_once_to_each_eligible_contact_and_completes,
+    clock_ahead a_scheduled_campaign_launches_by_itself_sends_once_to_each_eligible_contact_and_completes,
     |app: TestApp| async move {
         app.make_ready().await;
         links_template(&app).await;
@@ -111,12 +107,13 @@ db_test!(
         .await;
         let body = json!({"id": "camp-soon", "name": "Soon", "type": "multi-channel",
             "channels": ["email", "sms", "facebook"], "audienceId": "aud-spring-prospects",
-            "templateId": "tpl-links", "schedule": {"startAt": at(Duration::from_secs(2))},
+            "templateId": "tpl-links", "schedule": {"startAt": start_ahead()},
             "status": "scheduled"});
         let created = app.post_campaign(&body).await;
         assert_eq!(created.status, 201, "{}", created.text);
         assert_eq!(created.body["status"], "scheduled");
 
+        app.make_launch_due("camp-soon").await;
         wait_for_status(&app, "camp-soon", "completed").await;
         let events = app.campaign_events("camp-soon").await;
         assert_eq!(
@@ -237,7 +234,7 @@ db_test!(
 );
 
 db_test!(
-    unscheduling_or_deleting_before_start_at_cancels_the_launch,
+    clock_ahead unscheduling_or_deleting_before_start_at_cancels_the_launch,
     |app: TestApp| async move {
         app.make_ready().await;
         import(
@@ -245,16 +242,16 @@ db_test!(
             json!([{"id": "ct-1", "email": "one@acme.test", "tags": ["prospect"]}]),
         )
         .await;
-        let start = at(Duration::from_secs(3));
-        for id in ["camp-unscheduled", "camp-deleted"] {
+        let start = start_ahead();
+        for id in ["camp-unscheduled", "camp-deleted", "camp-kept"] {
             let body = json!({"id": id, "name": id, "type": "one-shot", "channels": ["email"],
                 "audienceId": "aud-spring-prospects", "templateId": "tpl-spring-launch",
                 "schedule": {"startAt": start}, "status": "scheduled"});
             let reply = app.post_campaign(&body).await;
             assert_eq!(reply.status, 201, "{}", reply.text);
         }
-        let queued = eventually(Duration::from_secs(5), || async {
-            health(&app).await["queue"]["scheduled"] == 2
+        let queued = eventually(Duration::from_secs(30), || async {
+            health(&app).await["queue"]["scheduled"] == 3
         })
         .await;
         assert!(queued, "{}", health(&app).await);
@@ -268,14 +265,21 @@ db_test!(
             .send()
             .await;
         assert_eq!(reply.status, 204);
-        let cancelled = eventually(Duration::from_secs(5), || async {
-            health(&app).await["queue"]["depth"] == 0
+        let cancelled = eventually(Duration::from_secs(30), || async {
+            health(&app).await["queue"]["depth"] == 1
         })
         .await;
         assert!(cancelled, "{}", health(&app).await);
 
-        // Past the start: nothing launched, nothing sent.
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Past the start for the scheduler: every launch job is due, and `camp-kept`, the
+        // control, launches and completes; the other two have nothing left to launch.
+        let db = db(&app).await;
+        sqlx::query("update jobs set run_at = $1 where kind = 'launch'")
+            .bind(herald::store::format_time(chrono::Utc::now()))
+            .execute(&db.write)
+            .await
+            .unwrap();
+        wait_for_status(&app, "camp-kept", "completed").await;
         assert_eq!(
             event_types(&app.campaign_events("camp-unscheduled").await),
             ["Created", "Scheduled", "Unscheduled"]
@@ -284,12 +288,28 @@ db_test!(
             event_types(&app.campaign_events("camp-deleted").await),
             ["Created", "Scheduled", "SoftDeleted"]
         );
-        assert_eq!(sandbox(&app, "channel=email").await, Vec::<Value>::new());
-        let states: Vec<String> = sqlx::query_scalar("select state from jobs order by id")
-            .fetch_all(&db(&app).await.read)
-            .await
-            .unwrap();
-        assert_eq!(states, ["cancelled", "cancelled"]);
+        let emails = sandbox(&app, "channel=email").await;
+        let campaigns: Vec<&str> = emails
+            .iter()
+            .map(|m| m["campaignId"].as_str().unwrap())
+            .collect();
+        assert_eq!(campaigns, ["camp-kept"], "only the control sent");
+        let states: Vec<(String, String)> =
+            sqlx::query_as("select campaign_id, state from jobs where kind = 'launch' order by campaign_id")
+                .fetch_all(&db.read)
+                .await
+                .unwrap();
+        let state = |id: &str| {
+            states
+                .iter()
+                .find(|(c, _)| c == id)
+                .map(|(_, s)| s.as_str())
+                .unwrap_or("none")
+                .to_string()
+        };
+        assert_eq!(state("camp-unscheduled"), "cancelled");
+        assert_eq!(state("camp-deleted"), "cancelled");
+        assert_eq!(state("camp-kept"), "done");
     }
 );
 

@@ -18,10 +18,6 @@ use crate::helpers::*;
 const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
 const SECRETS_KEY: &str = "test-secrets-key-test-secrets-key-test";
 
-fn at(offset: Duration) -> String {
-    (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -39,9 +35,20 @@ struct Process {
 impl Process {
     /// Starts `herald serve` on `url` and waits until it answers `/readyz`.
     async fn start(url: &str, dir: &std::path::Path, port: u16) -> Process {
+        Process::start_with(url, dir, port, &[]).await
+    }
+
+    /// [`Process::start`] with more environment, e.g. `HERALD_TEST_CLOCK_AHEAD`.
+    async fn start_with(
+        url: &str,
+        dir: &std::path::Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .arg("serve")
             .env_clear()
+            .envs(env.iter().copied())
             .env("DATABASE_URL", url)
             .env("HERALD_BIND", format!("127.0.0.1:{port}"))
             .env("HERALD_DATA_DIR", dir)
@@ -235,13 +242,15 @@ async fn two_processes_on_one_postgres_launch_each_scheduled_campaign_once_and_s
     const CAMPAIGNS: usize = 6;
     let url = fresh_postgres_database().await;
     let dir = std::env::temp_dir().join(format!("herald-two-{}", uuid::Uuid::now_v7()));
-    let a = Process::start(&url, &dir, free_port()).await;
-    let b = Process::start(&url, &dir, free_port()).await;
+    let ahead = [("HERALD_TEST_CLOCK_AHEAD", CLOCK_AHEAD)];
+    let a = Process::start_with(&url, &dir, free_port(), &ahead).await;
+    let b = Process::start_with(&url, &dir, free_port(), &ahead).await;
     let admin = Admin::new();
     admin.prepare_org(&a.base, CONTACTS).await;
 
-    // Every campaign is due at the same instant; half are created through each process.
-    let start_at = at(Duration::from_secs(4));
+    // Every campaign starts at the same instant, in an hour (already past for both processes'
+    // launch clocks); half are created through each process.
+    let start_at = start_ahead();
     let ids: Vec<String> = (0..CAMPAIGNS).map(|i| format!("camp-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
         let base = if i % 2 == 0 { &a.base } else { &b.base };
@@ -261,6 +270,24 @@ async fn two_processes_on_one_postgres_launch_each_scheduled_campaign_once_and_s
         health["scheduler"]["nodes"], 2,
         "both processes run a scheduler: {health}"
     );
+    // Every launch job falls due at once, in one statement, once the schedulers derived them.
+    let db = herald::db::Db::connect(&url, 2).await.unwrap();
+    let derived = eventually(Duration::from_secs(30), || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from jobs where kind = 'launch' and state = 'scheduled'",
+        )
+        .fetch_one(&db.read)
+        .await
+        .unwrap()
+            == CAMPAIGNS as i64
+    })
+    .await;
+    assert!(derived, "every campaign has its launch job");
+    sqlx::query("update jobs set run_at = $1 where kind = 'launch' and state = 'scheduled'")
+        .bind(herald::store::format_time(chrono::Utc::now()))
+        .execute(&db.write)
+        .await
+        .unwrap();
 
     let completed = eventually(Duration::from_secs(60), || async {
         for id in &ids {
@@ -290,7 +317,6 @@ async fn two_processes_on_one_postgres_launch_each_scheduled_campaign_once_and_s
             "{id}'s messages are its run's"
         );
     }
-    let db = herald::db::Db::connect(&url, 2).await.unwrap();
     let (total, distinct): (i64, i64) = {
         let row = sqlx::query(
             "select count(*) as total, count(distinct campaign_id || '|' || contact_id) as pairs from sandbox_messages",
@@ -381,6 +407,258 @@ async fn a_run_killed_with_sigkill_finishes_after_a_restart_with_one_message_per
     killed_mid_run_resumes_after_restart(Backend::Postgres).await;
 }
 
+/// The moment an RFC 3339 time of the API stands for.
+fn instant(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
+        .expect("an RFC 3339 time")
+        .with_timezone(&chrono::Utc)
+}
+
+/// The types of `events`, in order.
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The events of a campaign (up to 500).
+async fn events_of(admin: &Admin, base: &str, campaign: &str) -> Vec<Value> {
+    admin
+        .get(
+            base,
+            &format!("/crm/marketing/campaigns/{campaign}/events?limit=500"),
+        )
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Downtime (`api.md` section 2): a process schedules a one-shot and an hourly campaign, both due
+/// within the hour, and is killed. While no process runs, their launch jobs fall due and a day
+/// passes (the next process's launch clock is a day ahead). The next process, on the same
+/// database, launches the one-shot once and records the hourly campaign's missed occurrences as
+/// one `RunSkipped`, launching none of them.
+async fn restart_after_downtime(backend: Backend) {
+    const CONTACTS: usize = 20;
+    let (url, dir) = fresh_database(backend).await;
+    let mut first = Process::start(&url, &dir, free_port()).await;
+    let admin = Admin::new();
+    admin.prepare_org(&first.base, CONTACTS).await;
+    let start_at = start_ahead();
+    let once = admin
+        .post(
+            &first.base,
+            "/crm/marketing/campaigns",
+            &json!({"id": "camp-once", "name": "Once", "type": "one-shot", "channels": ["email"],
+                "audienceId": "aud-news", "templateId": "tpl-news",
+                "schedule": {"startAt": start_at}, "status": "scheduled"}),
+        )
+        .await;
+    assert_eq!(once["status"], "scheduled", "{once}");
+    // Hourly, at the minute and second half an hour from now: its next run is within the hour.
+    let first_run = chrono::Utc::now() + chrono::Duration::minutes(30);
+    let hourly = admin
+        .post(
+            &first.base,
+            "/crm/marketing/campaigns",
+            &json!({"id": "camp-hourly", "name": "Hourly", "type": "recurring",
+                "channels": ["email"], "audienceId": "aud-news", "templateId": "tpl-news",
+                "recurring": {"cron": format!("{} {} * * * *", first_run.format("%S"), first_run.format("%M"))},
+                "status": "running"}),
+        )
+        .await;
+    assert_eq!(hourly["status"], "scheduled", "{hourly}");
+    let missed = hourly["nextRunAt"].clone();
+    assert!(instant(&missed) < chrono::Utc::now() + chrono::Duration::hours(1));
+
+    let db = herald::db::Db::connect(&url, 2).await.unwrap();
+    let pending = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from jobs where kind = 'launch' and state = 'scheduled'",
+        )
+        .fetch_one(&db.read)
+        .await
+        .unwrap()
+    };
+    let derived = eventually(Duration::from_secs(30), || async { pending().await == 2 }).await;
+    assert!(derived, "both campaigns have their launch job");
+    first.sigkill();
+    // Down: the launch jobs fall due, and (for the next process) a day goes by.
+    sqlx::query("update jobs set run_at = $1 where kind = 'launch' and state = 'scheduled'")
+        .bind(herald::store::format_time(chrono::Utc::now()))
+        .execute(&db.write)
+        .await
+        .unwrap();
+    let restart = chrono::Utc::now();
+    let next = Process::start_with(
+        &url,
+        &dir,
+        free_port(),
+        &[("HERALD_TEST_CLOCK_AHEAD", CLOCK_AHEAD)],
+    )
+    .await;
+
+    let settled = eventually(Duration::from_secs(60), || async {
+        let skipped = events_of(&admin, &next.base, "camp-hourly")
+            .await
+            .iter()
+            .any(|e| e["eventType"] == "RunSkipped");
+        skipped
+            && admin.status(&next.base, "camp-once").await == "completed"
+            && admin.get(&next.base, "/crm/marketing/health").await["queue"]["running"] == 0
+    })
+    .await;
+    assert!(
+        settled,
+        "the restart launched the one-shot and skipped the hourly runs: once {:?}, hourly {:?}",
+        types(&events_of(&admin, &next.base, "camp-once").await),
+        types(&events_of(&admin, &next.base, "camp-hourly").await)
+    );
+
+    let once_events = events_of(&admin, &next.base, "camp-once").await;
+    assert_eq!(
+        types(&once_events),
+        ["Created", "Scheduled", "Launched", "Completed"],
+        "the missed one-shot launches once"
+    );
+    assert_eq!(once_events[2]["data"]["at"], start_at.as_str());
+    assert_eq!(once_events[2]["metadata"]["actor"], "herald-scheduler");
+    one_message_per_contact(&admin.outbox(&next.base, "camp-once").await, CONTACTS);
+
+    let hourly_events = events_of(&admin, &next.base, "camp-hourly").await;
+    assert_eq!(
+        types(&hourly_events),
+        ["Created", "Scheduled", "RunSkipped"],
+        "missed occurrences are not replayed"
+    );
+    let skip = &hourly_events[2]["data"];
+    assert_eq!(instant(&skip["from"]), instant(&missed), "{skip}");
+    let ahead = restart + herald::config::parse_ttl(CLOCK_AHEAD).unwrap();
+    let resumed = instant(&skip["nextRunAt"]);
+    assert!(
+        resumed > ahead
+            && resumed <= ahead + chrono::Duration::hours(1) + chrono::Duration::minutes(1),
+        "only the next future occurrence is scheduled: {skip}"
+    );
+    let view = admin
+        .get(&next.base, "/crm/marketing/campaigns/camp-hourly")
+        .await;
+    assert_eq!(view["status"], "scheduled", "{view}");
+    assert_eq!(instant(&view["nextRunAt"]), resumed);
+    assert!(admin.outbox(&next.base, "camp-hourly").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_downtime_a_restart_launches_a_missed_one_shot_once_and_skips_missed_recurring_runs_sqlite(
+) {
+    restart_after_downtime(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_downtime_a_restart_launches_a_missed_one_shot_once_and_skips_missed_recurring_runs_postgres(
+) {
+    restart_after_downtime(Backend::Postgres).await;
+}
+
+/// The exactly-once promise across processes: two `herald serve` on one PostgreSQL, a
+/// 5 000-contact run; the process holding the run's send job is killed with SIGKILL once its
+/// first pages are out, and the other, running all along, takes the job over when the dead
+/// one's lease runs out (30 s, `jobs.rs`) and finishes it. Both sent part of the run, and no
+/// contact got two messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_run_leaves_the_rest_to_the_other_process_and_no_contact_gets_two_messages(
+) {
+    const CONTACTS: usize = 5_000;
+    let url = fresh_postgres_database().await;
+    let dir = std::env::temp_dir().join(format!("herald-takeover-{}", uuid::Uuid::now_v7()));
+    let db = herald::db::Db::connect(&url, 2).await.unwrap();
+    let nodes = || async {
+        sqlx::query_scalar::<_, String>("select node_id from scheduler_nodes")
+            .fetch_all(&db.read)
+            .await
+            .unwrap()
+    };
+    // Started one after the other, so each scheduler node is known to be its process's.
+    let a = Process::start(&url, &dir, free_port()).await;
+    let node_a = nodes().await.pop().expect("a's node");
+    let b = Process::start(&url, &dir, free_port()).await;
+    let node_b = nodes()
+        .await
+        .into_iter()
+        .find(|n| *n != node_a)
+        .expect("b's node");
+    let mut processes = [(node_a, a), (node_b, b)];
+    let admin = Admin::new();
+    admin.prepare_org(&processes[0].1.base, CONTACTS).await;
+    let launched = admin
+        .post(
+            &processes[0].1.base,
+            "/crm/marketing/campaigns",
+            &json!({"id": "camp-big", "name": "Big", "type": "one-shot", "channels": ["email"],
+                "audienceId": "aud-news", "templateId": "tpl-news", "status": "running"}),
+        )
+        .await;
+    assert_eq!(launched["status"], "running", "{launched}");
+
+    let holder = || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "select locked_by from jobs where kind = 'send' and state = 'running'",
+        )
+        .fetch_optional(&db.read)
+        .await
+        .unwrap()
+        .flatten()
+    };
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&db.read)
+                .await
+                .unwrap()
+        }
+    };
+    let mut killed = None;
+    let sending = eventually(Duration::from_secs(60), || async {
+        holder().await.is_some() && count("select count(*) from send_ledger").await > 0
+    })
+    .await;
+    assert!(sending, "the run started sending");
+    let node = holder().await.expect("a process holds the send job");
+    for (i, (id, process)) in processes.iter_mut().enumerate() {
+        if *id == node {
+            process.sigkill();
+            killed = Some(i);
+        }
+    }
+    let killed = killed.expect("the holder is one of the two processes");
+    let survivor = &processes[1 - killed].1;
+    let by_the_killed = count("select count(*) from sandbox_messages").await;
+    assert!(
+        by_the_killed > 0 && by_the_killed < CONTACTS as i64,
+        "the kill landed in the middle of the run ({by_the_killed} of {CONTACTS} sent)"
+    );
+
+    let completed = eventually(Duration::from_secs(120), || async {
+        admin.status(&survivor.base, "camp-big").await == "completed"
+    })
+    .await;
+    assert!(
+        completed,
+        "the other process finished the run once the lease ran out"
+    );
+    // The killed process sent `by_the_killed` and is gone: the survivor sent the rest.
+    let messages = admin.outbox(&survivor.base, "camp-big").await;
+    one_message_per_contact(&messages, CONTACTS);
+    assert_eq!(
+        count("select count(*) from send_ledger where state = 'sent'").await,
+        CONTACTS as i64
+    );
+    assert_eq!(admin.launches(&survivor.base, "camp-big").await.len(), 1);
+}
+
 /// A 6-field cron (with seconds) that fires once in the coming year: at `when`, UTC.
 fn cron_at(when: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::{Datelike, Timelike};
@@ -404,13 +682,14 @@ async fn job_state(db: &herald::db::Db, id: &str) -> (String, Option<String>) {
 }
 
 db_test!(
-    a_send_job_and_a_launch_job_delivered_again_change_nothing,
+    clock_ahead a_send_job_and_a_launch_job_delivered_again_change_nothing,
     |app: TestApp| async move {
         let admin = Admin::new();
         admin.prepare_org(&app.address, 40).await;
         // A recurring campaign stays running after its run, so a send job delivered again
         // finds a running campaign and only the ledger stands between it and a second send.
-        let when = chrono::Utc::now() + chrono::Duration::seconds(3);
+        // Its one occurrence a year is in an hour: past for the server's launch clock.
+        let when = chrono::Utc::now() + chrono::Duration::hours(1);
         let created = admin
             .post(
                 &app.address,
@@ -421,6 +700,7 @@ db_test!(
             )
             .await;
         assert_eq!(created["status"], "scheduled", "{created}");
+        app.make_launch_due("camp-yearly").await;
         let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
         let send_job = || async {
             sqlx::query("select id, state from jobs where kind = 'send'")
