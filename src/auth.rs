@@ -108,6 +108,8 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = 30;
         validation.validate_exp = true;
+        // A token issued for later is not good yet (`nbf`, with the same leeway as `exp`).
+        validation.validate_nbf = true;
         let mut required = vec!["exp"];
         match issuer {
             Some(iss) => {

@@ -96,13 +96,24 @@ async fn marketing_health(State(state): State<AppState>, auth: Auth) -> Result<J
 /// A channel whose last this-many sends all failed makes the health view `degraded`.
 const FAILING_CHANNEL_SENDS: i64 = 20;
 
+/// Compares a presented secret with the configured one in time that does not depend on where
+/// they first differ (only on their lengths), so the token cannot be guessed byte by byte.
+fn same_secret(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
+}
+
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
     if let Some(token) = &state.metrics_token {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        if !given.is_some_and(|given| same_secret(given, token)) {
             return Err(ApiError::unauthorized("metrics need the metrics token"));
         }
     }
@@ -219,4 +230,17 @@ fn seconds_since(at: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Option
     let at = chrono::DateTime::parse_from_rfc3339(at?).ok()?;
     let age = now.signed_duration_since(at).num_milliseconds().max(0);
     Some(age as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_same_secret_matches() {
+        assert!(same_secret("metrics-token", "metrics-token"));
+        assert!(!same_secret("metrics-tokem", "metrics-token"));
+        assert!(!same_secret("metrics-token-", "metrics-token"));
+        assert!(!same_secret("", "metrics-token"));
+    }
 }

@@ -306,3 +306,23 @@ async fn rs256_and_es256_tokens_with_issuer_and_audience_on_sqlite() {
 async fn rs256_and_es256_tokens_with_issuer_and_audience_on_postgres() {
     public_key_tokens_are_checked(Backend::Postgres).await;
 }
+
+db_test!(
+    api_only a_token_not_valid_before_a_later_time_is_refused_until_then,
+    |app: TestApp| async move {
+        let now = chrono::Utc::now().timestamp();
+        let signed = |nbf: i64| {
+            let payload = json!({"sub": "alice", "exp": now + 7200, "nbf": nbf, "orgs": ["acme"], "roles": ["admin"]});
+            encode(
+                &Header::new(Algorithm::HS256),
+                &payload,
+                &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+            )
+            .unwrap()
+        };
+        let later = list_with(&app, Some(&format!("Bearer {}", signed(now + 3600))), Some("acme")).await;
+        later.assert_problem(401);
+        let already = list_with(&app, Some(&format!("Bearer {}", signed(now - 60))), Some("acme")).await;
+        assert_eq!(already.status, 200, "{}", already.text);
+    }
+);
