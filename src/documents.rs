@@ -1,6 +1,11 @@
 //! Commands and queries for the document resources (contacts, audiences, templates,
 //! connections): each change is an event in the resource's stream, and the `documents` row is
 //! written in the same transaction.
+//!
+//! Longer than the ~800 lines a module here should keep to: the single commands and the bulk
+//! import write the same `documents` rows, email lock and streams, and this module owns that
+//! table. The import (its lanes and key lookups) is the next piece to move into a room of its
+//! own when it grows.
 
 use std::collections::{HashMap, HashSet};
 
