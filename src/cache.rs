@@ -6,9 +6,16 @@
 //! others evict those entries. While the listener is
 //! not connected (PostgreSQL only), the cache is bypassed. A read that raced an eviction does
 //! not fill the cache (the epoch check), so an evicted version cannot come back.
+//!
+//! Commands run as their own process (`herald purge`, `herald replay`) change campaigns outside
+//! the server: on PostgreSQL they announce what they changed like any command
+//! (`Db::tell_other_processes`); on SQLite, which has no notifications, they move the `cache_epoch`
+//! counter, and a read that sees it moved ([`CampaignCache::observe_outside_epoch`], called by
+//! `campaigns::get_shared` before it looks in the cache) empties the cache first. That costs a
+//! one-row read per lookup on SQLite, and keeps read-your-writes across processes exact.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +35,8 @@ pub struct CampaignCache {
     epoch: AtomicU64,
     /// False while another process could change campaigns unseen (listener down).
     usable: AtomicBool,
+    /// The last `cache_epoch` seen (SQLite); `i64::MIN` before the first look.
+    outside_epoch: AtomicI64,
 }
 
 impl CampaignCache {
@@ -38,6 +47,7 @@ impl CampaignCache {
             outbox: Mutex::new(None),
             epoch: AtomicU64::new(0),
             usable: AtomicBool::new(usable),
+            outside_epoch: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -50,6 +60,16 @@ impl CampaignCache {
             .expect("cache lock")
             .get(&(org_id.to_string(), id.to_string()))
             .cloned()
+    }
+
+    /// Records the `cache_epoch` counter of the database (SQLite); when it moved since the last
+    /// look (or at the first look, since entries may predate it), another process may have
+    /// changed campaigns and every entry is dropped.
+    pub fn observe_outside_epoch(&self, epoch: i64) {
+        let before = self.outside_epoch.swap(epoch, Ordering::AcqRel);
+        if before != epoch {
+            self.reset(true);
+        }
     }
 
     /// Whether entries are kept: false while another process could change campaigns unseen.

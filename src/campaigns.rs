@@ -362,6 +362,13 @@ pub async fn get_shared(
     org_id: &str,
     id: &str,
 ) -> Result<Option<std::sync::Arc<Value>>, sqlx::Error> {
+    if db.backend == crate::db::Backend::Sqlite {
+        // Another process (`herald purge`) may have changed campaigns (`cache.rs`).
+        let outside: i64 = sqlx::query_scalar("select epoch from cache_epoch where id = 1")
+            .fetch_one(&db.read)
+            .await?;
+        db.cache.observe_outside_epoch(outside);
+    }
     if let Some(doc) = db.cache.get(org_id, id) {
         return Ok(Some(doc));
     }

@@ -245,3 +245,37 @@ struct TableStats {
     changed: i64,
     never: bool,
 }
+
+impl Db {
+    /// Tells running servers that a command of this process changed these campaigns (`None`: any
+    /// campaign, as a replay rewrites them all). For the commands that run as their own process.
+    pub async fn tell_other_processes(
+        &self,
+        changed: Option<(&str, &[String])>,
+    ) -> Result<(), sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => {
+                let Some((org_id, ids)) = changed else {
+                    // A replay of every campaign runs while no server serves (`docs/operations.md`);
+                    // a server's listener empties its cache whenever it (re)connects.
+                    return Ok(());
+                };
+                for chunk in ids.chunks(200) {
+                    let payload: Vec<String> =
+                        chunk.iter().map(|id| format!("{org_id}\t{id}")).collect();
+                    sqlx::query("select 1 from (select pg_notify($1, $2)) notified")
+                        .bind(crate::cache::CHANNEL)
+                        .bind(payload.join("\n"))
+                        .execute(&self.write)
+                        .await?;
+                }
+            }
+            Backend::Sqlite => {
+                sqlx::query("update cache_epoch set epoch = epoch + 1 where id = 1")
+                    .execute(&self.write)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

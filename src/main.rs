@@ -64,6 +64,9 @@ async fn main() -> anyhow::Result<()> {
             db.migrate().await?;
             let job = herald::purge::enqueue(&db, &args.org, "herald-cli").await?;
             let result = herald::purge::run(&db, &job).await?;
+            let purged: Vec<String> =
+                serde_json::from_value(result["campaignIds"].clone()).unwrap_or_default();
+            db.tell_other_processes(Some((&args.org, &purged))).await?;
             println!("{}", serde_json::json!({"jobId": job, "result": result}));
             Ok(())
         }
@@ -99,6 +102,7 @@ async fn replay(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
     if wanted("campaigns") {
         let started = std::time::Instant::now();
         let events = projector::rebuild_campaigns(&db).await?;
+        db.tell_other_processes(None).await?;
         report("campaigns", events, started);
     }
     if wanted("documents") {

@@ -108,18 +108,21 @@ impl Application {
                 stop_rx.clone(),
             ))
         });
-        let listener = (self.state.db.backend == crate::db::Backend::Postgres).then(|| {
-            let db = &self.state.db;
-            let announcer = tokio::spawn(crate::cache::announce_changes(
-                db.write.clone(),
-                db.cache.clone(),
-            ));
-            let listener = tokio::spawn(crate::cache::listen(
-                self.database_url.clone(),
-                db.cache.clone(),
-            ));
-            (announcer, listener)
-        });
+        let db = &self.state.db;
+        let listener = match db.backend {
+            crate::db::Backend::Postgres => {
+                let announcer = tokio::spawn(crate::cache::announce_changes(
+                    db.write.clone(),
+                    db.cache.clone(),
+                ));
+                let listener = tokio::spawn(crate::cache::listen(
+                    self.database_url.clone(),
+                    db.cache.clone(),
+                ));
+                vec![announcer, listener]
+            }
+            crate::db::Backend::Sqlite => Vec::new(),
+        };
         let scheduler = match self.scheduler.clone() {
             Some(scheduler) => {
                 // Heartbeat and crash recovery before the first request is served.
@@ -137,9 +140,8 @@ impl Application {
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         let _ = stop_tx.send(true);
-        if let Some((announcer, listener)) = listener {
-            announcer.abort();
-            listener.abort();
+        for task in listener {
+            task.abort();
         }
         if let Some(runner) = runner {
             let _ = runner.await;

@@ -384,7 +384,6 @@ async fn herald_purge_removes_the_orgs_deleted_campaigns(app: TestApp) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: on SQLite the running server's campaign cache is never told of another process's purge; GET of the purged campaign still answers 200"]
 async fn herald_purge_removes_the_orgs_deleted_campaigns_on_sqlite() {
     herald_purge_removes_the_orgs_deleted_campaigns(spawn_api_only(Backend::Sqlite).await).await;
 }

@@ -569,6 +569,7 @@ pub const READ_MODEL_TABLES: &[&str] = &[
 /// cache versions), and the encrypted credentials.
 pub const NOT_REBUILT_TABLES: &[&str] = &[
     "_sqlx_migrations",
+    "cache_epoch",
     "analytics_versions",
     "channel_stats",
     "connection_secrets",
