@@ -80,24 +80,6 @@ impl ApiError {
             "the server could not complete the request; it has been logged",
         )
     }
-
-    fn type_slug(&self) -> &'static str {
-        match self.status.as_u16() {
-            400 => "bad-request",
-            401 => "unauthorized",
-            403 => "forbidden",
-            404 => "not-found",
-            405 => "method-not-allowed",
-            409 => "conflict",
-            412 => "precondition-failed",
-            413 => "payload-too-large",
-            415 => "unsupported-media-type",
-            422 => "validation-failed",
-            429 => "rate-limited",
-            503 => "unavailable",
-            _ => "internal",
-        }
-    }
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -129,7 +111,9 @@ impl IntoResponse for ApiError {
             .unwrap_or("Error")
             .to_string();
         let mut body = json!({
-            "type": format!("https://herald.dev/problems/{}", self.type_slug()),
+            // RFC 9457: `about:blank` says the problem is what the status code says, and the
+            // title is the status's phrase; a made-up URI would have to resolve to something.
+            "type": "about:blank",
             "title": title,
             "status": self.status.as_u16(),
             "detail": self.detail,

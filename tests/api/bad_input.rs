@@ -213,3 +213,17 @@ db_test!(
             .assert_problem(404);
     }
 );
+
+db_test!(
+    api_only problem_types_are_about_blank_with_the_status_phrase_as_title,
+    |app: TestApp| async move {
+        let missing = app.get_campaign("nope").await;
+        missing.assert_problem(404);
+        assert_eq!(missing.body["type"], "about:blank");
+        assert_eq!(missing.body["title"], "Not Found");
+        let invalid = app.post_campaign(&serde_json::json!({"name": ""})).await;
+        invalid.assert_problem(422);
+        assert_eq!(invalid.body["type"], "about:blank");
+        assert_eq!(invalid.body["title"], "Unprocessable Entity");
+    }
+);
