@@ -10,9 +10,10 @@
 //! Commands run as their own process (`herald purge`, `herald replay`) change campaigns outside
 //! the server: on PostgreSQL they announce what they changed like any command
 //! (`Db::tell_other_processes`); on SQLite, which has no notifications, they move the `cache_epoch`
-//! counter, and a read that sees it moved ([`CampaignCache::observe_outside_epoch`], called by
-//! `campaigns::get_shared` before it looks in the cache) empties the cache first. That costs a
-//! one-row read per lookup on SQLite, and keeps read-your-writes across processes exact.
+//! counter, and a cache hit that sees it moved ([`CampaignCache::observe_outside_epoch`], called
+//! by `campaigns::get_shared`) empties the cache and reads the row instead. That costs a one-row
+//! read per hit on SQLite (a miss reads the campaign row anyway), and keeps reads across
+//! processes exact.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -65,11 +66,13 @@ impl CampaignCache {
     /// Records the `cache_epoch` counter of the database (SQLite); when it moved since the last
     /// look (or at the first look, since entries may predate it), another process may have
     /// changed campaigns and every entry is dropped.
-    pub fn observe_outside_epoch(&self, epoch: i64) {
+    /// Returns whether it dropped them.
+    pub fn observe_outside_epoch(&self, epoch: i64) -> bool {
         let before = self.outside_epoch.swap(epoch, Ordering::AcqRel);
         if before != epoch {
             self.reset(true);
         }
+        before != epoch
     }
 
     /// Whether entries are kept: false while another process could change campaigns unseen.

@@ -362,15 +362,18 @@ pub async fn get_shared(
     org_id: &str,
     id: &str,
 ) -> Result<Option<std::sync::Arc<Value>>, sqlx::Error> {
-    if db.backend == crate::db::Backend::Sqlite {
-        // Another process (`herald purge`) may have changed campaigns (`cache.rs`).
+    if let Some(doc) = db.cache.get(org_id, id) {
+        if db.backend != crate::db::Backend::Sqlite {
+            return Ok(Some(doc));
+        }
+        // A hit on SQLite is good only while no other process (`herald purge`) changed
+        // campaigns (`cache.rs`); a miss reads the row itself.
         let outside: i64 = sqlx::query_scalar("select epoch from cache_epoch where id = 1")
             .fetch_one(&db.read)
             .await?;
-        db.cache.observe_outside_epoch(outside);
-    }
-    if let Some(doc) = db.cache.get(org_id, id) {
-        return Ok(Some(doc));
+        if !db.cache.observe_outside_epoch(outside) {
+            return Ok(Some(doc));
+        }
     }
     let epoch = db.cache.epoch();
     let doc: Option<String> =

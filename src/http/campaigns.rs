@@ -56,11 +56,9 @@ impl From<CommandError> for ApiError {
                 ApiError::conflict("a campaign with this id already exists")
             }
             CommandError::Domain(CampaignError::CannotLaunch { blockers }) => {
-                let detail = CampaignError::CannotLaunch {
-                    blockers: blockers.clone(),
-                }
-                .to_string();
-                ApiError::conflict(detail).with("blockers", json!(blockers))
+                let listed = json!(blockers);
+                ApiError::conflict(CampaignError::CannotLaunch { blockers }.to_string())
+                    .with("blockers", listed)
             }
             CommandError::Domain(other) => ApiError::conflict(other.to_string()),
             CommandError::VersionMismatch { current } => ApiError::new(

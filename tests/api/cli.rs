@@ -244,22 +244,7 @@ db_test!(
             );
         }
         wipe(&db, READ_MODEL_TABLES).await;
-        let out = herald()
-            .arg("replay")
-            .env("DATABASE_URL", &app.database_url)
-            .env("HERALD_DATA_DIR", &app.data_dir)
-            .env("HERALD_LOG_FORMAT", "json")
-            .env("HERALD_JWT_SECRET", JWT_SECRET)
-            .env(
-                "HERALD_TRACKING_SECRET",
-                "test-tracking-secret-test-tracking-secret",
-            )
-            .env(
-                "HERALD_SECRETS_KEY",
-                "test-secrets-key-test-secrets-key-test",
-            )
-            .output()
-            .unwrap();
+        let out = herald_for(&app).arg("replay").output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         let rebuilt = rebuilt_counts(&stderr);
@@ -280,20 +265,8 @@ db_test!(
 
 /// `herald` with the database and secrets of `app`.
 fn herald_for(app: &TestApp) -> Command {
-    let mut command = herald();
-    command
-        .env("DATABASE_URL", &app.database_url)
-        .env("HERALD_DATA_DIR", &app.data_dir)
-        .env("HERALD_LOG_FORMAT", "json")
-        .env("HERALD_JWT_SECRET", JWT_SECRET)
-        .env(
-            "HERALD_TRACKING_SECRET",
-            "test-tracking-secret-test-tracking-secret",
-        )
-        .env(
-            "HERALD_SECRETS_KEY",
-            "test-secrets-key-test-secrets-key-test",
-        );
+    let mut command = herald_process(&app.database_url, &app.data_dir);
+    command.env("HERALD_LOG_FORMAT", "json");
     command
 }
 

@@ -10,6 +10,23 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 pub const JWT_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+pub const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
+pub const SECRETS_KEY: &str = "test-secrets-key-test-secrets-key-test";
+
+/// The `herald` binary with a clean environment, pointed at a test database with the test
+/// secrets (the same ones [`test_config`] gives an in-process server).
+pub fn herald_process(database_url: &str, data_dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("DATABASE_URL", database_url)
+        .env("HERALD_DATA_DIR", data_dir)
+        .env("HERALD_JWT_SECRET", JWT_SECRET)
+        .env("HERALD_TRACKING_SECRET", TRACKING_SECRET)
+        .env("HERALD_SECRETS_KEY", SECRETS_KEY);
+    command
+}
 
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,8 +185,8 @@ pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
         jwt_public_key: None,
         jwt_issuer: None,
         jwt_audience: None,
-        tracking_secret: Some("test-tracking-secret-test-tracking-secret".into()),
-        secrets_key: Some("test-secrets-key-test-secrets-key-test".into()),
+        tracking_secret: Some(TRACKING_SECRET.into()),
+        secrets_key: Some(SECRETS_KEY.into()),
         public_url: None,
         workers: true,
         log_format: "text".into(),

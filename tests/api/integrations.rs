@@ -172,21 +172,9 @@ async fn spawn_logged(backend: Backend) -> LoggedServer {
         .unwrap()
         .port();
     let log = dir.join("server.log");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    let child = herald_process(&url, &dir)
         .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", &url)
         .env("HERALD_BIND", format!("127.0.0.1:{port}"))
-        .env("HERALD_DATA_DIR", &dir)
-        .env("HERALD_JWT_SECRET", JWT_SECRET)
-        .env(
-            "HERALD_TRACKING_SECRET",
-            "test-tracking-secret-test-tracking-secret",
-        )
-        .env(
-            "HERALD_SECRETS_KEY",
-            "test-secrets-key-test-secrets-key-test",
-        )
         .env("RUST_LOG", "debug")
         // JSON lines: no colour codes between the characters of a leaked value.
         .env("HERALD_LOG_FORMAT", "json")

@@ -10,8 +10,6 @@ use serde_json::{json, Value};
 use crate::db_test;
 use crate::helpers::*;
 
-const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
-
 async fn import(app: &TestApp, contacts: Value) {
     let reply = app
         .admin(Method::POST, "/crm/contacts/import")

@@ -15,7 +15,6 @@ use sqlx::Row;
 use crate::db_test;
 use crate::helpers::*;
 
-const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
 const SECRETS_KEY: &str = "test-secrets-key-test-secrets-key-test";
 
 fn free_port() -> u16 {

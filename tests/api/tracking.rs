@@ -10,9 +10,6 @@ use serde_json::{json, Value};
 use crate::db_test;
 use crate::helpers::*;
 
-/// The tracking secret of `test_config`.
-const TRACKING_SECRET: &str = "test-tracking-secret-test-tracking-secret";
-
 const BROWSER: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
 
 /// The link the template's email carries.
