@@ -11,6 +11,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::drip;
 use crate::error::{CampaignError, FieldError};
 use crate::ids::{is_valid_id, INVALID_ID_MESSAGE};
 use crate::schedule::CronSchedule;
@@ -407,6 +408,15 @@ impl Campaign {
         ctx: &LaunchContext,
     ) -> Result<Vec<CampaignEvent>, CampaignError> {
         spec.validate().map_err(CampaignError::Invalid)?;
+        if matches!(self.status, Status::Running | Status::Paused)
+            && (self.spec.has_steps() || spec.has_steps())
+            && !(self.spec.campaign_type == spec.campaign_type
+                && drip::only_appends(&self.spec.steps, &spec.steps))
+        {
+            return Err(CampaignError::StepsLocked {
+                status: self.status,
+            });
+        }
         let to = status.unwrap_or(self.status);
         let mut updated = self.clone();
         let mut events = Vec::new();

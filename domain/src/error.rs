@@ -52,6 +52,10 @@ pub enum CampaignError {
     /// The campaign was soft-deleted; nothing but reads is allowed (`409`).
     #[error("the campaign is deleted")]
     Deleted,
+    /// A `PUT` that changes a running or paused campaign's existing steps (`409`): contacts are
+    /// part way through them, so steps may only be added at the end.
+    #[error("the campaign is {status}: its steps may only grow at the end; existing steps cannot change")]
+    StepsLocked { status: Status },
     /// A campaign with this id already exists in the org (`409`).
     #[error("a campaign with this id already exists")]
     AlreadyExists,
@@ -75,6 +79,7 @@ impl CampaignError {
             | Self::CannotLaunch { .. }
             | Self::Ended
             | Self::Deleted
+            | Self::StepsLocked { .. }
             | Self::AlreadyExists => 409,
             Self::NotFound => 404,
         }

@@ -2,6 +2,7 @@
 //! are made of. No IO: time and ids arrive inside commands, so everything here is deterministic.
 //!
 //! - [`spec`]: the campaign body (types, channels, statuses, schedule) and its validation.
+//! - [`drip`]: drip and milestone steps, enrollment and triggers, and each contact's progression.
 //! - [`schedule`]: cron patterns in an IANA zone, with the daylight-saving policy.
 //! - [`campaign`]: the `Campaign` aggregate (cqrs-es), its lifecycle rules, commands and events.
 //! - [`template`]: message templates per channel, their save-time checks and rendering.
@@ -16,6 +17,7 @@ pub mod campaign;
 pub mod connection;
 pub mod contact;
 pub mod document;
+pub mod drip;
 pub mod engagement;
 pub mod error;
 pub mod ids;

@@ -192,42 +192,47 @@ impl CronSchedule {
 
     /// The instant a matching local date-time fires at, by the policy in the module doc.
     fn resolve(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
-        match self.tz.from_local_datetime(&local) {
-            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-            LocalResult::Ambiguous(a, b) => Some(a.min(b).with_timezone(&Utc)),
-            LocalResult::None => self.end_of_gap(local),
-        }
+        resolve_local(self.tz, local)
     }
+}
 
-    /// The first instant after the gap that `local` falls in.
-    fn end_of_gap(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
-        let exists =
-            |t: &NaiveDateTime| !matches!(self.tz.from_local_datetime(t), LocalResult::None);
-        let mut missing = local;
-        for _ in 0..MAX_GAP_MINUTES {
-            let probe = missing.checked_add_signed(Duration::minutes(1))?;
-            if exists(&probe) {
-                // Transitions are whole seconds but not always whole minutes (old local mean
-                // time offsets), so narrow the last minute down to the second.
-                let mut present = probe;
-                while (present - missing).num_seconds() > 1 {
-                    let mid = missing + Duration::seconds((present - missing).num_seconds() / 2);
-                    if exists(&mid) {
-                        present = mid;
-                    } else {
-                        missing = mid;
-                    }
-                }
-                return self
-                    .tz
-                    .from_local_datetime(&present)
-                    .earliest()
-                    .map(|t| t.with_timezone(&Utc));
-            }
-            missing = probe;
-        }
-        None
+/// The instant a local date-time in `tz` stands for, by the daylight-saving policy of `api.md`
+/// section 2: a time that occurs twice is its first occurrence, and a time in a gap is the first
+/// instant after the gap.
+pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(a, b) => Some(a.min(b).with_timezone(&Utc)),
+        LocalResult::None => end_of_gap(tz, local),
     }
+}
+
+/// The first instant after the gap that `local` falls in.
+fn end_of_gap(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    let exists = |t: &NaiveDateTime| !matches!(tz.from_local_datetime(t), LocalResult::None);
+    let mut missing = local;
+    for _ in 0..MAX_GAP_MINUTES {
+        let probe = missing.checked_add_signed(Duration::minutes(1))?;
+        if exists(&probe) {
+            // Transitions are whole seconds but not always whole minutes (old local mean
+            // time offsets), so narrow the last minute down to the second.
+            let mut present = probe;
+            while (present - missing).num_seconds() > 1 {
+                let mid = missing + Duration::seconds((present - missing).num_seconds() / 2);
+                if exists(&mid) {
+                    present = mid;
+                } else {
+                    missing = mid;
+                }
+            }
+            return tz
+                .from_local_datetime(&present)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc));
+        }
+        missing = probe;
+    }
+    None
 }
 
 impl PartialEq for CronSchedule {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::drip::{self, Enrollment, Exit, Step, Trigger};
 use crate::error::FieldError;
 use crate::ids::{is_valid_id, INVALID_ID_MESSAGE};
 use crate::schedule::{parse_timezone, CronSchedule};
@@ -385,6 +386,18 @@ pub struct CampaignSpec {
     /// Per-channel extras, an object kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_settings: Option<Value>,
+    /// A drip or milestone campaign's sequence (`api.md` section 11), 1 to 20 steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// The engagements on this campaign that end a contact's sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
+    /// Who enters a drip campaign; `launch` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment: Option<Enrollment>,
+    /// When each contact enters a milestone campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
 
 impl CampaignSpec {
@@ -434,11 +447,36 @@ impl CampaignSpec {
                 errors.push(FieldError::new("channelSettings", MUST_BE_OBJECT));
             }
         }
+        errors.extend(self.check_sequence(!self.steps.is_empty()));
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
         }
+    }
+
+    /// The rules between the sequence fields (`steps`, `exit`, `enrollment`, `trigger`) and the
+    /// rest of the campaign (`drip::check`).
+    fn check_sequence(&self, steps_given: bool) -> Vec<FieldError> {
+        drip::check(
+            self.campaign_type,
+            &self.channels,
+            &self.steps,
+            steps_given,
+            self.enrollment.as_ref(),
+            self.trigger.as_ref(),
+            self.exit.as_ref(),
+        )
+    }
+
+    /// Whether the campaign sends a sequence of steps to each contact (drip and milestone).
+    pub fn has_steps(&self) -> bool {
+        drip::has_steps(self.campaign_type)
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
     }
 
     /// `schedule.startAt`, if set.
@@ -586,6 +624,8 @@ pub fn parse_campaign(body: &Value) -> Result<CampaignInput, Vec<FieldError>> {
         Some(_) => wrong(&mut errors, "channelSettings", MUST_BE_OBJECT),
     };
 
+    let sequence = drip::parse(obj, &mut errors);
+
     let id = optional_id(&mut errors, obj, "id");
     if id.as_deref() == Some(RESERVED_CAMPAIGN_ID) {
         errors.push(FieldError::new(
@@ -595,25 +635,33 @@ pub fn parse_campaign(body: &Value) -> Result<CampaignInput, Vec<FieldError>> {
     }
 
     match (name, campaign_type, channels, social_profiles) {
-        (Some(name), Some(campaign_type), Some(channels), Some(social_profiles))
-            if errors.is_empty() =>
-        {
-            Ok(CampaignInput {
-                spec: CampaignSpec {
-                    name,
-                    campaign_type,
-                    channels,
-                    audience_id,
-                    audience,
-                    template_id,
-                    schedule,
-                    recurring,
-                    social_profiles,
-                    channel_settings,
-                },
-                status,
-                id,
-            })
+        (Some(name), Some(campaign_type), Some(channels), Some(social_profiles)) => {
+            let spec = CampaignSpec {
+                name,
+                campaign_type,
+                channels,
+                audience_id,
+                audience,
+                template_id,
+                schedule,
+                recurring,
+                social_profiles,
+                channel_settings,
+                steps: sequence.steps,
+                exit: sequence.exit,
+                enrollment: sequence.enrollment,
+                trigger: sequence.trigger,
+            };
+            // Steps that failed to parse are reported already; the rules between fields are
+            // checked on what parsed, once every step did.
+            if errors.is_empty() {
+                errors.extend(spec.check_sequence(sequence.steps_given));
+            }
+            if errors.is_empty() {
+                Ok(CampaignInput { spec, status, id })
+            } else {
+                Err(errors)
+            }
         }
         _ => Err(errors),
     }
@@ -828,6 +876,13 @@ fn check_type_and_cron(kind: CampaignType, has_cron: bool) -> Option<FieldError>
             "recurring",
             "must not be set on a one-shot campaign",
         )),
+        (CampaignType::Drip | CampaignType::Milestone, true) => Some(FieldError::new(
+            "recurring",
+            format!(
+                "must not be set on a {} campaign; its steps' delays set the timing",
+                kind.id()
+            ),
+        )),
         _ => None,
     }
 }
@@ -918,6 +973,10 @@ mod tests {
                     recurring: None,
                     social_profiles: BTreeMap::new(),
                     channel_settings: None,
+                    steps: Vec::new(),
+                    exit: None,
+                    enrollment: None,
+                    trigger: None,
                 },
                 status: Some(Status::Draft),
                 id: None,
@@ -1236,11 +1295,21 @@ mod tests {
             )),
             [error("recurring", "must not be set on a one-shot campaign")]
         );
-        // Other strategies may repeat.
+        // A multi-channel campaign may repeat; drip and milestone steps keep their own time.
         assert!(parse_campaign(&seed_with(
-            json!({"type": "drip", "recurring": {"cron": "0 9 * * 1"}})
+            json!({"type": "multi-channel", "recurring": {"cron": "0 9 * * 1"}})
         ))
         .is_ok());
+        assert_eq!(
+            errors(seed_with(json!({
+                "type": "drip", "recurring": {"cron": "0 9 * * 1"},
+                "steps": [{"id": "welcome", "delay": "PT0S"}]
+            }))),
+            [error(
+                "recurring",
+                "must not be set on a drip campaign; its steps' delays set the timing"
+            )]
+        );
     }
 
     #[test]
@@ -1459,7 +1528,16 @@ mod tests {
                     if let Some(zone) = zone {
                         schedule.insert("timezone".into(), json!(zone));
                     }
-                    if kind != CampaignType::OneShot {
+                    if drip::has_steps(kind) {
+                        body["steps"] = json!([
+                            {"id": "s1", "delay": "PT0S"},
+                            {"id": "s2", "delay": "P1DT2H", "at": "09:30", "when": {"notOpened": "s1"}}
+                        ]);
+                        body["exit"] = json!({"on": ["conversion"]});
+                        if kind == CampaignType::Milestone {
+                            body["trigger"] = json!({"field": "attributes.renewalAt", "offset": "-P7D", "repeat": "yearly"});
+                        }
+                    } else if kind != CampaignType::OneShot {
                         if nested {
                             schedule.insert("recurring".into(), json!({"cron": cron}));
                         } else {

@@ -39,6 +39,9 @@ pub struct TrackingClaims {
     pub campaign_id: String,
     #[serde(rename = "r")]
     pub run_id: String,
+    /// A drip or milestone step's id: the `:stepId` of the URL path (the run's id otherwise).
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
     #[serde(rename = "p")]
     pub contact_id: String,
     #[serde(rename = "h")]
@@ -249,6 +252,7 @@ mod tests {
 
     fn claims() -> TrackingClaims {
         TrackingClaims {
+            step_id: None,
             org_id: "acme".into(),
             campaign_id: "camp-1".into(),
             run_id: "run-1".into(),

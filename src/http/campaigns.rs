@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_domain::campaign::CampaignCommand;
-use herald_domain::error::CampaignError;
+use herald_domain::drip::Enrollment;
+use herald_domain::error::{CampaignError, FieldError};
 use herald_domain::spec::{parse_campaign, Action, CampaignSpec, CampaignType, Channel, Status};
 use serde_json::{json, Value};
 
@@ -15,7 +16,7 @@ use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Par
 use super::idempotency;
 use super::AppState;
 use crate::campaigns::{self, CommandError, ListQuery, SortKey};
-use crate::sending::launch;
+use crate::sending::{drip, launch};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,6 +26,63 @@ pub fn router() -> Router<AppState> {
             get(fetch).put(replace).delete(remove),
         )
         .route("/crm/marketing/campaigns/{id}/{action}", post(action))
+        .route(
+            "/crm/marketing/campaigns/{id}/enrollments",
+            get(enrollments),
+        )
+}
+
+/// `GET …/enrollments?status=active|completed|exited&limit=&cursor=`: a drip or milestone
+/// campaign's contacts with their step statuses (`api.md` section 11), by contact id.
+async fn enrollments(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response> {
+    let org_id = &auth.0.org_id;
+    let status = match params.get("status") {
+        None => None,
+        Some(s @ ("active" | "completed" | "exited")) => Some(s),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "status must be active, completed or exited",
+            ))
+        }
+    };
+    let limit = params.limit()?;
+    let after = match params.get("cursor") {
+        Some(cursor) => decode_cursor(cursor)?,
+        None => (String::new(), String::new()),
+    };
+    let doc = campaigns::get(&state.db, org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+    let spec: CampaignSpec =
+        serde_json::from_value(doc).map_err(|e| ApiError::internal(e.to_string()))?;
+    let items = drip::list(
+        &state.db,
+        org_id,
+        &spec,
+        &id,
+        status,
+        (&after.0, &after.1),
+        limit + 1,
+    )
+    .await?;
+    let more = items.len() as i64 > limit;
+    let items: Vec<Value> = items.into_iter().take(limit as usize).collect();
+    let next = if more {
+        items.last().map(|last| {
+            encode_cursor(
+                last["contactId"].as_str().unwrap_or_default(),
+                last["milestone"].as_str().unwrap_or_default(),
+            )
+        })
+    } else {
+        None
+    };
+    Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
 }
 
 /// Answers a campaign body with its `ETag`.
@@ -77,6 +135,33 @@ impl From<CommandError> for ApiError {
     }
 }
 
+/// An engagement-triggered drip names another campaign of the same org (`api.md` section 11):
+/// an unknown one, another org's (indistinguishable from unknown) or itself is `422`.
+async fn check_trigger_campaign(
+    state: &AppState,
+    org_id: &str,
+    own_id: Option<&str>,
+    spec: &CampaignSpec,
+) -> Result<()> {
+    let Some(Enrollment::Event { campaign_id, .. }) = &spec.enrollment else {
+        return Ok(());
+    };
+    let message = if own_id == Some(campaign_id.as_str()) {
+        "must name another campaign, not this one"
+    } else if campaigns::get(&state.db, org_id, campaign_id)
+        .await?
+        .is_some_and(|doc| doc["state"] != "deleted")
+    {
+        return Ok(());
+    } else {
+        "is not a campaign of this organization"
+    };
+    Err(ApiError::unprocessable(vec![FieldError::new(
+        "enrollment.campaignId",
+        message,
+    )]))
+}
+
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn create(
     State(state): State<AppState>,
@@ -98,6 +183,7 @@ async fn create(
         None => None,
     };
     let input = parse_campaign(&body.value).map_err(ApiError::unprocessable)?;
+    check_trigger_campaign(&state, &org_id, input.id.as_deref(), &input.spec).await?;
     let id = input
         .id
         .clone()
@@ -190,6 +276,7 @@ async fn replace(
     auth.writer()?;
     let expected = if_match(&headers)?;
     let input = parse_campaign(&body.value).map_err(ApiError::unprocessable)?;
+    check_trigger_campaign(&state, &auth.0.org_id, Some(&id), &input.spec).await?;
     let meta = request.of(&auth.0);
     let cached = state.assets.get(&state.db, &auth.0.org_id).await?;
     let assets = launch::assets_for(&state.db, &auth.0.org_id, input.status, cached).await?;

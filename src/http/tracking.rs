@@ -91,8 +91,9 @@ fn verified(
             return None;
         }
     };
-    let belongs =
-        claims.campaign_id == *campaign_id && claims.run_id == *run_id && claims.kind == kind;
+    // A step's URLs carry the step's id where a run's carry the run's.
+    let path_step = claims.step_id.as_deref().unwrap_or(&claims.run_id);
+    let belongs = claims.campaign_id == *campaign_id && path_step == run_id && claims.kind == kind;
     if !belongs {
         tracing::debug!("tracking token for another campaign, run or route");
         return None;

@@ -148,7 +148,9 @@ pub async fn complete_one_shot(
         None,
         move |campaign, now| {
             let this_run = campaign.last_run().is_some_and(|r| r.run_id == run);
-            let one_shot = campaign.spec().recurring.is_none();
+            // Recurring campaigns keep running between runs, and a drip or milestone one while
+            // its contacts go through their steps (`drip::complete_if_done`).
+            let one_shot = campaign.spec().recurring.is_none() && !campaign.spec().has_steps();
             let to = if this_run && one_shot && campaign.status() == Status::Running {
                 Status::Completed
             } else {

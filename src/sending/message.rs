@@ -23,7 +23,10 @@ pub fn profile_key(profile: &str) -> String {
 pub struct RunCtx<'a> {
     pub org_id: &'a str,
     pub campaign_id: &'a str,
+    /// The ledger's run: a launch's run id, or a step's (`drip::step_run_id`).
     pub run_id: &'a str,
+    /// A drip or milestone step's id, the `:stepId` of its tracking URLs.
+    pub step_id: Option<&'a str>,
     pub campaign: &'a Value,
     pub template: &'a CompiledTemplate,
 }
@@ -99,6 +102,7 @@ impl Composer {
             org_id: ctx.org_id.to_string(),
             campaign_id: ctx.campaign_id.to_string(),
             run_id: ctx.run_id.to_string(),
+            step_id: ctx.step_id.map(str::to_string),
             contact_id: contact_id.to_string(),
             channel,
             kind,
@@ -115,7 +119,7 @@ impl Composer {
             "{}/connect/automation/{}/{}/{path}/?t={}",
             self.public_url,
             ctx.campaign_id,
-            ctx.run_id,
+            ctx.step_id.unwrap_or(ctx.run_id),
             tracking::sign(&self.tracking_key, &claims)
         )
     }

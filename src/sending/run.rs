@@ -69,6 +69,11 @@ impl Sender {
         &self.db
     }
 
+    /// Where each channel's messages go.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
     /// one post per social channel. Safe to run again, or twice at once: the ledger decides.
     #[tracing::instrument(skip_all, fields(org = %org_id, campaign = %campaign_id, run = %run_id))]
     pub async fn send_run(
@@ -105,6 +110,7 @@ impl Sender {
             org_id,
             campaign_id,
             run_id,
+            step_id: None,
             campaign: &campaign,
             template: &template,
         };
@@ -199,6 +205,15 @@ impl Sender {
             .template_id
             .as_deref()
             .ok_or_else(|| SendRunError::Setup("the campaign has no template".into()))?;
+        self.template_by_id(org_id, id).await
+    }
+
+    /// The org's template `id`, compiled.
+    pub async fn template_by_id(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<CompiledTemplate, SendRunError> {
         let doc = documents::get(&self.db, org_id, DocumentKind::Template, id)
             .await?
             .ok_or_else(|| SendRunError::Setup(format!("template {id} does not exist")))?;
@@ -208,7 +223,9 @@ impl Sender {
             .map_err(|_| SendRunError::Setup(format!("template {id} does not compile")))
     }
 
-    async fn send_page(
+    /// Sends one page of members on each route: skips what the ledger holds (when asked to
+    /// look), the unsubscribed and those without an address.
+    pub async fn send_page(
         &self,
         ctx: &RunCtx<'_>,
         routes: &[Route],
@@ -253,7 +270,7 @@ impl Sender {
 }
 
 /// Why a fan-out must stop, from the campaign's current read row.
-fn stop_reason(campaign: &Value) -> Option<RunOutcome> {
+pub fn stop_reason(campaign: &Value) -> Option<RunOutcome> {
     if campaign["state"] == "deleted" {
         return Some(RunOutcome::Cancelled("the campaign was deleted".into()));
     }

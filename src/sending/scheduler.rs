@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::audience;
+use super::drip;
 use super::jobs::{self, Job, Jobs, Lease, RunPlan};
 use super::launch::{self, LaunchClock};
 use super::run::{RunOutcome, Sender};
@@ -30,6 +31,8 @@ use crate::store::{self, format_time, Checkpoint};
 
 /// Send jobs one process runs at once.
 pub const SEND_SLOTS: usize = 2;
+/// Batches of due drip and milestone steps one process sends at once.
+const STEP_SLOTS: usize = 2;
 /// The actor recorded on the events the scheduler causes.
 pub const ACTOR: &str = "herald-scheduler";
 /// The checkpoint name of the scheduler's catch-up reader.
@@ -167,6 +170,7 @@ impl Scheduler {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let heartbeat = tokio::spawn(self.clone().beat(shutdown.clone()));
         let mut sends: JoinSet<()> = JoinSet::new();
+        let mut steps: JoinSet<()> = JoinSet::new();
         let mut last_reconcile: Option<Instant> = None;
         // The fast path starts where the gap-safe reader stands, so what happened while no
         // process ran (a run launched by an API-only node, say) is picked up at once too.
@@ -182,6 +186,7 @@ impl Scheduler {
                 break;
             }
             while sends.try_join_next().is_some() {}
+            while steps.try_join_next().is_some() {}
             if let Some(cursor) = cursor.as_mut() {
                 loop {
                     match self.follow(cursor).await {
@@ -232,6 +237,15 @@ impl Scheduler {
                     Err(error) => tracing::warn!(%error, "claiming send jobs failed"),
                 }
             }
+            if steps.len() < STEP_SLOTS {
+                match drip::claim_due(&self.db, &self.node_id, drip::STEP_BATCH).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        steps.spawn(self.clone().run_steps(batch));
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "claiming due steps failed"),
+                }
+            }
             tokio::select! {
                 _ = self.wake.notified() => {
                     // Let a burst of appends arrive, to follow them in one batch.
@@ -245,6 +259,7 @@ impl Scheduler {
             }
         }
         while sends.join_next().await.is_some() {}
+        while steps.join_next().await.is_some() {}
         let _ = heartbeat.await;
         let _ = sqlx::query("delete from scheduler_nodes where node_id = $1")
             .bind(&self.node_id)
@@ -420,16 +435,31 @@ impl Scheduler {
                 .await;
         };
         let lease = Lease::new(&self.jobs, &job, shutdown);
-        let outcome = self
-            .sender
-            .send_run(&job.org_id, &job.campaign_id, &run_id, &plan, &lease)
-            .await;
+        let sequence = match campaigns::get(&self.db, &job.org_id, &job.campaign_id).await {
+            Ok(doc) => doc.is_some_and(|doc| {
+                serde_json::from_value::<CampaignSpec>(doc).is_ok_and(|spec| spec.has_steps())
+            }),
+            Err(_) => false,
+        };
+        let outcome = if sequence {
+            // A drip or milestone run enrolls its audience; the steps send on their own clocks.
+            self.sender
+                .enroll_run(&job.org_id, &job.campaign_id, &run_id, &plan, &lease)
+                .await
+        } else {
+            self.sender
+                .send_run(&job.org_id, &job.campaign_id, &run_id, &plan, &lease)
+                .await
+        };
         match outcome {
             Ok(RunOutcome::Finished(report)) => {
                 tracing::info!(run = %run_id, ?report, "run sent");
                 let note = serde_json::to_string(&report).ok();
                 self.complete_one_shot(&job, &run_id).await;
                 self.jobs.finish(&job, "done", note).await;
+                if sequence {
+                    self.complete_sequence(&job.org_id, &job.campaign_id).await;
+                }
             }
             Ok(RunOutcome::Interrupted) => {
                 // Resume at once, here after a restart or on another node.
@@ -447,6 +477,42 @@ impl Scheduler {
                 tracing::warn!(%error, run = %run_id, "run could not be sent; will retry");
                 let at = Utc::now() + jobs::backoff(job.attempts);
                 self.jobs.release(&job, at, Some(error.to_string())).await;
+            }
+        }
+    }
+
+    /// Sends a claimed batch of due steps, then completes the `launch`-enrolled drips whose
+    /// last contact is done. A batch that fails stays claimed until its lease runs out, and is
+    /// tried again then.
+    async fn run_steps(self: Arc<Self>, batch: Vec<drip::DueStep>) {
+        let full = batch.len() as i64 == drip::STEP_BATCH;
+        match self.sender.send_due_steps(&self.node_id, batch).await {
+            Ok(campaigns) => {
+                for (org_id, campaign_id) in campaigns {
+                    self.complete_sequence(&org_id, &campaign_id).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "due steps could not be sent; will retry"),
+        }
+        if full {
+            // More may be due: look again without waiting for the poll.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Completes a `launch`-enrolled drip whose every contact finished or exited.
+    async fn complete_sequence(&self, org_id: &str, campaign_id: &str) {
+        let meta = CommandMeta {
+            org_id: org_id.to_string(),
+            actor: ACTOR.to_string(),
+            request_id: format!("steps:{campaign_id}"),
+            correlation_id: campaign_id.to_string(),
+        };
+        match drip::complete_if_done(&self.db, &meta, campaign_id).await {
+            Ok(true) => self.wakeup.wake(),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, campaign = %campaign_id, "could not complete the drip")
             }
         }
     }
@@ -469,6 +535,8 @@ async fn apply_events(
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let mut touched: HashSet<(String, String)> = HashSet::new();
+    // Campaigns whose status may have moved: their enrollments follow (`drip::sync_enrollments`).
+    let mut lifecycle: HashSet<(String, String)> = HashSet::new();
     let mut changed = false;
     for event in events {
         let record = &event.record;
@@ -496,8 +564,15 @@ async fn apply_events(
             // scheduled or running has its `Scheduled` or `Launched` event in this batch too.
             continue;
         }
+        if matches!(
+            record.event_type.as_str(),
+            "Paused" | "Resumed" | "Completed" | "SoftDeleted"
+        ) {
+            lifecycle.insert((event.org_id.clone(), campaign_id.clone()));
+        }
         touched.insert((event.org_id.clone(), campaign_id));
     }
+    drip::sync_enrollments(tx, &lifecycle).await?;
     changed |= jobs::sync_campaigns(tx, touched, now).await?;
     Ok(changed)
 }
@@ -543,8 +618,19 @@ pub async fn health(db: &Db, org_id: &str) -> Result<SchedulerHealth, sqlx::Erro
     let live: i64 = row.try_get("live")?;
     Ok(SchedulerHealth {
         scheduler: json!({ "heartbeatAt": heartbeat, "workers": workers, "nodes": live }),
-        queue: jobs::queue(db, org_id).await?,
+        queue: with_steps(
+            jobs::queue(db, org_id).await?,
+            drip::pending_steps(db, org_id).await?,
+        ),
         registered: nodes > 0,
         stale: heartbeat.as_deref().is_none_or(|at| at < fresh.as_str()),
     })
+}
+
+/// The job queue with the org's pending drip and milestone steps counted in its depth.
+fn with_steps(mut queue: Value, steps: i64) -> Value {
+    let depth = queue["depth"].as_i64().unwrap_or(0) + steps;
+    queue["depth"] = json!(depth);
+    queue["steps"] = json!(steps);
+    queue
 }

@@ -581,7 +581,8 @@ pub const READ_MODEL_TABLES: &[&str] = &[
 ];
 
 /// Every other table, and so not compared after a replay: the log itself, bookkeeping that is
-/// not derived from it (checkpoints, idempotency and engagement keys, jobs, the send ledger and
+/// not derived from it (checkpoints, idempotency and engagement keys, jobs, drip and milestone
+/// enrollments (durable step timers, like jobs), the send ledger and
 /// its counters, channel health, the sandbox outbox, short links, purge jobs, scheduler nodes,
 /// cache versions), and the encrypted credentials.
 pub const NOT_REBUILT_TABLES: &[&str] = &[
@@ -591,6 +592,7 @@ pub const NOT_REBUILT_TABLES: &[&str] = &[
     "channel_stats",
     "connection_secrets",
     "engagement_keys",
+    "enrollments",
     "events",
     "idempotency_keys",
     "jobs",

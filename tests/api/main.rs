@@ -14,6 +14,7 @@ mod concurrency;
 mod contacts;
 mod contract;
 mod discovery;
+mod drip;
 mod engagements;
 mod events;
 mod health;
