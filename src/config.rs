@@ -265,6 +265,12 @@ impl Config {
             .to_string()
     }
 
+    /// Whether the links the server hands out (tracking, unsubscribe) point at this machine
+    /// only: a loopback or unspecified address, or `localhost`. Recipients cannot follow them.
+    pub fn public_url_is_local(&self) -> bool {
+        is_local_url(&self.public_url())
+    }
+
     /// The PEM text of the configured public key, read from a file when given a path.
     pub fn jwt_public_key_pem(&self) -> anyhow::Result<Option<String>> {
         match &self.jwt_public_key {
@@ -351,6 +357,25 @@ pub fn without_password(url: &str) -> String {
     }
 }
 
+/// Whether `url`'s host is `localhost`, a loopback address or an unspecified one (`0.0.0.0`).
+fn is_local_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -415,6 +440,32 @@ pub fn parse_ttl(ttl: &str) -> anyhow::Result<chrono::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_to_this_machine_only_are_told_apart_from_public_ones() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://127.0.1.1",
+            "http://localhost:8080/",
+            "https://LOCALHOST.",
+            "http://app.localhost",
+            "http://[::1]:8080",
+            "http://0.0.0.0:8080",
+            "http://[::]:80",
+            "http://user:pw@127.0.0.1/herald",
+        ] {
+            assert!(is_local_url(local), "{local}");
+        }
+        for public in [
+            "https://herald.example.com",
+            "https://links.acme.test:8443/herald",
+            "http://203.0.113.7:8080",
+            "http://[2001:db8::1]:8080",
+            "https://localhost-proxy.example.com",
+        ] {
+            assert!(!is_local_url(public), "{public}");
+        }
+    }
 
     #[test]
     fn a_database_url_is_shown_without_its_password() {

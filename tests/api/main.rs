@@ -19,6 +19,7 @@ mod events;
 mod health;
 mod integrations;
 mod lifecycle;
+mod logging;
 mod purge;
 mod scheduling;
 mod sending;
