@@ -21,6 +21,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role names tokens carry (`api.md` section 1).
+    pub const NAMES: [&'static str; 4] = ["admin", "marketer", "analyst", "auditor"];
+
     fn parse(s: &str) -> Option<Role> {
         match s {
             "admin" => Some(Role::Admin),

@@ -6,9 +6,19 @@ use anyhow::Context;
 use base64::Engine;
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::Role;
+use crate::db::sqlite_file;
+
 /// Herald: event-sourced multi-channel marketing campaigns.
+///
+/// Without a subcommand it serves, with the options below.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about)]
+#[command(
+    name = "herald",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -16,13 +26,15 @@ pub struct Cli {
     pub config: Config,
 }
 
+/// Only `serve` and `migrate` may create a data dir or a database; every other subcommand works
+/// on an existing one and refuses, naming where it looked, when there is none.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (and, unless HERALD_WORKERS=false, the background workers). The default.
-    Serve,
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Print a JWT signed with the configured HS256 secret.
+    Serve(Config),
+    /// Apply database migrations (creating the SQLite database if needed) and exit.
+    Migrate(MigrateArgs),
+    /// Print a JWT signed with the server's HS256 secret.
     Token(TokenArgs),
     /// Rebuild read models from the event log.
     Replay(ReplayArgs),
@@ -33,11 +45,88 @@ pub enum Command {
     Purge(PurgeArgs),
 }
 
+/// Where the data is: the options of every subcommand that works on the server's data.
+#[derive(Debug, Clone, Args)]
+pub struct Store {
+    /// `sqlite://…` or `postgres://…`; default: `herald.db` in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The server's data dir: its SQLite database and generated secrets.
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// `text` or `json`.
+    #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Store {
+    pub fn database_url(&self) -> String {
+        database_url(self.database_url.as_deref(), &self.data_dir)
+    }
+
+    /// Where this looked for the data, for a refusal: the SQLite file (or the database URL,
+    /// without its password), then both settings.
+    pub fn looked_at(&self) -> String {
+        let url = self.database_url();
+        match sqlite_file(&url) {
+            Some(file) => self.looked_at_file(&file),
+            None => format!("{} {}", without_password(&url), self.settings()),
+        }
+    }
+
+    fn looked_at_file(&self, file: &Path) -> String {
+        format!("{} {}", absolute(file).display(), self.settings())
+    }
+
+    fn settings(&self) -> String {
+        format!(
+            "(HERALD_DATA_DIR={}, DATABASE_URL={})",
+            absolute(&self.data_dir).display(),
+            self.database_url
+                .as_deref()
+                .map_or_else(|| "unset".to_string(), without_password)
+        )
+    }
+
+    /// The HS256 secret `herald token` signs with: `given` (`HERALD_JWT_SECRET`), or the one
+    /// `herald serve` generated into the data dir (SQLite only). Never generates one: a token
+    /// signed with a secret the server does not have is only refused later with a bare `401`.
+    pub fn jwt_secret(&self, given: Option<&str>) -> anyhow::Result<String> {
+        let secret = match given {
+            Some(secret) => secret.to_string(),
+            None => {
+                let file = self.data_dir.join("jwt-secret");
+                match read_secret(&file) {
+                    Some(secret) if sqlite_file(&self.database_url()).is_some() => secret,
+                    _ => anyhow::bail!(
+                        "no JWT secret: HERALD_JWT_SECRET is not set and there is no generated one at {}; \
+                         run herald token with the server's environment: its HERALD_JWT_SECRET or, with SQLite, \
+                         its HERALD_DATA_DIR (where `herald serve` generates one)",
+                        self.looked_at_file(&file)
+                    ),
+                }
+            }
+        };
+        if secret.len() < 32 {
+            anyhow::bail!("HERALD_JWT_SECRET must be at least 32 bytes");
+        }
+        Ok(secret)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub store: Store,
+}
+
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// The org to purge.
     #[arg(long, required = true)]
     pub org: String,
+    #[command(flatten)]
+    pub store: Store,
 }
 
 #[derive(Debug, Args)]
@@ -45,8 +134,8 @@ pub struct TokenArgs {
     /// Org the token may act for (repeatable).
     #[arg(long = "org", required = true)]
     pub orgs: Vec<String>,
-    /// Role: admin, marketer, analyst or auditor (repeatable).
-    #[arg(long = "role")]
+    /// Role (repeatable).
+    #[arg(long = "role", value_parser = clap::builder::PossibleValuesParser::new(Role::NAMES))]
     pub roles: Vec<String>,
     /// The actor recorded on every event the token causes.
     #[arg(long, default_value = "herald-cli")]
@@ -54,6 +143,21 @@ pub struct TokenArgs {
     /// Lifetime, e.g. 30m, 1h, 7d.
     #[arg(long, default_value = "1h")]
     pub ttl: String,
+    /// The server's HS256 secret; default: the one it generated into the data dir.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Set on a server that takes RS256/ES256 tokens: it then refuses, tokens come from your
+    /// identity provider.
+    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<String>,
+    /// The `iss` claim.
+    #[arg(long, env = "HERALD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The `aud` claim.
+    #[arg(long, env = "HERALD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    #[command(flatten)]
+    pub store: Store,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +166,8 @@ pub struct ReplayArgs {
     /// all when absent.
     #[arg(long)]
     pub projection: Option<String>,
+    #[command(flatten)]
+    pub store: Store,
 }
 
 #[derive(Debug, Args)]
@@ -72,67 +178,49 @@ pub struct ExportArgs {
     /// Start after this global position.
     #[arg(long, default_value_t = 0)]
     pub after: i64,
+    #[command(flatten)]
+    pub store: Store,
 }
 
 /// Everything the service reads from its environment.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// `sqlite://…` (embedded, the default) or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
-    #[arg(
-        long,
-        env = "HERALD_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "HERALD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
-    #[arg(long, env = "HERALD_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true, global = true)]
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// PEM public key (the PEM text or a path to it) for RS256 or ES256 tokens.
-    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY", global = true)]
+    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<String>,
-    #[arg(long, env = "HERALD_JWT_ISSUER", global = true)]
+    #[arg(long, env = "HERALD_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
-    #[arg(long, env = "HERALD_JWT_AUDIENCE", global = true)]
+    #[arg(long, env = "HERALD_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
-    #[arg(
-        long,
-        env = "HERALD_TRACKING_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_TRACKING_SECRET", hide_env_values = true)]
     pub tracking_secret: Option<String>,
-    #[arg(
-        long,
-        env = "HERALD_SECRETS_KEY",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_SECRETS_KEY", hide_env_values = true)]
     pub secrets_key: Option<String>,
-    #[arg(long, env = "HERALD_PUBLIC_URL", global = true)]
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
     pub public_url: Option<String>,
-    #[arg(long, env = "HERALD_WORKERS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "HERALD_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,
-    #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
-    #[arg(
-        long,
-        env = "HERALD_METRICS_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
     /// Largest database pool. Default: six per CPU core. More connections than the database's
     /// cores can run only queue inside PostgreSQL (measured in docs/benchmarks.md).
-    #[arg(long, env = "HERALD_DB_CONNECTIONS", global = true)]
+    #[arg(long, env = "HERALD_DB_CONNECTIONS")]
     pub db_connections: Option<u32>,
     /// Tests only, hidden: how far ahead of the wall clock the scheduler decides launches
     /// (`1d`), so a test makes a far-future `startAt` due by moving its launch job's `run_at`
     /// instead of waiting for it (`docs/scheduling.md`, Testing).
-    #[arg(long, env = "HERALD_TEST_CLOCK_AHEAD", hide = true, value_parser = parse_ttl, global = true)]
+    #[arg(long, env = "HERALD_TEST_CLOCK_AHEAD", hide = true, value_parser = parse_ttl)]
     pub test_clock_ahead: Option<chrono::Duration>,
 }
 
@@ -154,9 +242,7 @@ impl std::fmt::Debug for Secrets {
 
 impl Config {
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("herald.db").display()))
+        database_url(self.database_url.as_deref(), &self.data_dir)
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -177,6 +263,12 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.bind))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// Whether the links the server hands out (tracking, unsubscribe) point at this machine
+    /// only: a loopback or unspecified address, or `localhost`. Recipients cannot follow them.
+    pub fn public_url_is_local(&self) -> bool {
+        is_local_url(&self.public_url())
     }
 
     /// The PEM text of the configured public key, read from a file when given a path.
@@ -242,13 +334,63 @@ impl Config {
     }
 }
 
+/// `DATABASE_URL`, or the SQLite database in the data dir.
+fn database_url(given: Option<&str>, data_dir: &Path) -> String {
+    given.map_or_else(
+        || format!("sqlite://{}", data_dir.join("herald.db").display()),
+        str::to_string,
+    )
+}
+
+/// `url` with its password, if any, replaced by `***`: it goes into messages and logs.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Whether `url`'s host is `localhost`, a loopback address or an unspecified one (`0.0.0.0`).
+fn is_local_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A generated secret stored at `path`, if there is one.
+fn read_secret(path: &Path) -> Option<String> {
+    let existing = std::fs::read_to_string(path).ok()?;
+    let existing = existing.trim();
+    (!existing.is_empty()).then(|| existing.to_string())
+}
+
 /// Reads a generated secret from `path`, or creates it (48 random bytes, base64) with mode 0600.
 fn load_or_generate(path: &Path) -> anyhow::Result<(String, bool)> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        let existing = existing.trim().to_string();
-        if !existing.is_empty() {
-            return Ok((existing, false));
-        }
+    if let Some(existing) = read_secret(path) {
+        return Ok((existing, false));
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -293,4 +435,51 @@ pub fn parse_ttl(ttl: &str) -> anyhow::Result<chrono::Duration> {
         "d" => chrono::Duration::days(n),
         _ => anyhow::bail!("ttl unit must be s, m, h or d"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_to_this_machine_only_are_told_apart_from_public_ones() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://127.0.1.1",
+            "http://localhost:8080/",
+            "https://LOCALHOST.",
+            "http://app.localhost",
+            "http://[::1]:8080",
+            "http://0.0.0.0:8080",
+            "http://[::]:80",
+            "http://user:pw@127.0.0.1/herald",
+        ] {
+            assert!(is_local_url(local), "{local}");
+        }
+        for public in [
+            "https://herald.example.com",
+            "https://links.acme.test:8443/herald",
+            "http://203.0.113.7:8080",
+            "http://[2001:db8::1]:8080",
+            "https://localhost-proxy.example.com",
+        ] {
+            assert!(!is_local_url(public), "{public}");
+        }
+    }
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        assert_eq!(
+            without_password("postgres://herald:s3cret@db.internal:5432/herald?sslmode=require"),
+            "postgres://herald:***@db.internal:5432/herald?sslmode=require"
+        );
+        assert_eq!(
+            without_password("postgres://postgres@127.0.0.1/herald"),
+            "postgres://postgres@127.0.0.1/herald"
+        );
+        assert_eq!(
+            without_password("sqlite://data/herald.db"),
+            "sqlite://data/herald.db"
+        );
+    }
 }

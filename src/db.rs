@@ -4,7 +4,19 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
+
+/// Why [`Db::open_existing`] found no Herald database.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("no database file")]
+    NoFile,
+    /// With why, as the driver says it.
+    #[error("cannot open the database")]
+    Unreachable(String),
+    #[error("no Herald schema in the database")]
+    NoSchema,
+}
 
 /// Which database engine the service runs on. SQL differs in a few places (gap-safe reads,
 /// transaction start), so callers ask rather than guess from the URL.
@@ -35,6 +47,53 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(2);
 impl Db {
     /// Connects to `url` (`postgres://…` or `sqlite://…`), creating the SQLite file if needed.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        Self::connect_mode(url, max_connections, true).await
+    }
+
+    /// Opens the Herald database at `url` only if it is there: a SQLite file that exists, a
+    /// PostgreSQL database that answers, either with Herald's schema. Creates nothing. For the
+    /// command-line tools other than `serve` and `migrate`, which must not leave an empty
+    /// database where they looked by mistake.
+    pub async fn open_existing(url: &str, max_connections: u32) -> Result<Db, OpenError> {
+        if let Some(file) = sqlite_file(url) {
+            if !file.is_file() {
+                return Err(OpenError::NoFile);
+            }
+            // Read-only first: the pool's pragmas would write to an empty or foreign file.
+            sqlx::any::install_default_drivers();
+            let read_only = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=ro")
+            } else {
+                format!("{url}?mode=ro")
+            };
+            let mut conn = sqlx::AnyConnection::connect(&read_only)
+                .await
+                .map_err(|error| OpenError::Unreachable(error.to_string()))?;
+            let migrated: Result<i64, _> = sqlx::query_scalar(
+                "select count(*) from sqlite_master where type = 'table' and name = '_sqlx_migrations'",
+            )
+            .fetch_one(&mut conn)
+            .await;
+            let _ = conn.close().await;
+            if !matches!(migrated, Ok(1)) {
+                return Err(OpenError::NoSchema);
+            }
+        }
+        let db = Self::connect_mode(url, max_connections, false)
+            .await
+            .map_err(|error| OpenError::Unreachable(error.to_string()))?;
+        let schema: Result<i64, _> = sqlx::query_scalar("select count(*) from _sqlx_migrations")
+            .fetch_one(&db.read)
+            .await;
+        match schema {
+            Ok(n) if n > 0 => Ok(db),
+            _ => Err(OpenError::NoSchema),
+        }
+    }
+
+    async fn connect_mode(url: &str, max_connections: u32, create: bool) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
@@ -71,10 +130,15 @@ impl Db {
                 })
             }
             Backend::Sqlite => {
-                let url = with_create_mode(url);
-                if let Some(dir) = sqlite_parent_dir(&url) {
-                    std::fs::create_dir_all(dir)?;
-                }
+                let url = if create {
+                    let url = with_create_mode(url);
+                    if let Some(dir) = sqlite_parent_dir(&url) {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    url
+                } else {
+                    url.to_string()
+                };
                 let options = AnyConnectOptions::from_str(&url)?;
                 let write = AnyPoolOptions::new()
                     .max_connections(1)
@@ -213,6 +277,13 @@ fn with_create_mode(url: &str) -> String {
     }
 }
 
+/// The file of a `sqlite:` URL (none for an in-memory database or another scheme).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite:")?;
+    let path = path.trim_start_matches("//").split('?').next()?;
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
 fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
     let path = url
         .trim_start_matches("sqlite://")
@@ -277,5 +348,25 @@ impl Db {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_sqlite_url_names_its_file() {
+        assert_eq!(
+            sqlite_file("sqlite://data/herald.db?mode=rwc"),
+            Some(PathBuf::from("data/herald.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/herald/herald.db"),
+            Some(PathBuf::from("/var/lib/herald/herald.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://localhost/herald"), None);
     }
 }

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use clap::Parser;
 use herald::auth::{sign_hs256, Claims};
-use herald::config::{parse_ttl, Cli, Command, Config};
-use herald::db::Db;
+use herald::config::{parse_ttl, Cli, Command, Store, TokenArgs};
+use herald::db::{Db, OpenError};
 use herald::projector::{self, Projection};
 use herald::startup::Application;
 use herald::store;
@@ -17,50 +17,55 @@ use herald::store;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
-    init_tracing(&cli.config);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            Application::build(&cli.config)
-                .await?
-                .run_until_stopped()
-                .await
+    let name = match &cli.command {
+        None | Some(Command::Serve(_)) => "serve",
+        Some(Command::Migrate(_)) => "migrate",
+        Some(Command::Token(_)) => "token",
+        Some(Command::Replay(_)) => "replay",
+        Some(Command::Export(_)) => "export",
+        Some(Command::Purge(_)) => "purge",
+    };
+    // One line, whatever RUST_BACKTRACE says: the cause chain joined with `: `.
+    if let Err(error) = run(cli).await {
+        eprintln!("herald {name}: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve(cli.config)) {
+        Command::Serve(config) => {
+            init_tracing(&config.log_format);
+            Application::build(&config).await?.run_until_stopped().await
         }
-        Command::Migrate => {
-            let db = Db::connect(&cli.config.database_url(), 2).await?;
+        Command::Migrate(args) => {
+            init_tracing(&args.store.log_format);
+            let db = Db::connect(&args.store.database_url(), 2).await?;
             db.migrate().await?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Token(args) => {
-            let secrets = cli.config.secrets()?;
-            let secret = secrets.jwt_secret.ok_or_else(|| {
-                anyhow::anyhow!("herald token signs with HERALD_JWT_SECRET; a public-key setup mints tokens elsewhere")
-            })?;
-            let exp = chrono::Utc::now() + parse_ttl(&args.ttl)?;
-            let claims = Claims {
-                sub: args.sub,
-                exp: exp.timestamp(),
-                orgs: args.orgs,
-                roles: args.roles,
-                iss: cli.config.jwt_issuer.clone(),
-                aud: cli
-                    .config
-                    .jwt_audience
-                    .clone()
-                    .map(serde_json::Value::String),
-            };
-            println!("{}", sign_hs256(&secret, &claims)?);
+            init_tracing(&args.store.log_format);
+            println!("{}", token(&args)?);
             Ok(())
         }
-        Command::Replay(args) => replay(&cli.config, args.projection.as_deref()).await,
-        Command::Export(args) => export(&cli.config, args.org.as_deref(), args.after).await,
+        Command::Replay(args) => {
+            init_tracing(&args.store.log_format);
+            replay(&args.store, args.projection.as_deref()).await
+        }
+        Command::Export(args) => {
+            init_tracing(&args.store.log_format);
+            export(&args.store, args.org.as_deref(), args.after).await
+        }
         Command::Purge(args) => {
+            init_tracing(&args.store.log_format);
             if !herald_domain::is_valid_id(&args.org) {
                 anyhow::bail!("{} is not a valid org id", args.org);
             }
-            let db = Db::connect(&cli.config.database_url(), 4).await?;
+            let db = open(&args.store, 4).await?;
             db.migrate().await?;
             let job = herald::purge::enqueue(&db, &args.org, "herald-cli").await?;
             let result = herald::purge::run(&db, &job).await?;
@@ -73,22 +78,57 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing(config: &Config) {
+fn init_tracing(log_format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if config.log_format == "json" {
+    if log_format == "json" {
         builder.json().init();
     } else {
         builder.init();
     }
 }
 
-async fn replay(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
-    let db = Db::connect(&config.database_url(), 4).await?;
-    db.migrate().await?;
+/// The server's existing database, or one line saying where none was found. Only `serve` and
+/// `migrate` create one.
+async fn open(store: &Store, max_connections: u32) -> anyhow::Result<Db> {
+    Db::open_existing(&store.database_url(), max_connections)
+        .await
+        .map_err(|error| {
+            let why = match &error {
+                OpenError::Unreachable(why) => format!(" ({why})"),
+                OpenError::NoFile | OpenError::NoSchema => String::new(),
+            };
+            anyhow::anyhow!(
+                "{error} at {}{why}; point HERALD_DATA_DIR at the server's data dir or DATABASE_URL at its database \
+                 (only `herald serve` and `herald migrate` create one)",
+                store.looked_at()
+            )
+        })
+}
+
+fn token(args: &TokenArgs) -> anyhow::Result<String> {
+    if args.jwt_public_key.is_some() {
+        anyhow::bail!(
+            "herald token signs with HERALD_JWT_SECRET; a public-key setup (HERALD_JWT_PUBLIC_KEY) mints tokens elsewhere"
+        );
+    }
+    let secret = args.store.jwt_secret(args.jwt_secret.as_deref())?;
+    let exp = chrono::Utc::now() + parse_ttl(&args.ttl)?;
+    let claims = Claims {
+        sub: args.sub.clone(),
+        exp: exp.timestamp(),
+        orgs: args.orgs.clone(),
+        roles: args.roles.clone(),
+        iss: args.jwt_issuer.clone(),
+        aud: args.jwt_audience.clone().map(serde_json::Value::String),
+    };
+    sign_hs256(&secret, &claims)
+}
+
+async fn replay(store: &Store, only: Option<&str>) -> anyhow::Result<()> {
     let known: Vec<&str> = ["campaigns", "documents"]
         .into_iter()
         .chain(Projection::ALL.iter().map(|p| p.name()))
@@ -98,6 +138,8 @@ async fn replay(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
             anyhow::bail!("unknown projection {name}; known: {}", known.join(", "));
         }
     }
+    let db = open(store, 4).await?;
+    db.migrate().await?;
     let wanted = |name: &str| only.is_none_or(|o| o == name);
     if wanted("campaigns") {
         let started = std::time::Instant::now();
@@ -136,8 +178,8 @@ fn report(name: &str, events: u64, started: std::time::Instant) {
     );
 }
 
-async fn export(config: &Config, org: Option<&str>, after: i64) -> anyhow::Result<()> {
-    let db = Db::connect(&config.database_url(), 2).await?;
+async fn export(store: &Store, org: Option<&str>, after: i64) -> anyhow::Result<()> {
+    let db = open(store, 2).await?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut at = after;

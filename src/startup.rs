@@ -45,6 +45,12 @@ impl Application {
                 "generated development secrets into the data dir; mint a token with `herald token --org acme --role admin` (cargo run --release -- token --org acme --role admin)"
             );
         }
+        if config.public_url_is_local() {
+            tracing::warn!(
+                public_url = %config.public_url(),
+                "tracking and unsubscribe links will point at this machine, which recipients cannot reach; set HERALD_PUBLIC_URL to the address they can"
+            );
+        }
         let listener = TcpListener::bind(&config.bind).await?;
         let wakeup = Wakeup::default();
         let state = AppState {

@@ -335,6 +335,11 @@ impl Campaign {
         self.next_run_at
     }
 
+    /// When the scheduler must wake the campaign with `RunDue` ([`wake_at`]).
+    pub fn wake_at(&self) -> Option<DateTime<Utc>> {
+        wake_at(&self.spec, self.status, self.next_run_at)
+    }
+
     /// Why the last launch or schedule request could not go out (empty once one does).
     pub fn blockers(&self) -> &[Blocker] {
         &self.blockers
@@ -702,6 +707,22 @@ impl Campaign {
     /// `next`, unless it is after `schedule.endAt`.
     fn before_end(&self, next: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         next.filter(|next| self.spec.end_at().is_none_or(|end| *next <= end))
+    }
+}
+
+/// When the scheduler must wake a campaign with `RunDue`, or `None` when nothing will happen to
+/// it by itself: at `next_run_at` while it is scheduled or running, and, for a running recurring
+/// campaign past its last occurrence, at `schedule.endAt`, when it completes (`api.md` section
+/// 2). Without that wake-up nothing would ever complete it.
+pub fn wake_at(
+    spec: &CampaignSpec,
+    status: Status,
+    next_run_at: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match status {
+        Status::Scheduled | Status::Running if next_run_at.is_some() => next_run_at,
+        Status::Running if spec.recurring.is_some() => spec.end_at(),
+        _ => None,
     }
 }
 
@@ -1716,10 +1737,41 @@ mod tests {
             .given(history.clone())
             .when(run_due(ctx_at("2026-04-20T13:00:03Z")))
             .then_expect_events(vec![last_run.clone()]);
+        assert_eq!(
+            fold(history.clone()).wake_at(),
+            Some(at("2026-04-20T13:00:00Z"))
+        );
+        let ran: Vec<CampaignEvent> = history.into_iter().chain([last_run]).collect();
+        assert_eq!(
+            fold(ran.clone()).wake_at(),
+            Some(at("2026-04-25T00:00:00Z")),
+            "with no occurrence left, the scheduler wakes it at its end"
+        );
         campaign()
-            .given(history.into_iter().chain([last_run]).collect())
+            .given(ran.clone())
             .when(run_due(ctx_at("2026-04-25T00:00:00Z")))
             .then_expect_events(vec![CampaignEvent::Completed {}]);
+        let completed: Vec<CampaignEvent> = ran
+            .into_iter()
+            .chain([CampaignEvent::Completed {}])
+            .collect();
+        assert_eq!(fold(completed).wake_at(), None);
+    }
+
+    #[test]
+    fn a_running_campaign_without_an_end_or_a_recurrence_is_never_woken() {
+        let mut ran = weekly_scheduled();
+        ran.push(launched(
+            "run-1",
+            at("2026-04-20T13:00:00Z"),
+            1300,
+            &[Channel::Email],
+            vec![],
+            None,
+        ));
+        assert_eq!(fold(ran).wake_at(), None, "no end: it runs until completed");
+        assert_eq!(fold(history(Running)).wake_at(), None, "a one-shot's run");
+        assert_eq!(fold(history(Paused)).wake_at(), None);
     }
 
     #[test]

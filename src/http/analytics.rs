@@ -863,17 +863,7 @@ async fn contact_activities(
         }
     };
     let after = match params.get("cursor") {
-        Some(cursor) => {
-            let (position, seq) = decode_cursor(cursor)?;
-            match (position.parse::<i64>(), seq.parse::<i64>()) {
-                (Ok(position), Ok(seq)) => Some((position, seq)),
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "cursor is not one this server issued",
-                    ))
-                }
-            }
-        }
+        Some(cursor) => Some(ActivityCursor::decode(cursor)?),
         None => None,
     };
     // A deleted contact is gone from the API, its activity log with it (its engagements still
@@ -887,8 +877,10 @@ async fn contact_activities(
     );
     let mut next = 3;
     if after.is_some() {
-        sql.push_str(" and (position < $3 or (position = $3 and seq < $4))");
-        next = 5;
+        sql.push_str(
+            " and (at < $3 or (at = $3 and (position < $4 or (position = $4 and seq < $5))))",
+        );
+        next = 6;
     }
     if !types.is_empty() {
         sql.push_str(&format!(
@@ -896,13 +888,17 @@ async fn contact_activities(
             crate::store::params(next, types.len())
         ));
     }
+    // Newest first by when it happened; `at` is fixed-width UTC, so text order is time order.
     sql.push_str(&format!(
-        " order by position desc, seq desc limit {}",
+        " order by at desc, position desc, seq desc limit {}",
         limit + 1
     ));
     let mut query = sqlx::query(&sql).bind(org_id.as_str()).bind(id.as_str());
-    if let Some((position, seq)) = after {
-        query = query.bind(position).bind(seq);
+    if let Some(cursor) = &after {
+        query = query
+            .bind(cursor.at.as_str())
+            .bind(cursor.position)
+            .bind(cursor.seq);
     }
     for t in &types {
         query = query.bind(t.as_str());
@@ -913,19 +909,43 @@ async fn contact_activities(
     let mut items = Vec::with_capacity(rows.len().min(limit as usize));
     let mut last = None;
     for row in rows.iter().take(limit as usize) {
-        last = Some((
-            row.try_get::<i64, _>("position")?,
-            row.try_get::<i64, _>("seq")?,
-        ));
+        last = Some(ActivityCursor {
+            at: row.try_get("at")?,
+            position: row.try_get("position")?,
+            seq: row.try_get("seq")?,
+        });
         items.push(activity_item(row)?);
     }
     let next_cursor = match (more, last) {
-        (true, Some((position, seq))) => {
-            Some(encode_cursor(&position.to_string(), &seq.to_string()))
-        }
+        (true, Some(cursor)) => Some(cursor.encode()),
         _ => None,
     };
     Ok(Json(json!({ "items": items, "nextCursor": next_cursor })).into_response())
+}
+
+/// Where a page of a contact's activities ended: the last item's time, then its log position
+/// and sequence, which order activities of the same instant.
+struct ActivityCursor {
+    at: String,
+    position: i64,
+    seq: i64,
+}
+
+impl ActivityCursor {
+    fn encode(&self) -> String {
+        encode_cursor(&self.at, &format!("{}.{}", self.position, self.seq))
+    }
+
+    fn decode(cursor: &str) -> Result<ActivityCursor> {
+        let bad = || ApiError::bad_request("cursor is not one this server issued");
+        let (at, key) = decode_cursor(cursor)?;
+        let (position, seq) = key.split_once('.').ok_or_else(bad)?;
+        Ok(ActivityCursor {
+            at,
+            position: position.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
 }
 
 /// One activity: its type, campaign, channel and time, then the extras of its `detail`

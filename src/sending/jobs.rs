@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use herald_domain::spec::Channel;
+use herald_domain::campaign;
+use herald_domain::spec::{CampaignSpec, Channel, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -289,8 +290,20 @@ pub async fn add_send_job(
     Ok(())
 }
 
+/// Whether the run's `send` job is still waiting or running: its sends are not all dispatched or
+/// failed yet. A run without a send job (none derived yet, or deleted a week after it
+/// finished) is not sending.
+pub async fn run_sending(db: &Db, org_id: &str, run_id: &str) -> Result<bool, sqlx::Error> {
+    let state: Option<String> = sqlx::query_scalar("select state from jobs where id = $1")
+        .bind(format!("send:{org_id}:{run_id}"))
+        .fetch_optional(&db.read)
+        .await?;
+    Ok(matches!(state.as_deref(), Some("scheduled" | "running")))
+}
+
 /// Makes the pending launch jobs of one org's campaigns match their read rows: exactly one at
-/// `nextRunAt` while a campaign is active and scheduled or running, none otherwise.
+/// the time to wake it ([`wake_at`]: `nextRunAt`, or a finished recurring campaign's end) while
+/// a campaign is active and scheduled or running, none otherwise.
 ///
 /// Reads the rows and the jobs of a whole chunk of campaigns in two queries and writes only
 /// what differs, so following a log full of draft edits costs two reads per batch.
@@ -317,7 +330,8 @@ pub async fn sync_launch_jobs(
             rows = rows.bind(id);
             jobs = jobs.bind(id);
         }
-        let mut wanted: HashMap<String, String> = HashMap::new();
+        // Campaign id to its launch job's id suffix and due time.
+        let mut wanted: HashMap<String, (&str, String)> = HashMap::new();
         for row in rows.fetch_all(&mut **tx).await? {
             let state: String = row.try_get("state")?;
             let status: String = row.try_get("status")?;
@@ -325,16 +339,11 @@ pub async fn sync_launch_jobs(
                 continue;
             }
             let doc: Option<String> = row.try_get("doc")?;
-            let due = doc
+            let wake = doc
                 .and_then(|doc| serde_json::from_str::<Value>(&doc).ok())
-                .and_then(|doc| {
-                    doc["nextRunAt"]
-                        .as_str()
-                        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                        .map(|at| format_time(at.with_timezone(&Utc)))
-                });
-            if let Some(due) = due {
-                wanted.insert(row.try_get("id")?, due);
+                .and_then(|doc| wake_at(&doc));
+            if let Some((suffix, at)) = wake {
+                wanted.insert(row.try_get("id")?, (suffix, format_time(at)));
             }
         }
         let mut pending: HashMap<String, Vec<String>> = HashMap::new();
@@ -347,9 +356,9 @@ pub async fn sync_launch_jobs(
         for campaign_id in chunk {
             let keep = wanted
                 .get(campaign_id)
-                .map(|due| format!("launch:{org_id}:{campaign_id}:{due}"));
+                .map(|(suffix, due)| format!("launch:{org_id}:{campaign_id}:{due}{suffix}"));
             let jobs = pending.get(campaign_id).map(Vec::as_slice).unwrap_or(&[]);
-            if let (Some(id), Some(due)) = (&keep, wanted.get(campaign_id)) {
+            if let (Some(id), Some((_, due))) = (&keep, wanted.get(campaign_id)) {
                 if !jobs.contains(id) {
                     // New, or cancelled earlier and wanted again (a finished one stays finished).
                     sqlx::query(
@@ -385,6 +394,24 @@ pub async fn sync_launch_jobs(
         }
     }
     Ok(added)
+}
+
+/// When a scheduled or running campaign's read row says it must be woken
+/// ([`campaign::wake_at`]), with the suffix of that launch job's id: at `nextRunAt` (no
+/// suffix), or at the end of a recurring campaign past its last occurrence (`:end`, because an
+/// end that falls on the last occurrence has that occurrence's time, and its job is finished
+/// by then and stays finished). The spec is only read for a row without `nextRunAt`.
+fn wake_at(doc: &Value) -> Option<(&'static str, DateTime<Utc>)> {
+    let next_run_at = doc["nextRunAt"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|at| at.with_timezone(&Utc));
+    if let Some(at) = next_run_at {
+        return Some(("", at));
+    }
+    let status = doc["status"].as_str().and_then(Status::parse)?;
+    let spec = CampaignSpec::deserialize(doc).ok()?;
+    campaign::wake_at(&spec, status, None).map(|at| (":end", at))
 }
 
 /// [`sync_launch_jobs`] for `(org_id, campaign_id)` pairs of any orgs, one org at a time.

@@ -1,6 +1,6 @@
 //! Launching a campaign: one launch context (what can go out now, what blocks the rest, and the
 //! audience's reach) for HTTP commands and the scheduler's wake-ups alike, and the completion of
-//! a one-shot campaign once its run is sent.
+//! a one-shot campaign once its run is sent, and of a recurring one at its end.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use herald_domain::error::CampaignError;
 use herald_domain::spec::{CampaignSpec, Status};
 use serde_json::Value;
 
-use super::audience;
+use super::{audience, jobs};
 use crate::campaigns::{self, CommandError, CommandMeta, OrgAssets, Readiness};
 use crate::db::Db;
 
@@ -83,21 +83,46 @@ pub async fn reach_if_launching(
     }
 }
 
+/// How long a campaign whose end has come waits before it is woken again while its last run is
+/// still sending.
+pub const END_RECHECK: chrono::Duration = chrono::Duration::seconds(2);
+
+/// What waking a campaign did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Woken {
+    /// The campaign changed (a run launched or was skipped, or it completed): the run id of the
+    /// wake-up and the new status.
+    Changed { run_id: String, status: Status },
+    /// Nothing was due.
+    Unchanged,
+    /// A recurring campaign's end has come, but its last run is still sending: completing it now
+    /// would stop that run, so it is woken again at this time.
+    Again(DateTime<Utc>),
+}
+
 /// Wakes a campaign whose launch job is due: `RunDue` with a launch context built like the HTTP
 /// path's (readiness from the org's assets, reach from the audience now, or `counted` when the
 /// scheduler counted it ahead for this `nextRunAt`), at the time of `clock`. Nothing due means
-/// no events. Returns the run id and the new status when the campaign changed.
+/// no events. A recurring campaign past its last occurrence is woken at its end, and completes
+/// once its last run is sent.
 pub async fn run_due(
     db: &Db,
     meta: &CommandMeta,
     campaign_id: &str,
     clock: LaunchClock,
     counted: impl FnOnce(&str) -> Option<u64>,
-) -> anyhow::Result<Option<(String, Status)>> {
+) -> anyhow::Result<Woken> {
     let org_id = meta.org_id.as_str();
     let Some(doc) = campaigns::get(db, org_id, campaign_id).await? else {
-        return Ok(None);
+        return Ok(Woken::Unchanged);
     };
+    if doc["status"] == "running" && doc["nextRunAt"].is_null() {
+        if let Some(last_run) = doc["lastRun"]["runId"].as_str() {
+            if jobs::run_sending(db, org_id, last_run).await? {
+                return Ok(Woken::Again(Utc::now() + END_RECHECK));
+            }
+        }
+    }
     let spec: CampaignSpec = serde_json::from_value(doc.clone())?;
     let assets = OrgAssets::load(db, org_id).await?;
     let ready = assets.readiness(&spec);
@@ -122,9 +147,14 @@ pub async fn run_due(
     })
     .await;
     match outcome {
-        Ok(outcome) if outcome.changed => Ok(Some((run_id, outcome.view.campaign.status()))),
-        Ok(_) => Ok(None),
-        Err(CommandError::Domain(CampaignError::NotFound | CampaignError::Deleted)) => Ok(None),
+        Ok(outcome) if outcome.changed => Ok(Woken::Changed {
+            run_id,
+            status: outcome.view.campaign.status(),
+        }),
+        Ok(_) => Ok(Woken::Unchanged),
+        Err(CommandError::Domain(CampaignError::NotFound | CampaignError::Deleted)) => {
+            Ok(Woken::Unchanged)
+        }
         Err(error) => Err(error.into()),
     }
 }

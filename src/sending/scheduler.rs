@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use super::audience;
 use super::drip;
 use super::jobs::{self, Job, Jobs, Lease, RunPlan};
-use super::launch::{self, LaunchClock};
+use super::launch::{self, LaunchClock, Woken};
 use super::run::{RunOutcome, Sender};
 use crate::campaigns::{self, CommandMeta};
 use crate::db::{Backend, Db, Tx};
@@ -400,7 +400,8 @@ impl Scheduler {
     #[tracing::instrument(skip_all, fields(job = %job.id, org = %job.org_id, campaign = %job.campaign_id))]
     async fn run_launch(&self, job: Job) {
         match self.launch(&job).await {
-            Ok(()) => self.jobs.finish(&job, "done", None).await,
+            Ok(None) => self.jobs.finish(&job, "done", None).await,
+            Ok(Some(again)) => self.jobs.release(&job, again, None).await,
             Err(error) => {
                 tracing::warn!(%error, "launch job failed; will retry");
                 let at = Utc::now() + jobs::backoff(job.attempts);
@@ -409,8 +410,9 @@ impl Scheduler {
         }
     }
 
-    async fn launch(&self, job: &Job) -> anyhow::Result<()> {
-        let changed = launch::run_due(
+    /// Runs the wake-up; `Some` when the job must run again at that time.
+    async fn launch(&self, job: &Job) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let woken = launch::run_due(
             &self.db,
             &self.meta(job),
             &job.campaign_id,
@@ -418,11 +420,15 @@ impl Scheduler {
             |at| self.counted_ahead(&job.org_id, &job.campaign_id, at),
         )
         .await?;
-        if let Some((run_id, status)) = changed {
-            tracing::info!(run = %run_id, status = status.as_str(), "campaign woken");
-            self.wakeup.wake();
+        match woken {
+            Woken::Changed { run_id, status } => {
+                tracing::info!(run = %run_id, status = status.as_str(), "campaign woken");
+                self.wakeup.wake();
+                Ok(None)
+            }
+            Woken::Unchanged => Ok(None),
+            Woken::Again(at) => Ok(Some(at)),
         }
-        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(job = %job.id, org = %job.org_id, campaign = %job.campaign_id))]

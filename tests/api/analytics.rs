@@ -790,6 +790,84 @@ db_test!(
     }
 );
 
+db_test!(
+    a_conversion_reported_late_is_listed_below_a_later_open,
+    |app: TestApp| async move {
+        app.make_ready().await;
+        let imported = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .json(&json!([{"id": "ct-ann", "email": "ann@acme.test", "tags": ["prospect"]}]))
+            .send()
+            .await;
+        assert_eq!(imported.status, 200, "{}", imported.text);
+        let mut body = seed_campaign();
+        body.as_object_mut().unwrap().remove("schedule");
+        body["id"] = json!("camp-1");
+        body["channels"] = json!(["email"]);
+        body["status"] = json!("running");
+        create(&app, body).await;
+        let sent = eventually(Duration::from_secs(30), || async {
+            !sandbox(&app, "campaignId=camp-1").await.is_empty()
+        })
+        .await;
+        assert!(sent, "the campaign sent to ct-ann");
+        let message = sandbox(&app, "campaignId=camp-1").await.remove(0);
+        assert_eq!(
+            follow(&app, Method::GET, &message["trackingUrls"]["open"], BROWSER).await,
+            200
+        );
+        // Recorded after the send and the open, but it happened an hour before both.
+        let converted_at = chrono::Utc::now() - chrono::Duration::hours(1);
+        let reply = app
+            .admin(Method::POST, "/crm/marketing/campaigns/camp-1/engagements")
+            .json(
+                &json!([{"type": "conversion", "channel": "email", "contactId": "ct-ann",
+                "value": 19.99, "currency": "USD", "occurredAt": converted_at.to_rfc3339()}]),
+            )
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.body["recorded"], 1, "{}", reply.text);
+        let recorded = eventually(Duration::from_secs(30), || async {
+            let reply = app
+                .admin(Method::GET, "/crm/contacts/ct-ann/activities")
+                .send()
+                .await;
+            reply.body["items"].as_array().is_some_and(|i| i.len() == 3)
+        })
+        .await;
+        assert!(
+            recorded,
+            "the send, the open and the conversion reached the log"
+        );
+
+        // One item a page, so the cursor has to follow the same order.
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..4 {
+            let reply = app
+                .admin(
+                    Method::GET,
+                    &format!("/crm/contacts/ct-ann/activities?limit=1{cursor}"),
+                )
+                .send()
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            seen.extend(reply.body["items"].as_array().unwrap().iter().cloned());
+            match reply.body["nextCursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        let types: Vec<&str> = seen.iter().map(|i| i["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["open", "send", "conversion"], "{seen:?}");
+        let times: Vec<&str> = seen.iter().map(|i| i["at"].as_str().unwrap()).collect();
+        let mut newest_first = times.clone();
+        newest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!(times, newest_first);
+    }
+);
+
 const BROWSER: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15";
 
 /// Fetches a tracking URL of the sandbox outbox on the test server (the configured public URL
@@ -976,7 +1054,7 @@ db_test!(
         assert_eq!(top[0]["name"], "Spring e2e");
         assert_eq!(top[0]["revenue"], 20.29);
 
-        // ct-0000's log, most recently recorded first.
+        // ct-0000's log, newest first.
         let log = app
             .admin(Method::GET, "/crm/contacts/ct-0000/activities")
             .send()

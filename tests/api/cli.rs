@@ -585,3 +585,180 @@ db_test!(
         }
     }
 );
+
+/// The subcommands that work on the server's existing data.
+const DATA_COMMANDS: [&[&str]; 4] = [
+    &["token", "--org", "acme", "--role", "admin"],
+    &["export"],
+    &["replay"],
+    &["purge", "--org", "acme"],
+];
+
+/// Runs `command` and returns its stderr, asserting that it failed with exactly one line that
+/// names `looked_at`, `HERALD_DATA_DIR` and `DATABASE_URL`, and printed nothing on stdout.
+fn refused(mut command: Command, looked_at: &str) -> String {
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    for name in [looked_at, "HERALD_DATA_DIR", "DATABASE_URL"] {
+        assert!(stderr.contains(name), "{name} not named in: {stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn run_elsewhere_every_data_command_refuses_and_creates_no_data_dir() {
+    let cwd = std::env::temp_dir().join(format!("herald-cli-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let data = cwd.join("data");
+    for args in DATA_COMMANDS {
+        let mut command = herald();
+        command.args(args).current_dir(&cwd);
+        let looked_at = if args[0] == "token" {
+            data.join("jwt-secret")
+        } else {
+            data.join("herald.db")
+        };
+        refused(command, &looked_at.display().to_string());
+        assert!(
+            std::fs::read_dir(&cwd).unwrap().next().is_none(),
+            "herald {} created something in {}",
+            args[0],
+            cwd.display()
+        );
+    }
+}
+
+/// A database URL where no Herald database is, and a database that exists without Herald's
+/// schema; each with what to look for in the refusal.
+async fn not_herald_databases(backend: Backend) -> [(String, String); 2] {
+    let (empty, dir) = fresh_database(backend).await;
+    match backend {
+        Backend::Sqlite => {
+            let missing = dir.join("elsewhere").join("herald.db");
+            std::fs::File::create(dir.join("herald.db")).unwrap();
+            [
+                (
+                    format!("sqlite://{}", missing.display()),
+                    missing.display().to_string(),
+                ),
+                (empty, dir.join("herald.db").display().to_string()),
+            ]
+        }
+        Backend::Postgres => {
+            let missing = format!("{}_missing", empty);
+            let name = |url: &str| url.rsplit_once('/').unwrap().1.to_string();
+            [
+                (missing.clone(), name(&missing)),
+                (empty.clone(), name(&empty)),
+            ]
+        }
+    }
+}
+
+async fn data_commands_refuse_a_database_that_is_not_there(backend: Backend) {
+    let databases = not_herald_databases(backend).await;
+    for (url, looked_at) in &databases {
+        let dir = std::env::temp_dir().join(format!("herald-cli-{}", uuid::Uuid::now_v7()));
+        for args in &DATA_COMMANDS[1..] {
+            let mut command = herald_process(url, &dir);
+            command.args(*args);
+            refused(command, looked_at);
+        }
+        let mut token = herald_process(url, &dir);
+        token.env_remove("HERALD_JWT_SECRET").args(DATA_COMMANDS[0]);
+        refused(token, &dir.join("jwt-secret").display().to_string());
+        assert!(!dir.exists(), "a data dir was created at {}", dir.display());
+    }
+    // Nothing was created where they looked.
+    let (missing, empty) = (&databases[0].0, &databases[1].0);
+    match backend {
+        Backend::Sqlite => {
+            let file = |url: &str| std::path::PathBuf::from(url.trim_start_matches("sqlite://"));
+            assert!(!file(missing).exists());
+            assert!(!file(missing).parent().unwrap().exists());
+            assert_eq!(std::fs::metadata(file(empty)).unwrap().len(), 0);
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            assert!(sqlx::PgConnection::connect(missing).await.is_err());
+        }
+    }
+    let db = herald::db::Db::connect(empty, 1).await.unwrap();
+    assert_eq!(catalogue(&db).await, Vec::new(), "tables were created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_commands_refuse_a_database_that_is_not_there_on_sqlite() {
+    data_commands_refuse_a_database_that_is_not_there(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_commands_refuse_a_database_that_is_not_there_on_postgres() {
+    data_commands_refuse_a_database_that_is_not_there(Backend::Postgres).await;
+}
+
+#[test]
+fn herald_token_takes_only_the_four_roles() {
+    let dir = std::env::temp_dir().join(format!("herald-cli-{}", uuid::Uuid::now_v7()));
+    let out = herald_process("sqlite://unused.db", &dir)
+        .args(["token", "--org", "acme", "--role", "superuser"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no token is printed");
+    assert!(stderr.contains("superuser"), "{stderr}");
+    assert!(
+        stderr.contains("admin, marketer, analyst, auditor"),
+        "the roles are listed: {stderr}"
+    );
+    for role in ["admin", "marketer", "analyst", "auditor"] {
+        let out = herald_process("sqlite://unused.db", &dir)
+            .args(["token", "--org", "acme", "--role", role])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{role}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn each_subcommands_help_shows_its_own_options_not_the_servers() {
+    let help = |sub: &str| {
+        let out = herald().args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let serve = help("serve");
+    for server_only in [
+        "--bind",
+        "--workers",
+        "--metrics-token",
+        "--tracking-secret",
+    ] {
+        assert!(
+            serve.contains(server_only),
+            "serve has {server_only}: {serve}"
+        );
+        for sub in ["migrate", "token", "replay", "export", "purge"] {
+            let text = help(sub);
+            assert!(
+                !text.contains(server_only),
+                "herald {sub} --help lists the server's {server_only}: {text}"
+            );
+            assert!(text.contains("--data-dir"), "{text}");
+        }
+    }
+    assert!(help("token").contains("--role"));
+    assert!(help("export").contains("--after"));
+}

@@ -28,6 +28,67 @@ pub fn herald_process(database_url: &str, data_dir: &std::path::Path) -> std::pr
     command
 }
 
+/// A `herald serve` process whose log (at debug level) goes to a file, and a client for it.
+pub struct LoggedServer {
+    pub app: TestApp,
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn spawn_logged(backend: Backend) -> LoggedServer {
+    let (url, dir) = fresh_database(backend).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.join("server.log");
+    let child = herald_process(&url, &dir)
+        .arg("serve")
+        .env("HERALD_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "debug")
+        // JSON lines: no colour codes between the characters of a leaked value.
+        .env("HERALD_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start herald");
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = eventually(std::time::Duration::from_secs(30), || async {
+        client
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(
+        ready,
+        "herald did not start: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    LoggedServer {
+        app: TestApp {
+            address,
+            client,
+            backend,
+            database_url: url,
+            data_dir: dir,
+            admin: token(&["acme"], &["admin"], "alice"),
+        },
+        child,
+        log,
+    }
+}
+
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

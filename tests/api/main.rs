@@ -20,6 +20,7 @@ mod events;
 mod health;
 mod integrations;
 mod lifecycle;
+mod logging;
 mod purge;
 mod scheduling;
 mod sending;

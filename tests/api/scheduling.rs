@@ -776,3 +776,63 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    a_recurring_campaign_with_an_end_completes_after_its_last_occurrence,
+    |app: TestApp| async move {
+        app.make_ready().await;
+        import(
+            &app,
+            json!([{"id": "ct-first", "email": "first@acme.test", "tags": ["prospect"]}]),
+        )
+        .await;
+        // The end falls on an occurrence a few seconds away: that last run still goes out, and
+        // the campaign completes after it, with no occurrence left to wake it.
+        let end = chrono::Utc::now().timestamp() + 6;
+        let end = chrono::DateTime::from_timestamp(end - end % 2, 0).unwrap();
+        let body = json!({"id": "camp-ends", "name": "Every two seconds, briefly", "type": "recurring",
+            "channels": ["email"], "audienceId": "aud-spring-prospects",
+            "templateId": "tpl-spring-launch", "recurring": {"cron": "*/2 * * * * *"},
+            "schedule": {"endAt": end.to_rfc3339()}, "status": "running"});
+        let created = app.post_campaign(&body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_eq!(created.body["status"], "scheduled", "{}", created.text);
+        wait_for_status(&app, "camp-ends", "completed").await;
+
+        let campaign = app.get_campaign("camp-ends").await.body;
+        assert!(campaign["nextRunAt"].is_null(), "{campaign}");
+        let completed_at = campaign["completedAt"]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .unwrap_or_else(|| panic!("no completedAt: {campaign}"));
+        assert!(
+            completed_at >= end,
+            "completed at {completed_at}, before its end {end}"
+        );
+        let events = app.campaign_events("camp-ends").await;
+        let runs = events
+            .iter()
+            .filter(|e| e["eventType"] == "Launched")
+            .count();
+        assert!(runs >= 1, "{:?}", event_types(&events));
+        assert_eq!(
+            event_types(&events).last().map(String::as_str),
+            Some("Completed")
+        );
+        // Completing did not cut a run short: every run reached the contact.
+        let sent = eventually(Duration::from_secs(10), || async {
+            sandbox(&app, "campaignId=camp-ends").await.len() == runs
+        })
+        .await;
+        assert!(
+            sent,
+            "{runs} runs, messages: {:?}",
+            sandbox(&app, "campaignId=camp-ends").await
+        );
+        let settled = eventually(Duration::from_secs(10), || async {
+            health(&app).await["queue"]["depth"] == 0
+        })
+        .await;
+        assert!(settled, "{}", health(&app).await);
+    }
+);
