@@ -70,8 +70,23 @@ impl Sender {
     }
 
     /// one post per social channel. Safe to run again, or twice at once: the ledger decides.
+    /// Stops as [`RunOutcome::Interrupted`] once the job's lease is lost to another node.
     #[tracing::instrument(skip_all, fields(org = %org_id, campaign = %campaign_id, run = %run_id))]
     pub async fn send_run(
+        &self,
+        org_id: &str,
+        campaign_id: &str,
+        run_id: &str,
+        plan: &RunPlan,
+        lease: &Lease,
+    ) -> Result<RunOutcome, SendRunError> {
+        match self.fan_out(org_id, campaign_id, run_id, plan, lease).await {
+            Err(SendRunError::LeaseLost) => Ok(RunOutcome::Interrupted),
+            outcome => outcome,
+        }
+    }
+
+    async fn fan_out(
         &self,
         org_id: &str,
         campaign_id: &str,
@@ -107,6 +122,7 @@ impl Sender {
             run_id,
             campaign: &campaign,
             template: &template,
+            lease,
         };
         // A run whose ledger is empty at its start (not a retry or a resumption) skips the
         // per-page ledger read: the ledger insert still refuses any second send.
