@@ -16,6 +16,7 @@ mod contract;
 mod discovery;
 mod engagements;
 mod events;
+mod failover;
 mod health;
 mod integrations;
 mod lifecycle;
