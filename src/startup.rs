@@ -193,16 +193,20 @@ impl Application {
             let _ = close_tx.send(true);
             (&mut server).await
         };
-        let stopped = tokio::time::timeout_at(signalled + timeout, stop).await;
+        let stopped = tokio::select! {
+            stopped = tokio::time::timeout_at(signalled + timeout, stop) => stopped.ok(),
+            // A second Ctrl-C or SIGTERM: the operator does not want to wait.
+            _ = shutdown_signal() => None,
+        };
         for task in listener {
             task.abort();
         }
         match stopped {
-            Ok(served) => served?.map_err(Into::into),
-            Err(_) => {
+            Some(served) => served?.map_err(Into::into),
+            None => {
                 tracing::warn!(
                     timeout_seconds = timeout.as_secs_f64(),
-                    "the shutdown timeout passed: exiting with work unfinished; its jobs' leases run out and other nodes take them over"
+                    "stopped before everything finished (shutdown timeout, or a second signal); unfinished jobs' leases run out and other nodes take them over"
                 );
                 Ok(())
             }

@@ -57,6 +57,8 @@ pub struct Job {
     pub payload: String,
     /// The lease generation this claim holds: only writes made under it count.
     pub generation: i64,
+    /// A send job's progress: the last contact of the last page a fan-out finished.
+    pub resume_after: Option<String>,
     /// When the claim was sent, on this process's monotonic clock: the lease runs from here.
     pub claimed_at: Instant,
 }
@@ -133,6 +135,7 @@ pub struct Lease {
     shutdown: watch::Receiver<bool>,
     held: Arc<Held>,
     renewer: tokio::task::JoinHandle<()>,
+    resume_after: Option<String>,
 }
 
 /// What a lease and its renewal task share.
@@ -180,6 +183,7 @@ impl Lease {
             shutdown,
             held,
             renewer,
+            resume_after: job.resume_after.clone(),
         }
     }
 
@@ -210,6 +214,29 @@ impl Lease {
         self.extend_in(&mut **tx).await
     }
 
+    /// Where a fan-out taken over or handed back continues: after this contact.
+    pub fn resume_after(&self) -> Option<&str> {
+        self.resume_after.as_deref()
+    }
+
+    /// Records that the fan-out finished every page up to `contact_id`, if the job is still
+    /// this node's (`false` otherwise: stop).
+    pub async fn record_progress(&self, contact_id: &str) -> Result<bool, sqlx::Error> {
+        let updated = sqlx::query(
+            "update jobs set resume_after = $1 where id = $2 and lease_generation = $3 and state = 'running'",
+        )
+        .bind(contact_id)
+        .bind(&self.job_id)
+        .bind(self.generation)
+        .execute(&self.db.write)
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(true);
+        }
+        lost_to_another(&self.db, &self.held).await?;
+        Ok(false)
+    }
+
     async fn extend_in<'e, E>(&self, executor: E) -> Result<bool, sqlx::Error>
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
@@ -230,7 +257,9 @@ impl Lease {
             self.held.renewed(started, self.length);
             return Ok(true);
         }
-        Ok(!lost_to_another(&self.db, &self.held).await?)
+        // Not this generation's any more, or not running: either way nothing more is written.
+        lost_to_another(&self.db, &self.held).await?;
+        Ok(false)
     }
 }
 
@@ -264,20 +293,21 @@ where
 }
 
 /// After a renewal matched nothing: whether another node has claimed the job since (then the
-/// lease is lost, logged once and counted), rather than this node having ended it.
+/// lease is lost, logged once and counted), rather than this node having ended it. Reads and
+/// counts off the write connection: a fence may be holding it (SQLite has one).
 async fn lost_to_another(db: &Db, held: &Held) -> Result<bool, sqlx::Error> {
     if held.lost.load(Ordering::Acquire) {
         return Ok(true);
     }
     let row = sqlx::query("select lease_generation, locked_by from jobs where id = $1")
         .bind(&held.job_id)
-        .fetch_optional(&db.write)
+        .fetch_optional(&db.read)
         .await?;
     let holder = match row {
         Some(row) => {
             let generation: i64 = row.try_get("lease_generation")?;
             if generation == held.generation {
-                // Ended or handed back by this node: nothing was lost.
+                // Ended or handed back by this node (or dead-lettered): not taken over.
                 return Ok(false);
             }
             row.try_get::<Option<String>, _>("locked_by")?
@@ -293,9 +323,12 @@ async fn lost_to_another(db: &Db, held: &Held) -> Result<bool, sqlx::Error> {
             taken_by = %holder.as_deref().unwrap_or("nobody"),
             "lost the lease on a job another node took over; stopping it without sending more"
         );
-        if let Err(error) = count(db, "lease_renewals_failed", 1).await {
-            tracing::warn!(%error, "could not count a lost lease");
-        }
+        let db = db.clone();
+        tokio::spawn(async move {
+            if let Err(error) = count(&db, "lease_renewals_failed", 1).await {
+                tracing::warn!(%error, "could not count a lost lease");
+            }
+        });
     }
     Ok(true)
 }
@@ -486,7 +519,7 @@ impl Jobs {
             "update jobs set state = 'running', attempts = attempts + 1, lease_generation = lease_generation + 1,
                locked_by = $1, locked_until = {}, updated_at = $2
              where id in ({})
-             returning id, org_id, campaign_id, kind, run_id, attempts, payload, lease_generation",
+             returning id, org_id, campaign_id, kind, run_id, attempts, payload, lease_generation, resume_after",
             db_time(self.db.backend, millis(self.settings.length)),
             store::params(3, ids.len())
         );
@@ -513,6 +546,7 @@ impl Jobs {
                     run_id: row.try_get("run_id")?,
                     attempts: row.try_get("attempts")?,
                     payload: row.try_get("payload")?,
+                    resume_after: row.try_get("resume_after")?,
                     generation: row.try_get("lease_generation")?,
                     claimed_at,
                 })
@@ -537,7 +571,7 @@ impl Jobs {
     /// Ends a job this node holds: `state` is `done`, `failed` or `cancelled`.
     pub async fn finish(&self, job: &Job, state: &str, note: Option<String>) {
         let result = sqlx::query(
-            "update jobs set state = $1, last_error = $2, locked_by = null, locked_until = null, updated_at = $3
+            "update jobs set state = $1, last_error = $2, locked_by = null, locked_until = null, resume_after = null, updated_at = $3
              where id = $4 and locked_by = $5 and lease_generation = $6",
         )
         .bind(state)

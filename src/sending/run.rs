@@ -142,7 +142,8 @@ impl Sender {
                 report.already_in_ledger += 1;
             }
         }
-        let mut after = String::new();
+        // A run taken over or handed back continues after the last page it finished.
+        let mut after = lease.resume_after().unwrap_or_default().to_string();
         let mut read_ahead: Option<Vec<(String, Value)>> = None;
         for page_number in 0u64.. {
             if page_number % 50 == 0 {
@@ -198,6 +199,9 @@ impl Sender {
             };
             let (next, sent) = tokio::join!(next, send);
             sent?;
+            if !lease.record_progress(&after).await? {
+                return Err(SendRunError::LeaseLost);
+            }
             match next? {
                 Some(page) => read_ahead = Some(page),
                 None => break,
