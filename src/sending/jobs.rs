@@ -207,11 +207,27 @@ impl Lease {
     /// The fence of a page's writes, run last in their transaction: extends the lease if the
     /// job is still ours at this generation, and row-locks it until the commit, so no other
     /// node can claim it in between. `false` (roll back, write nothing) once another node holds it.
+    ///
+    /// The extension counts only once the transaction commits, so it does not move this
+    /// process's own view of the deadline (which gates vendor calls).
     pub async fn fence(&self, tx: &mut Tx) -> Result<bool, sqlx::Error> {
         if self.held.lost.load(Ordering::Acquire) {
             return Ok(false);
         }
-        self.extend_in(&mut **tx).await
+        let backend = self.db.backend;
+        if extend(
+            &mut **tx,
+            backend,
+            &self.job_id,
+            self.generation,
+            self.length,
+        )
+        .await?
+        {
+            return Ok(true);
+        }
+        lost_to_another(&self.db, &self.held).await?;
+        Ok(false)
     }
 
     /// Where a fan-out taken over or handed back continues: after this contact.
