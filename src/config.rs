@@ -222,6 +222,18 @@ pub struct Config {
     /// instead of waiting for it (`docs/scheduling.md`, Testing).
     #[arg(long, env = "HERALD_TEST_CLOCK_AHEAD", hide = true, value_parser = parse_ttl)]
     pub test_clock_ahead: Option<chrono::Duration>,
+    /// How long a claimed job stays this node's without a renewal (renewed every second);
+    /// after that another node takes it over. At least 3s. Read with [`Config::job_lease`].
+    #[arg(long, env = "HERALD_JOB_LEASE", default_value = "4s")]
+    pub job_lease: String,
+    /// How long a stop (SIGTERM, Ctrl-C) may take before the process exits anyway. Read with
+    /// [`Config::shutdown_timeout`].
+    #[arg(long, env = "HERALD_SHUTDOWN_TIMEOUT", default_value = "20s")]
+    pub shutdown_timeout: String,
+    /// Tests only, hidden: this node's clock set ahead of the wall clock (`10s`), for the job
+    /// table's due checks and the launch clock; leases keep the database's clock (`jobs.rs`).
+    #[arg(long, env = "HERALD_TEST_CLOCK_SKEW", hide = true, value_parser = parse_ttl)]
+    pub test_clock_skew: Option<chrono::Duration>,
 }
 
 /// Secrets the service needs, after defaults and generation.
@@ -255,6 +267,38 @@ impl Config {
             let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
             (cores * 6).max(8)
         })
+    }
+
+    /// `HERALD_JOB_LEASE`, refused unless it is a duration of at least three renewal intervals.
+    pub fn job_lease(&self) -> anyhow::Result<std::time::Duration> {
+        let min = crate::sending::jobs::MIN_LEASE;
+        let renew = crate::sending::jobs::RENEW_EVERY;
+        let lease = parse_duration(&self.job_lease).ok_or_else(|| {
+            anyhow::anyhow!(
+                "HERALD_JOB_LEASE={:?} is not a duration; write e.g. 4s, 4500ms or 1m",
+                self.job_lease
+            )
+        })?;
+        if lease < min {
+            anyhow::bail!(
+                "HERALD_JOB_LEASE={} is too short: a lease must last at least three renewal intervals of {}s, {}s",
+                self.job_lease.trim(),
+                renew.as_secs(),
+                min.as_secs()
+            );
+        }
+        Ok(lease)
+    }
+
+    /// `HERALD_SHUTDOWN_TIMEOUT`, refused unless it is a duration longer than zero.
+    pub fn shutdown_timeout(&self) -> anyhow::Result<std::time::Duration> {
+        match parse_duration(&self.shutdown_timeout) {
+            Some(timeout) if !timeout.is_zero() => Ok(timeout),
+            _ => anyhow::bail!(
+                "HERALD_SHUTDOWN_TIMEOUT={:?} is not a duration longer than zero; write e.g. 20s or 1m",
+                self.shutdown_timeout
+            ),
+        }
     }
 
     pub fn public_url(&self) -> String {
@@ -420,6 +464,24 @@ fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     std::fs::write(path, value)
 }
 
+/// Parses a duration like `1500ms`, `4s`, `1m` or `1h`.
+pub fn parse_duration(value: &str) -> Option<std::time::Duration> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    };
+    millis.map(std::time::Duration::from_millis)
+}
+
 /// Parses a duration like `90s`, `30m`, `1h` or `7d`.
 pub fn parse_ttl(ttl: &str) -> anyhow::Result<chrono::Duration> {
     let ttl = ttl.trim();
@@ -481,5 +543,20 @@ mod tests {
             without_password("sqlite://data/herald.db"),
             "sqlite://data/herald.db"
         );
+    }
+
+    #[test]
+    fn durations_take_a_number_and_a_unit() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("4s"), Some(Duration::from_secs(4)));
+        assert_eq!(
+            parse_duration(" 1500ms "),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        for bad in ["", "4", "s", "4 s", "-4s", "4.5s", "4d", "soon"] {
+            assert!(parse_duration(bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -1,7 +1,12 @@
-//! Builds the application from its configuration and runs it until a shutdown signal.
+//! Builds the application from its configuration and runs it until a shutdown signal, then
+//! stops within `HERALD_SHUTDOWN_TIMEOUT`: readiness off, workers' jobs handed back, requests
+//! in flight finished.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -11,6 +16,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::projector::{self, Wakeup};
+use crate::sending::jobs::{LeaseSettings, NodeClock};
 use crate::sending::launch::LaunchClock;
 use crate::sending::run::Sender;
 use crate::sending::scheduler::Scheduler;
@@ -23,12 +29,22 @@ pub struct Application {
     workers: bool,
     /// The scheduler and send workers, unless `HERALD_WORKERS=false`.
     scheduler: Option<Arc<Scheduler>>,
+    shutdown_timeout: Duration,
+}
+
+/// How long a stopping process keeps answering (with `/readyz` at `503`) before it closes its
+/// listener: long enough for a load balancer's readiness checks to take it out of rotation.
+/// A quarter of the shutdown timeout, at most 5 s.
+fn drain_time(shutdown_timeout: Duration) -> Duration {
+    (shutdown_timeout / 4).min(Duration::from_secs(5))
 }
 
 impl Application {
     /// Connects and migrates the database, resolves secrets and binds the listener (port 0 picks
     /// a free port, as the tests do).
     pub async fn build(config: &Config) -> anyhow::Result<Application> {
+        let job_lease = config.job_lease()?;
+        let shutdown_timeout = config.shutdown_timeout()?;
         let secrets = config.secrets()?;
         let db = Db::connect(&config.database_url(), config.db_connections()).await?;
         db.migrate().await?;
@@ -73,6 +89,7 @@ impl Application {
                     crate::db::Backend::Sqlite => 1,
                 },
             ),
+            stopping: Arc::default(),
         };
         let scheduler = config.workers.then(|| {
             let sender = Sender::new(
@@ -86,7 +103,14 @@ impl Application {
                 state.db.clone(),
                 sender,
                 state.wakeup.clone(),
-                LaunchClock::ahead(config.test_clock_ahead),
+                LaunchClock::ahead(Some(
+                    config.test_clock_ahead.unwrap_or_default()
+                        + config.test_clock_skew.unwrap_or_default(),
+                )),
+                LeaseSettings {
+                    length: job_lease,
+                    clock: NodeClock::skewed(config.test_clock_skew),
+                },
             ))
         });
         Ok(Application {
@@ -95,6 +119,7 @@ impl Application {
             state,
             workers: config.workers,
             scheduler,
+            shutdown_timeout,
         })
     }
 
@@ -104,7 +129,11 @@ impl Application {
             .expect("bound listener has an address")
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then drains requests and stops the workers.
+    /// Serves until Ctrl-C or SIGTERM, then stops within the shutdown timeout: `/readyz`
+    /// answers `503` from the signal on, the workers stop claiming and hand their jobs back
+    /// after the page in flight (so another node takes them at once), the listener stays open
+    /// for the drain time, and requests in flight finish. What is not done by the timeout is
+    /// left: its leases run out and another node takes the jobs over.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let runner = self.workers.then(|| {
@@ -141,21 +170,53 @@ impl Application {
             crate::purge::resume(&self.state.db).await?;
         }
         tracing::info!(address = %self.local_addr(), workers = self.workers, "herald is listening");
+        let stopping = self.state.stopping.clone();
         let app = http::router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let (close_tx, mut close_rx) = watch::channel(false);
+        let mut server = tokio::spawn(
+            axum::serve(self.listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = close_rx.wait_for(|close| *close).await;
+                })
+                .into_future(),
+        );
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            served = &mut server => return served?.map_err(Into::into),
+        }
+        let signalled = tokio::time::Instant::now();
+        stopping.store(true, Ordering::Release);
         let _ = stop_tx.send(true);
+        let timeout = self.shutdown_timeout;
+        let stop = async {
+            if let Some(runner) = runner {
+                let _ = runner.await;
+            }
+            if let Some(scheduler) = scheduler {
+                let _ = scheduler.await;
+            }
+            tokio::time::sleep_until(signalled + drain_time(timeout)).await;
+            let _ = close_tx.send(true);
+            (&mut server).await
+        };
+        let stopped = tokio::select! {
+            stopped = tokio::time::timeout_at(signalled + timeout, stop) => stopped.ok(),
+            // A second Ctrl-C or SIGTERM: the operator does not want to wait.
+            _ = shutdown_signal() => None,
+        };
         for task in listener {
             task.abort();
         }
-        if let Some(runner) = runner {
-            let _ = runner.await;
+        match stopped {
+            Some(served) => served?.map_err(Into::into),
+            None => {
+                tracing::warn!(
+                    timeout_seconds = timeout.as_secs_f64(),
+                    "stopped before everything finished (shutdown timeout, or a second signal); unfinished jobs' leases run out and other nodes take them over"
+                );
+                Ok(())
+            }
         }
-        if let Some(scheduler) = scheduler {
-            let _ = scheduler.await;
-        }
-        Ok(())
     }
 }
 

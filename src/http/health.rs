@@ -12,7 +12,7 @@ use super::error::{ApiError, Result};
 use super::extract::Auth;
 use super::AppState;
 use crate::projector::{self, Projection};
-use crate::sending::{ledger, scheduler};
+use crate::sending::{jobs, ledger, scheduler};
 use crate::store;
 
 pub fn router() -> Router<AppState> {
@@ -30,6 +30,10 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    if state.stopping.load(std::sync::atomic::Ordering::Acquire) {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the process is stopping")
+            .into_response();
+    }
     if state.db.migrations_done().await {
         Json(json!({ "status": "ready" })).into_response()
     } else {
@@ -212,12 +216,31 @@ async fn send_metrics(state: &AppState, out: &mut String) -> Result<()> {
         seconds_since(oldest_due.as_deref(), now).unwrap_or(0.0)
     ));
 
-    let heartbeat: Option<String> =
-        sqlx::query_scalar("select max(heartbeat_at) from scheduler_nodes")
-            .fetch_one(&state.db.read)
-            .await?;
+    let (takeovers, renewals_failed) = jobs::lease_counters(&state.db).await?;
+    out.push_str("# HELP herald_job_takeovers_total Jobs a node took over after the lease of the node running them ran out.\n");
+    out.push_str("# TYPE herald_job_takeovers_total counter\n");
+    out.push_str(&format!("herald_job_takeovers_total {takeovers}\n"));
+    out.push_str("# HELP herald_job_lease_renewals_failed_total Job lease renewals that failed: the database did not answer, or another node had taken the job over.\n");
+    out.push_str("# TYPE herald_job_lease_renewals_failed_total counter\n");
+    out.push_str(&format!(
+        "herald_job_lease_renewals_failed_total {renewals_failed}\n"
+    ));
+
+    // Heartbeats are stamped by the database's clock, so their age is taken on it too.
+    let row = sqlx::query(&format!(
+        "select max(heartbeat_at) as heartbeat_at, {} as now from scheduler_nodes",
+        jobs::db_time(state.db.backend, 0)
+    ))
+    .fetch_one(&state.db.read)
+    .await?;
+    let heartbeat: Option<String> = row.try_get("heartbeat_at")?;
+    let db_now = row
+        .try_get::<String, _>("now")
+        .ok()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+        .map_or(now, |at| at.with_timezone(&chrono::Utc));
     // No series while no process has ever run the scheduler: an age of nothing is not zero.
-    if let Some(age) = seconds_since(heartbeat.as_deref(), now) {
+    if let Some(age) = seconds_since(heartbeat.as_deref(), db_now) {
         out.push_str("# HELP herald_scheduler_heartbeat_age_seconds Age of the newest scheduler heartbeat of any process.\n");
         out.push_str("# TYPE herald_scheduler_heartbeat_age_seconds gauge\n");
         out.push_str(&format!("herald_scheduler_heartbeat_age_seconds {age}\n"));

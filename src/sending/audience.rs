@@ -38,7 +38,7 @@ pub async fn count_matching(db: &Db, org_id: &str, filter: &Filter) -> Result<u6
 pub async fn reach(db: &Db, org_id: &str, spec: &CampaignSpec) -> Result<u64, sqlx::Error> {
     match filter(db, org_id, spec).await {
         Ok(filter) => count_matching(db, org_id, &filter).await,
-        Err(SendRunError::Setup(_)) => Ok(0),
+        Err(SendRunError::Setup(_) | SendRunError::LeaseLost) => Ok(0),
         Err(SendRunError::Db(error)) => Err(error),
     }
 }

@@ -3,6 +3,9 @@
 //! the call (a crash during the call never sends twice), bounded concurrency, retries with
 //! backoff and jitter, and the outcome written after. Each page's `SendsRecorded` event is
 //! appended in the transaction that writes its outcomes.
+//!
+//! Every page is fenced by the job's lease: its ledger rows commit only in a transaction that
+//! still holds the lease (`Lease::fence`), and no vendor call starts once another node holds it.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use herald_domain::spec::Channel;
 use herald_projections::record::Metadata;
 use serde_json::Value;
 
+use super::jobs::Lease;
 use super::ledger::{self, Delivered, LedgerRow};
 use super::message::{Prepared, RunCtx};
 use super::report::{RunReport, SendRunError};
@@ -20,6 +24,10 @@ use super::route::Route;
 use crate::db::{Db, Tx};
 use crate::store::{self, format_time, AppendError, NewEvent};
 use crate::vendors::{Adapter, OutboundMessage, SendError};
+
+/// The failure recorded for a message whose vendor call was not made because this node lost
+/// the job's lease (or could not confirm it) first.
+const NOT_CALLED: &str = "not sent: this node lost the job's lease before the vendor call";
 
 /// Vendor calls in flight at once for one run.
 const VENDOR_CONCURRENCY: usize = 16;
@@ -129,12 +137,18 @@ async fn record_sandbox(
     }
     ledger::insert_short_links(&mut tx, ctx, outbox.iter().map(|(p, _)| *p), &now).await?;
     ledger::bump_channel_stats(&mut tx, ctx.org_id, route.channel, &results, &now).await?;
+    if !fenced(ctx, &mut tx).await? {
+        tx.rollback().await?;
+        return Err(SendRunError::LeaseLost);
+    }
     tx.commit().await?;
     Ok(())
 }
 
-/// A real vendor: claim the ledger rows (committed), call the vendor with bounded
-/// concurrency and retries, then record each outcome.
+/// A real vendor: claim the ledger rows (committed, under the lease), call the vendor with
+/// bounded concurrency and retries while the lease holds, then record each outcome. A call
+/// not made because the lease was lost is recorded as failed: its row already says the contact
+/// was claimed, and the node now holding the job skips it.
 async fn call_vendor(
     db: &Db,
     ctx: &RunCtx<'_>,
@@ -159,6 +173,10 @@ async fn call_vendor(
             .iter()
             .filter(|p| inserted.contains(&p.ledger_key()));
         ledger::insert_short_links(&mut tx, ctx, claimed, &now).await?;
+        if !fenced(ctx, &mut tx).await? {
+            tx.rollback().await?;
+            return Err(SendRunError::LeaseLost);
+        }
         tx.commit().await?;
         inserted
     };
@@ -171,6 +189,7 @@ async fn call_vendor(
         }
     }
     let adapter = route.adapter.as_ref();
+    let lease = ctx.lease;
     let delivered: Vec<Delivered> = futures::stream::iter(mine)
         .map(|p| async move {
             let (result, attempts) = match (&p.message, adapter) {
@@ -182,7 +201,7 @@ async fn call_vendor(
                     0,
                 ),
                 (Ok(message), Some(Ok(adapter))) => {
-                    send_with_retry(adapter.as_ref(), message).await
+                    send_with_retry(adapter.as_ref(), message, lease).await
                 }
             };
             Delivered {
@@ -265,13 +284,20 @@ async fn record_sends(
 }
 
 /// Calls the vendor, retrying retryable failures with exponential backoff and full jitter
-/// (or the vendor's `Retry-After`, capped). Returns the outcome and the number of calls.
+/// (or the vendor's `Retry-After`, capped), each call only while `lease` holds. Returns the
+/// outcome and the number of calls.
 async fn send_with_retry(
     adapter: &dyn Adapter,
     message: &OutboundMessage,
+    lease: Option<&Lease>,
 ) -> (Result<Option<String>, String>, u32) {
     let mut attempt = 0;
     loop {
+        if let Some(lease) = lease {
+            if !lease.still_ours().await.unwrap_or(false) {
+                return (Err(NOT_CALLED.to_string()), attempt);
+            }
+        }
         attempt += 1;
         match adapter.send(message).await {
             Ok(receipt) => return (Ok(receipt.provider_message_id), attempt),
@@ -280,6 +306,16 @@ async fn send_with_retry(
             }
             Err(error) => return (Err(error.to_string()), attempt),
         }
+    }
+}
+
+/// Fences a page's ledger transaction with the job's lease (`Lease::fence`). Drip and
+/// milestone steps have no job: their enrollments are claimed row by row, and the ledger alone
+/// keeps each of their sends to one (`drip.rs`).
+async fn fenced(ctx: &RunCtx<'_>, tx: &mut Tx) -> Result<bool, sqlx::Error> {
+    match ctx.lease {
+        Some(lease) => lease.fence(tx).await,
+        None => Ok(true),
     }
 }
 

@@ -422,6 +422,7 @@ impl Sender {
                 campaign_id,
                 run_id: &run_id,
                 step_id: Some(&step.id),
+                lease: None,
                 campaign: &campaign,
                 template: &templates[template_id],
             };

@@ -2,8 +2,15 @@
 //! hand-back, and the launch jobs derived from campaign read rows. Jobs are at least once;
 //! effects are exactly once because the aggregate refuses a second launch of one occurrence and
 //! the send ledger a second send of one (run, contact, channel).
+//!
+//! Leases are short and renewed by heartbeat; their deadlines are the database's clock, never a
+//! node's, and every claim moves the job's lease generation on, so a node that lost a lease
+//! (it stalled past it) finds out at its next write and stops instead of sending again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use herald_domain::campaign;
@@ -16,8 +23,14 @@ use tokio::sync::watch;
 use crate::db::{Backend, Db, Tx};
 use crate::store::{self, format_time};
 
-/// How long a claimed job stays ours without a renewal; after that another node may take it.
-const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a running job renews its lease.
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// The default lease (`HERALD_JOB_LEASE`): a job whose renewals stop is taken over by another
+/// node within this plus one poll, under 5 s however the crash falls between two renewals.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(4);
+/// The shortest lease allowed: three renewal intervals, so one late or failed renewal does not
+/// hand a healthy job to another node.
+pub const MIN_LEASE: Duration = Duration::from_secs(3);
 /// Attempts of a job before it is dead-lettered (`failed`).
 const MAX_JOB_ATTEMPTS: i64 = 5;
 /// How long finished jobs are kept (for operators) before the reconcile pass deletes them;
@@ -43,24 +56,135 @@ pub struct Job {
     pub run_id: Option<String>,
     pub attempts: i64,
     pub payload: String,
+    /// The lease generation this claim holds: only writes made under it count.
+    pub generation: i64,
+    /// A send job's progress: the last contact of the last page a fan-out finished.
+    pub resume_after: Option<String>,
+    /// When the claim was sent, on this process's monotonic clock: the lease runs from here.
+    pub claimed_at: Instant,
 }
 
-/// The claim on a running job: renewing it proves the job is still ours and extends it.
+/// How this node leases jobs: the lease length, and its own clock for what the node decides
+/// (when a job is due); lease deadlines are the database's.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseSettings {
+    pub length: Duration,
+    pub clock: NodeClock,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> LeaseSettings {
+        LeaseSettings {
+            length: DEFAULT_LEASE,
+            clock: NodeClock::default(),
+        }
+    }
+}
+
+/// This node's wall clock, as the job table sees it: it decides when a scheduled job is due
+/// (the same clock the launch decides by) and stamps `updated_at`, and never a lease. Tests
+/// skew it (`HERALD_TEST_CLOCK_SKEW`) to show that a node whose clock is off neither steals a
+/// live lease nor waits for a dead one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeClock {
+    skew: chrono::Duration,
+}
+
+impl NodeClock {
+    /// The wall clock moved by `by` (none: the wall clock).
+    pub fn skewed(by: Option<chrono::Duration>) -> NodeClock {
+        NodeClock {
+            skew: by.unwrap_or_default(),
+        }
+    }
+
+    pub fn now(self) -> DateTime<Utc> {
+        Utc::now() + self.skew
+    }
+}
+
+/// SQL for the database's clock moved by `offset_ms`, in the jobs table's time format
+/// (`store::format_time`: RFC 3339, UTC, microseconds), so it compares as text with stored times.
+/// On PostgreSQL the statement's start, not the transaction's (`now()`): a lease extended at
+/// the end of a long page transaction must run from then.
+pub fn db_time(backend: Backend, offset_ms: i64) -> String {
+    match backend {
+        Backend::Postgres => format!(
+            "to_char((statement_timestamp() at time zone 'utc') + interval '{offset_ms} milliseconds', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        ),
+        Backend::Sqlite => format!(
+            "(strftime('%Y-%m-%dT%H:%M:%f', 'now', '{:+.3} seconds') || '000Z')",
+            offset_ms as f64 / 1000.0
+        ),
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The claim on a running job, renewed every [`RENEW_EVERY`] by its own task while it lives.
+///
+/// Writes made for the job are fenced with it: [`Lease::fence`] inside the transaction, or
+/// [`Lease::still_ours`] before a vendor call. Once another node has claimed the job (a higher
+/// lease generation), this one logs that it lost the lease, once, and every check fails.
 pub struct Lease {
     db: Db,
     job_id: String,
-    node_id: String,
+    generation: i64,
+    length: Duration,
     shutdown: watch::Receiver<bool>,
+    held: Arc<Held>,
+    renewer: tokio::task::JoinHandle<()>,
+    resume_after: Option<String>,
+}
+
+/// What a lease and its renewal task share.
+struct Held {
+    /// By this process's monotonic clock, until when the lease is surely still ours: the start
+    /// of the last successful renewal plus the lease length (the database's deadline is later).
+    until: Mutex<Instant>,
+    lost: AtomicBool,
+    job_id: String,
+    campaign_id: String,
+    node_id: String,
+    generation: i64,
+}
+
+impl Held {
+    fn renewed(&self, started: Instant, length: Duration) {
+        let mut until = self.until.lock().expect("lease lock");
+        *until = (*until).max(started + length);
+    }
+
+    fn fresh(&self) -> bool {
+        !self.lost.load(Ordering::Acquire)
+            && Instant::now() < *self.until.lock().expect("lease lock")
+    }
 }
 
 impl Lease {
-    /// The lease on `job`, held by this node until shutdown.
+    /// The lease on `job`, held by this node until shutdown; renewed until it is dropped.
     pub fn new(jobs: &Jobs, job: &Job, shutdown: watch::Receiver<bool>) -> Lease {
+        let length = jobs.settings.length;
+        let held = Arc::new(Held {
+            until: Mutex::new(job.claimed_at + length),
+            lost: AtomicBool::new(false),
+            job_id: job.id.clone(),
+            campaign_id: job.campaign_id.clone(),
+            node_id: jobs.node_id.clone(),
+            generation: job.generation,
+        });
+        let renewer = tokio::spawn(keep_renewing(jobs.db.clone(), held.clone(), length));
         Lease {
             db: jobs.db.clone(),
             job_id: job.id.clone(),
-            node_id: jobs.node_id.clone(),
+            generation: job.generation,
+            length,
             shutdown,
+            held,
+            renewer,
+            resume_after: job.resume_after.clone(),
         }
     }
 
@@ -69,17 +193,251 @@ impl Lease {
         if *self.shutdown.borrow() {
             return Ok(false);
         }
-        let until = format_time(Utc::now() + LEASE);
-        let updated = sqlx::query(
-            "update jobs set locked_until = $1 where id = $2 and locked_by = $3 and state = 'running'",
+        self.extend_in(&self.db.write).await
+    }
+
+    /// Whether this node may still act for the job: at once while the last renewal is fresh,
+    /// otherwise after renewing it. Checked before each vendor call.
+    pub async fn still_ours(&self) -> Result<bool, sqlx::Error> {
+        if self.held.fresh() {
+            return Ok(true);
+        }
+        self.extend_in(&self.db.write).await
+    }
+
+    /// The fence of a page's writes, run last in their transaction: extends the lease if the
+    /// job is still ours at this generation, and row-locks it until the commit, so no other
+    /// node can claim it in between. `false` (roll back, write nothing) once another node holds it.
+    ///
+    /// The extension counts only once the transaction commits, so it does not move this
+    /// process's own view of the deadline (which gates vendor calls).
+    pub async fn fence(&self, tx: &mut Tx) -> Result<bool, sqlx::Error> {
+        if self.held.lost.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let backend = self.db.backend;
+        if extend(
+            &mut **tx,
+            backend,
+            &self.job_id,
+            self.generation,
+            self.length,
         )
-        .bind(until)
+        .await?
+        {
+            return Ok(true);
+        }
+        lost_to_another(&self.db, &self.held).await?;
+        Ok(false)
+    }
+
+    /// Where a fan-out taken over or handed back continues: after this contact.
+    pub fn resume_after(&self) -> Option<&str> {
+        self.resume_after.as_deref()
+    }
+
+    /// Records that the fan-out finished every page up to `contact_id`, if the job is still
+    /// this node's (`false` otherwise: stop).
+    pub async fn record_progress(&self, contact_id: &str) -> Result<bool, sqlx::Error> {
+        let updated = sqlx::query(
+            "update jobs set resume_after = $1 where id = $2 and lease_generation = $3 and state = 'running'",
+        )
+        .bind(contact_id)
         .bind(&self.job_id)
-        .bind(&self.node_id)
+        .bind(self.generation)
         .execute(&self.db.write)
         .await?;
-        Ok(updated.rows_affected() == 1)
+        if updated.rows_affected() == 1 {
+            return Ok(true);
+        }
+        lost_to_another(&self.db, &self.held).await?;
+        Ok(false)
     }
+
+    async fn extend_in<'e, E>(&self, executor: E) -> Result<bool, sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        if self.held.lost.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        if extend(
+            executor,
+            self.db.backend,
+            &self.job_id,
+            self.generation,
+            self.length,
+        )
+        .await?
+        {
+            self.held.renewed(started, self.length);
+            return Ok(true);
+        }
+        // Not this generation's any more, or not running: either way nothing more is written.
+        lost_to_another(&self.db, &self.held).await?;
+        Ok(false)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+/// Moves the job's deadline to the database's now plus `length`, if `generation` still holds it.
+async fn extend<'e, E>(
+    executor: E,
+    backend: Backend,
+    job_id: &str,
+    generation: i64,
+    length: Duration,
+) -> Result<bool, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let sql = format!(
+        "update jobs set locked_until = {} where id = $1 and lease_generation = $2 and state = 'running'",
+        db_time(backend, millis(length))
+    );
+    let updated = sqlx::query(&sql)
+        .bind(job_id)
+        .bind(generation)
+        .execute(executor)
+        .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// After a renewal matched nothing: whether another node has claimed the job since (then the
+/// lease is lost, logged once and counted), rather than this node having ended it. Reads and
+/// counts off the write connection: a fence may be holding it (SQLite has one).
+async fn lost_to_another(db: &Db, held: &Held) -> Result<bool, sqlx::Error> {
+    if held.lost.load(Ordering::Acquire) {
+        return Ok(true);
+    }
+    let row = sqlx::query("select lease_generation, locked_by from jobs where id = $1")
+        .bind(&held.job_id)
+        .fetch_optional(&db.read)
+        .await?;
+    let holder = match row {
+        Some(row) => {
+            let generation: i64 = row.try_get("lease_generation")?;
+            if generation == held.generation {
+                // Ended or handed back by this node (or dead-lettered): not taken over.
+                return Ok(false);
+            }
+            row.try_get::<Option<String>, _>("locked_by")?
+        }
+        None => None,
+    };
+    if !held.lost.swap(true, Ordering::AcqRel) {
+        tracing::warn!(
+            job = %held.job_id,
+            campaign = %held.campaign_id,
+            node = %held.node_id,
+            generation = held.generation,
+            taken_by = %holder.as_deref().unwrap_or("nobody"),
+            "lost the lease on a job another node took over; stopping it without sending more"
+        );
+        let db = db.clone();
+        tokio::spawn(async move {
+            if let Err(error) = count(&db, "lease_renewals_failed", 1).await {
+                tracing::warn!(%error, "could not count a lost lease");
+            }
+        });
+    }
+    Ok(true)
+}
+
+/// Renews a lease every [`RENEW_EVERY`] until it is dropped or lost. A renewal that fails (the
+/// database did not answer, or the job was taken over) is counted once the database answers.
+async fn keep_renewing(db: Db, held: Arc<Held>, length: Duration) {
+    let mut unrecorded = 0;
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        if held.lost.load(Ordering::Acquire) {
+            return;
+        }
+        let started = Instant::now();
+        match extend(&db.write, db.backend, &held.job_id, held.generation, length).await {
+            Ok(true) => held.renewed(started, length),
+            // Lost (logged and counted) or ended by this node: either way, nothing to renew.
+            Ok(false) => match lost_to_another(&db, &held).await {
+                Ok(_) => return,
+                Err(error) => {
+                    unrecorded += 1;
+                    tracing::warn!(%error, job = %held.job_id, "could not renew a job's lease");
+                }
+            },
+            Err(error) => {
+                unrecorded += 1;
+                tracing::warn!(%error, job = %held.job_id, "could not renew a job's lease");
+            }
+        }
+        if unrecorded > 0
+            && count(&db, "lease_renewals_failed", unrecorded)
+                .await
+                .is_ok()
+        {
+            unrecorded = 0;
+        }
+    }
+}
+
+/// Adds `by` to one of the `job_counters`.
+async fn count(db: &Db, name: &str, by: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("update job_counters set n = n + $1 where name = $2")
+        .bind(by)
+        .bind(name)
+        .execute(&db.write)
+        .await?;
+    Ok(())
+}
+
+/// The counters behind `/metrics`: jobs taken over after their lease ran out, and lease
+/// renewals that failed, on every node.
+pub async fn lease_counters(db: &Db) -> Result<(i64, i64), sqlx::Error> {
+    let rows = sqlx::query("select name, n from job_counters")
+        .fetch_all(&db.read)
+        .await?;
+    let mut takeovers = 0;
+    let mut failed = 0;
+    for row in rows {
+        match row.try_get::<String, _>("name")?.as_str() {
+            "takeovers" => takeovers = row.try_get("n")?,
+            "lease_renewals_failed" => failed = row.try_get("n")?,
+            _ => {}
+        }
+    }
+    Ok((takeovers, failed))
+}
+
+/// The org's running jobs, by the node holding each: `{id, kind, campaignId, runId,
+/// leaseUntil, leaseGeneration}` (the health view).
+pub async fn held(db: &Db, org_id: &str) -> Result<HashMap<String, Vec<Value>>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select id, kind, campaign_id, run_id, locked_by, locked_until, lease_generation from jobs
+         where org_id = $1 and state = 'running' and locked_by is not null order by id",
+    )
+    .bind(org_id)
+    .fetch_all(&db.read)
+    .await?;
+    let mut by_node: HashMap<String, Vec<Value>> = HashMap::new();
+    for row in rows {
+        by_node
+            .entry(row.try_get("locked_by")?)
+            .or_default()
+            .push(json!({
+                "id": row.try_get::<String, _>("id")?,
+                "kind": row.try_get::<String, _>("kind")?,
+                "campaignId": row.try_get::<String, _>("campaign_id")?,
+                "runId": row.try_get::<Option<String>, _>("run_id")?,
+                "leaseUntil": row.try_get::<Option<String>, _>("locked_until")?,
+                "leaseGeneration": row.try_get::<i64, _>("lease_generation")?,
+            }));
+    }
+    Ok(by_node)
 }
 
 /// The jobs of one node: claims, ends and hand-backs in its name.
@@ -87,11 +445,16 @@ impl Lease {
 pub struct Jobs {
     db: Db,
     node_id: String,
+    settings: LeaseSettings,
 }
 
 impl Jobs {
-    pub fn new(db: Db, node_id: String) -> Jobs {
-        Jobs { db, node_id }
+    pub fn new(db: Db, node_id: String, settings: LeaseSettings) -> Jobs {
+        Jobs {
+            db,
+            node_id,
+            settings,
+        }
     }
 
     /// On SQLite (one process by design) the jobs a crashed process left claimed are this
@@ -109,21 +472,26 @@ impl Jobs {
         Ok(())
     }
 
-    /// Claims up to `limit` due jobs of `kind` (or ones whose lease ran out) for this node.
+    /// Claims up to `limit` due jobs of `kind` (or ones whose lease ran out) for this node, each
+    /// under a new lease generation. A job is due by this node's clock (the one its launch is
+    /// decided by); a lease has run out by the database's.
     ///
     /// A job whose lease ran out [`MAX_JOB_ATTEMPTS`] times was abandoned by every process that
     /// ran it (each crashed or was killed while it ran): it is dead-lettered instead of taken,
-    /// so one job cannot crash-loop every node.
+    /// so one job cannot crash-loop every node. Taking over a job whose lease ran out is logged
+    /// at `warn` and counted (`herald_job_takeovers_total`).
     pub async fn claim(&self, kind: &str, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
-        let now = Utc::now();
-        let abandoned = sqlx::query(
+        let claimed_at = Instant::now();
+        let now = format_time(self.settings.clock.now());
+        let db_now = db_time(self.db.backend, 0);
+        let abandoned = sqlx::query(&format!(
             "update jobs set state = 'failed', last_error = $1, locked_by = null, locked_until = null, updated_at = $2
-             where kind = $3 and state = 'running' and locked_until < $2 and attempts >= $4",
-        )
+             where kind = $3 and state = 'running' and locked_until < {db_now} and attempts >= $4"
+        ))
         .bind(format!(
             "abandoned {MAX_JOB_ATTEMPTS} times: the process running it stopped without handing it back"
         ))
-        .bind(format_time(now))
+        .bind(&now)
         .bind(kind)
         .bind(MAX_JOB_ATTEMPTS)
         .execute(&self.db.write)
@@ -137,26 +505,55 @@ impl Jobs {
         }
         let lock = match self.db.backend {
             Backend::Postgres => "for update skip locked",
-            // One writer: the statement runs alone.
+            // One writer: the transaction runs alone.
             Backend::Sqlite => "",
         };
+        let mut tx = self.db.begin().await?;
+        let candidates = sqlx::query(&format!(
+            "select id, state, locked_by from jobs
+             where kind = $1 and ((state = 'scheduled' and run_at <= $2) or (state = 'running' and locked_until < {db_now}))
+             order by run_at limit $3 {lock}"
+        ))
+        .bind(kind)
+        .bind(&now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if candidates.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let mut previous: HashMap<String, Option<String>> = HashMap::new();
+        let mut ids = Vec::with_capacity(candidates.len());
+        for row in &candidates {
+            let id: String = row.try_get("id")?;
+            if row.try_get::<String, _>("state")? == "running" {
+                previous.insert(id.clone(), row.try_get("locked_by")?);
+            }
+            ids.push(id);
+        }
         let sql = format!(
-            "update jobs set state = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2, updated_at = $3
-             where id in (
-               select id from jobs
-               where kind = $4 and ((state = 'scheduled' and run_at <= $3) or (state = 'running' and locked_until < $3))
-               order by run_at limit $5 {lock})
-             returning id, org_id, campaign_id, kind, run_id, attempts, payload"
+            "update jobs set state = 'running', attempts = attempts + 1, lease_generation = lease_generation + 1,
+               locked_by = $1, locked_until = {}, updated_at = $2
+             where id in ({})
+             returning id, org_id, campaign_id, kind, run_id, attempts, payload, lease_generation, resume_after",
+            db_time(self.db.backend, millis(self.settings.length)),
+            store::params(3, ids.len())
         );
-        let rows = sqlx::query(&sql)
-            .bind(&self.node_id)
-            .bind(format_time(now + LEASE))
-            .bind(format_time(now))
-            .bind(kind)
-            .bind(limit)
-            .fetch_all(&self.db.write)
-            .await?;
-        rows.iter()
+        let mut query = sqlx::query(&sql).bind(&self.node_id).bind(&now);
+        for id in &ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
+        if !previous.is_empty() {
+            sqlx::query("update job_counters set n = n + $1 where name = 'takeovers'")
+                .bind(previous.len() as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let jobs = rows
+            .iter()
             .map(|row| {
                 Ok(Job {
                     id: row.try_get("id")?,
@@ -166,22 +563,40 @@ impl Jobs {
                     run_id: row.try_get("run_id")?,
                     attempts: row.try_get("attempts")?,
                     payload: row.try_get("payload")?,
+                    resume_after: row.try_get("resume_after")?,
+                    generation: row.try_get("lease_generation")?,
+                    claimed_at,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<Job>, sqlx::Error>>()?;
+        for job in &jobs {
+            if let Some(lost_by) = previous.get(&job.id) {
+                tracing::warn!(
+                    job = %job.id,
+                    campaign = %job.campaign_id,
+                    org = %job.org_id,
+                    lost_by = %lost_by.as_deref().unwrap_or("unknown"),
+                    taken_by = %self.node_id,
+                    generation = job.generation,
+                    "took over a job whose lease ran out"
+                );
+            }
+        }
+        Ok(jobs)
     }
 
     /// Ends a job this node holds: `state` is `done`, `failed` or `cancelled`.
     pub async fn finish(&self, job: &Job, state: &str, note: Option<String>) {
         let result = sqlx::query(
-            "update jobs set state = $1, last_error = $2, locked_by = null, locked_until = null, updated_at = $3
-             where id = $4 and locked_by = $5",
+            "update jobs set state = $1, last_error = $2, locked_by = null, locked_until = null, resume_after = null, updated_at = $3
+             where id = $4 and locked_by = $5 and lease_generation = $6",
         )
         .bind(state)
         .bind(note)
-        .bind(format_time(Utc::now()))
+        .bind(format_time(self.settings.clock.now()))
         .bind(&job.id)
         .bind(&self.node_id)
+        .bind(job.generation)
         .execute(&self.db.write)
         .await;
         if let Err(error) = result {
@@ -190,7 +605,11 @@ impl Jobs {
     }
 
     /// Hands a job back to run again at `at` (a retry, a pause, or a stop before the end);
-    /// a failing job is dead-lettered after [`MAX_JOB_ATTEMPTS`].
+    /// a failing job is dead-lettered after [`MAX_JOB_ATTEMPTS`]. Nothing happens when another
+    /// node has claimed the job since.
+    ///
+    /// A job handed back to run at once (`at` not after now) keeps its `run_at`, which was due
+    /// when it was claimed: a node whose clock is behind this one's takes it at once too.
     pub async fn release(&self, job: &Job, at: DateTime<Utc>, error: Option<String>) {
         if error.is_some() && job.attempts >= MAX_JOB_ATTEMPTS {
             tracing::error!(job = %job.id, error = error.as_deref().unwrap_or(""), "job failed for good");
@@ -198,18 +617,20 @@ impl Jobs {
         }
         // Only failures count towards the dead letter; a pause or a stop starts afresh.
         let sql = if error.is_some() {
-            "update jobs set state = 'scheduled', run_at = $1, last_error = $2, locked_by = null, locked_until = null, updated_at = $3
-             where id = $4 and locked_by = $5"
+            "update jobs set state = 'scheduled', run_at = coalesce($1, run_at), last_error = $2, locked_by = null, locked_until = null, updated_at = $3
+             where id = $4 and locked_by = $5 and lease_generation = $6"
         } else {
-            "update jobs set state = 'scheduled', run_at = $1, last_error = $2, attempts = 0, locked_by = null, locked_until = null, updated_at = $3
-             where id = $4 and locked_by = $5"
+            "update jobs set state = 'scheduled', run_at = coalesce($1, run_at), last_error = $2, attempts = 0, locked_by = null, locked_until = null, updated_at = $3
+             where id = $4 and locked_by = $5 and lease_generation = $6"
         };
+        let at = (at > Utc::now()).then(|| format_time(at));
         let result = sqlx::query(sql)
-            .bind(format_time(at))
+            .bind(at)
             .bind(error)
-            .bind(format_time(Utc::now()))
+            .bind(format_time(self.settings.clock.now()))
             .bind(&job.id)
             .bind(&self.node_id)
+            .bind(job.generation)
             .execute(&self.db.write)
             .await;
         if let Err(error) = result {

@@ -10,6 +10,7 @@ use herald_domain::template::{CompiledTemplate, RenderContext};
 use herald_domain::tracking::{self, TrackingClaims, TrackingKind};
 use serde_json::{json, Value};
 
+use super::jobs::Lease;
 use super::route::Route;
 use crate::vendors::{self, OutboundMessage};
 
@@ -29,6 +30,9 @@ pub struct RunCtx<'a> {
     pub step_id: Option<&'a str>,
     pub campaign: &'a Value,
     pub template: &'a CompiledTemplate,
+    /// The job's lease: a page's vendor calls and ledger writes happen only while it holds.
+    /// `None` for drip and milestone steps, which the ledger alone fences (`drip.rs`).
+    pub lease: Option<&'a Lease>,
 }
 
 /// One message ready to go, or the reason it cannot be made.

@@ -21,4 +21,7 @@ pub enum SendRunError {
     Setup(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// Another node claimed the job after this node's lease ran out: stop, send nothing more.
+    #[error("the job's lease was lost to another node")]
+    LeaseLost,
 }

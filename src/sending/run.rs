@@ -75,8 +75,23 @@ impl Sender {
     }
 
     /// one post per social channel. Safe to run again, or twice at once: the ledger decides.
+    /// Stops as [`RunOutcome::Interrupted`] once the job's lease is lost to another node.
     #[tracing::instrument(skip_all, fields(org = %org_id, campaign = %campaign_id, run = %run_id))]
     pub async fn send_run(
+        &self,
+        org_id: &str,
+        campaign_id: &str,
+        run_id: &str,
+        plan: &RunPlan,
+        lease: &Lease,
+    ) -> Result<RunOutcome, SendRunError> {
+        match self.fan_out(org_id, campaign_id, run_id, plan, lease).await {
+            Err(SendRunError::LeaseLost) => Ok(RunOutcome::Interrupted),
+            outcome => outcome,
+        }
+    }
+
+    async fn fan_out(
         &self,
         org_id: &str,
         campaign_id: &str,
@@ -113,6 +128,7 @@ impl Sender {
             step_id: None,
             campaign: &campaign,
             template: &template,
+            lease: Some(lease),
         };
         // A run whose ledger is empty at its start (not a retry or a resumption) skips the
         // per-page ledger read: the ledger insert still refuses any second send.
@@ -132,7 +148,8 @@ impl Sender {
                 report.already_in_ledger += 1;
             }
         }
-        let mut after = String::new();
+        // A run taken over or handed back continues after the last page it finished.
+        let mut after = lease.resume_after().unwrap_or_default().to_string();
         let mut read_ahead: Option<Vec<(String, Value)>> = None;
         for page_number in 0u64.. {
             if page_number % 50 == 0 {
@@ -188,6 +205,9 @@ impl Sender {
             };
             let (next, sent) = tokio::join!(next, send);
             sent?;
+            if !lease.record_progress(&after).await? {
+                return Err(SendRunError::LeaseLost);
+            }
             match next? {
                 Some(page) => read_ahead = Some(page),
                 None => break,

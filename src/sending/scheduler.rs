@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::audience;
 use super::drip;
-use super::jobs::{self, Job, Jobs, Lease, RunPlan};
+use super::jobs::{self, Job, Jobs, Lease, LeaseSettings, RunPlan};
 use super::launch::{self, LaunchClock, Woken};
 use super::run::{RunOutcome, Sender};
 use crate::campaigns::{self, CommandMeta};
@@ -78,10 +78,16 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(db: Db, sender: Sender, wakeup: Wakeup, clock: LaunchClock) -> Scheduler {
+    pub fn new(
+        db: Db,
+        sender: Sender,
+        wakeup: Wakeup,
+        clock: LaunchClock,
+        leases: LeaseSettings,
+    ) -> Scheduler {
         let node_id = format!("node-{}", uuid::Uuid::now_v7());
         Scheduler {
-            jobs: Jobs::new(db.clone(), node_id.clone()),
+            jobs: Jobs::new(db.clone(), node_id.clone(), leases),
             db,
             sender: Arc::new(sender),
             wake: wakeup.scheduler(),
@@ -221,7 +227,7 @@ impl Scheduler {
             match self.jobs.claim("launch", 16).await {
                 Ok(jobs) => {
                     for job in jobs {
-                        self.run_launch(job).await;
+                        self.run_launch(job, shutdown.clone()).await;
                     }
                 }
                 Err(error) => tracing::warn!(%error, "claiming launch jobs failed"),
@@ -279,22 +285,25 @@ impl Scheduler {
         }
     }
 
+    /// Beats this node's heartbeat, on the database's clock like the leases.
     async fn heartbeat(&self) -> Result<(), sqlx::Error> {
-        let now = Utc::now();
-        sqlx::query(
-            "insert into scheduler_nodes (node_id, workers, started_at, heartbeat_at) values ($1, $2, $3, $4)
+        let backend = self.db.backend;
+        sqlx::query(&format!(
+            "insert into scheduler_nodes (node_id, workers, started_at, heartbeat_at) values ($1, $2, $3, {})
              on conflict (node_id) do update set heartbeat_at = excluded.heartbeat_at, workers = excluded.workers",
-        )
+            jobs::db_time(backend, 0)
+        ))
         .bind(&self.node_id)
         .bind(SEND_SLOTS as i64)
         .bind(&self.started_at)
-        .bind(format_time(now))
         .execute(&self.db.write)
         .await?;
-        sqlx::query("delete from scheduler_nodes where heartbeat_at < $1")
-            .bind(format_time(now - chrono::Duration::hours(1)))
-            .execute(&self.db.write)
-            .await?;
+        sqlx::query(&format!(
+            "delete from scheduler_nodes where heartbeat_at < {}",
+            jobs::db_time(backend, -3_600_000)
+        ))
+        .execute(&self.db.write)
+        .await?;
         Ok(())
     }
 
@@ -398,7 +407,9 @@ impl Scheduler {
     /// Wakes a campaign: `RunDue` with a launch context built like the HTTP path's (readiness
     /// from the org's assets, reach from the audience now). Nothing due means no events.
     #[tracing::instrument(skip_all, fields(job = %job.id, org = %job.org_id, campaign = %job.campaign_id))]
-    async fn run_launch(&self, job: Job) {
+    async fn run_launch(&self, job: Job, shutdown: watch::Receiver<bool>) {
+        // Renewed while the launch runs (counting a large audience takes a while).
+        let _lease = Lease::new(&self.jobs, &job, shutdown);
         match self.launch(&job).await {
             Ok(None) => self.jobs.finish(&job, "done", None).await,
             Ok(Some(again)) => self.jobs.release(&job, again, None).await,
@@ -594,8 +605,8 @@ where
 /// What the health view shows of the scheduler.
 #[derive(Debug, Clone)]
 pub struct SchedulerHealth {
-    /// `{heartbeatAt, workers, nodes}`: the newest heartbeat, and the send slots and processes
-    /// with a fresh one.
+    /// `{heartbeatAt, workers, nodes, liveNodes}`: the newest heartbeat, the send slots and
+    /// number of processes with a fresh one, and those processes with the org's jobs each holds.
     pub scheduler: Value,
     /// The org's jobs: `{depth, scheduled, running, failed}` (depth = scheduled + running).
     pub queue: Value,
@@ -605,31 +616,54 @@ pub struct SchedulerHealth {
     pub stale: bool,
 }
 
-/// Reads the scheduler's health: heartbeats of every node, jobs of one org.
+/// Reads the scheduler's health: heartbeats of every node (fresh by the database's clock, which
+/// also stamps them), jobs of one org.
 pub async fn health(db: &Db, org_id: &str) -> Result<SchedulerHealth, sqlx::Error> {
-    let fresh =
-        format_time(Utc::now() - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default());
-    let row = sqlx::query(
+    let fresh = jobs::db_time(db.backend, -(STALE_AFTER.as_millis() as i64));
+    let row = sqlx::query(&format!(
         "select max(heartbeat_at) as heartbeat_at, count(*) as nodes,
-           cast(coalesce(sum(case when heartbeat_at >= $1 then workers else 0 end), 0) as bigint) as workers,
-           cast(coalesce(sum(case when heartbeat_at >= $1 then 1 else 0 end), 0) as bigint) as live
-         from scheduler_nodes",
-    )
-    .bind(&fresh)
+           cast(coalesce(sum(case when heartbeat_at >= {fresh} then workers else 0 end), 0) as bigint) as workers,
+           cast(coalesce(sum(case when heartbeat_at >= {fresh} then 1 else 0 end), 0) as bigint) as live
+         from scheduler_nodes"
+    ))
     .fetch_one(&db.read)
     .await?;
     let heartbeat: Option<String> = row.try_get("heartbeat_at")?;
     let nodes: i64 = row.try_get("nodes")?;
     let workers: i64 = row.try_get("workers")?;
     let live: i64 = row.try_get("live")?;
+    let mut held = jobs::held(db, org_id).await?;
+    let live_nodes = sqlx::query(&format!(
+        "select node_id, workers, started_at, heartbeat_at from scheduler_nodes
+         where heartbeat_at >= {fresh} order by started_at, node_id"
+    ))
+    .fetch_all(&db.read)
+    .await?
+    .iter()
+    .map(|row| {
+        let node_id: String = row.try_get("node_id")?;
+        Ok(json!({
+            "nodeId": node_id,
+            "startedAt": row.try_get::<String, _>("started_at")?,
+            "heartbeatAt": row.try_get::<String, _>("heartbeat_at")?,
+            "workers": row.try_get::<i64, _>("workers")?,
+            "jobs": held.remove(&node_id).unwrap_or_default(),
+        }))
+    })
+    .collect::<Result<Vec<Value>, sqlx::Error>>()?;
     Ok(SchedulerHealth {
-        scheduler: json!({ "heartbeatAt": heartbeat, "workers": workers, "nodes": live }),
+        scheduler: json!({
+            "heartbeatAt": heartbeat,
+            "workers": workers,
+            "nodes": live,
+            "liveNodes": live_nodes,
+        }),
         queue: with_steps(
             jobs::queue(db, org_id).await?,
             drip::pending_steps(db, org_id).await?,
         ),
         registered: nodes > 0,
-        stale: heartbeat.as_deref().is_none_or(|at| at < fresh.as_str()),
+        stale: live == 0,
     })
 }
 

@@ -762,3 +762,39 @@ fn each_subcommands_help_shows_its_own_options_not_the_servers() {
     assert!(help("token").contains("--role"));
     assert!(help("export").contains("--after"));
 }
+
+#[tokio::test]
+async fn a_job_lease_shorter_than_three_renewals_or_not_a_duration_is_refused_in_one_line() {
+    let dir = std::env::temp_dir().join(format!("herald-lease-{}", uuid::Uuid::now_v7()));
+    for (lease, says) in [
+        ("2s", "HERALD_JOB_LEASE=2s is too short"),
+        ("2500ms", "HERALD_JOB_LEASE=2500ms is too short"),
+        ("soon", "HERALD_JOB_LEASE=\"soon\" is not a duration"),
+    ] {
+        let out = herald_process(&format!("sqlite://{}/herald.db", dir.display()), &dir)
+            .arg("serve")
+            .env("HERALD_BIND", "127.0.0.1:0")
+            .env("HERALD_JOB_LEASE", lease)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{lease} refused");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(lines[0].contains(says), "{lease}: {stderr}");
+    }
+    let out = herald_process(&format!("sqlite://{}/herald.db", dir.display()), &dir)
+        .arg("serve")
+        .env("HERALD_BIND", "127.0.0.1:0")
+        .env("HERALD_SHUTDOWN_TIMEOUT", "later")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("HERALD_SHUTDOWN_TIMEOUT"), "{stderr}");
+}

@@ -254,6 +254,9 @@ pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
         metrics_token: None,
         db_connections: Some(8),
         test_clock_ahead: None,
+        job_lease: "4s".into(),
+        shutdown_timeout: "20s".into(),
+        test_clock_skew: None,
     }
 }
 
@@ -656,6 +659,7 @@ pub const NOT_REBUILT_TABLES: &[&str] = &[
     "enrollments",
     "events",
     "idempotency_keys",
+    "job_counters",
     "jobs",
     "projection_checkpoints",
     "purge_jobs",

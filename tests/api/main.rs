@@ -17,6 +17,7 @@ mod discovery;
 mod drip;
 mod engagements;
 mod events;
+mod failover;
 mod health;
 mod integrations;
 mod lifecycle;
