@@ -257,8 +257,14 @@ db_test!(
         })
         .await;
         assert!(second, "the held step was not sent once on resume");
-        let listed = enrollments(&app, "camp-hold", "?status=active").await;
-        assert_eq!(listed["items"][0]["nextStepId"], "third", "{listed}");
+        // The enrollments move on once the step's sends are recorded.
+        let moved = eventually(Duration::from_secs(10), || async {
+            let listed = enrollments(&app, "camp-hold", "?status=active").await;
+            listed["items"][0]["nextStepId"] == "third"
+                && listed["items"][1]["nextStepId"] == "third"
+        })
+        .await;
+        assert!(moved, "{}", enrollments(&app, "camp-hold", "").await);
 
         // Complete cancels every pending step, and the queue drops.
         let reply = app
