@@ -674,6 +674,27 @@ async fn bulk_chunk(
     Ok(summary)
 }
 
+/// The org's documents of `kind` with these ids, as resource bodies by id (missing ids are left
+/// out), read on the read pool.
+pub async fn get_many(
+    db: &Db,
+    org_id: &str,
+    kind: DocumentKind,
+    ids: &[String],
+) -> Result<HashMap<String, Value>, sqlx::Error> {
+    let mut conn = db.read.acquire().await?;
+    let rows = rows_by_key(&mut conn, db.backend, org_id, kind, "id", ids).await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let doc: String = row.try_get("doc")?;
+        out.insert(
+            row.try_get("id")?,
+            serde_json::from_str(&doc).unwrap_or(Value::Null),
+        );
+    }
+    Ok(out)
+}
+
 /// The org's documents of `kind` whose `column` (`id` or `lookup`) is one of `keys`.
 ///
 /// On PostgreSQL the keys go as one JSON array parameter and drive the join, each looked up on
@@ -682,7 +703,7 @@ async fn bulk_chunk(
 /// might turn into a scan of the org's rows when statistics are missing. SQLite takes `in (…)`,
 /// 500 keys a statement.
 async fn rows_by_key(
-    tx: &mut Tx,
+    conn: &mut sqlx::AnyConnection,
     backend: crate::db::Backend,
     org_id: &str,
     kind: DocumentKind,
@@ -706,7 +727,7 @@ async fn rows_by_key(
                 .bind(org_id)
                 .bind(kind.as_str())
                 .bind(keys)
-                .fetch_all(&mut **tx)
+                .fetch_all(&mut *conn)
                 .await?;
         }
         crate::db::Backend::Sqlite => {
@@ -719,7 +740,7 @@ async fn rows_by_key(
                 for key in part {
                     query = query.bind(key);
                 }
-                rows.extend(query.fetch_all(&mut **tx).await?);
+                rows.extend(query.fetch_all(&mut *conn).await?);
             }
         }
     }

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::error::FieldError;
 use crate::ids::{is_valid_id, INVALID_ID_MESSAGE};
+use crate::query::Filter;
 use crate::schedule::{parse_timezone, resolve_local};
 use crate::spec::{CampaignType, Channel};
 
@@ -197,16 +198,32 @@ impl When {
         }
     }
 
+    /// The condition ready to check many contacts: a `filter` is parsed once, here.
+    pub fn compile(&self) -> CompiledWhen<'_> {
+        let filter = match self {
+            When::Filter(where_) => crate::query::parse_where(where_, "when.filter").ok(),
+            _ => None,
+        };
+        CompiledWhen { when: self, filter }
+    }
+}
+
+/// A [`When`] with its filter parsed ([`When::compile`]).
+pub struct CompiledWhen<'a> {
+    when: &'a When,
+    filter: Option<Filter>,
+}
+
+impl CompiledWhen<'_> {
     /// Whether the step sends, given the contact's engagement with earlier steps and the
     /// contact's document. A filter that does not parse (it was checked when saved) is false.
     pub fn holds(&self, engagement: &StepEngagement, contact: &Value) -> bool {
-        match self {
+        match self.when {
             When::Opened(step) => engagement.opened.contains(step),
             When::NotOpened(step) => !engagement.opened.contains(step),
             When::Clicked(step) => engagement.clicked.contains(step),
             When::NotClicked(step) => !engagement.clicked.contains(step),
-            When::Filter(where_) => crate::query::parse_where(where_, "when.filter")
-                .is_ok_and(|filter| filter.matches(contact)),
+            When::Filter(_) => self.filter.as_ref().is_some_and(|f| f.matches(contact)),
         }
     }
 }
@@ -1302,12 +1319,24 @@ mod tests {
         let mut engagement = StepEngagement::default();
         engagement.opened.insert("welcome".into());
         let contact = json!({"tags": ["vip"]});
-        assert!(When::Opened("welcome".into()).holds(&engagement, &contact));
-        assert!(!When::NotOpened("welcome".into()).holds(&engagement, &contact));
-        assert!(!When::Clicked("welcome".into()).holds(&engagement, &contact));
-        assert!(When::NotClicked("welcome".into()).holds(&engagement, &contact));
-        assert!(When::Filter(json!({"tags": {"$in": ["vip"]}})).holds(&engagement, &contact));
-        assert!(!When::Filter(json!({"tags": {"$in": ["new"]}})).holds(&engagement, &contact));
+        assert!(When::Opened("welcome".into())
+            .compile()
+            .holds(&engagement, &contact));
+        assert!(!When::NotOpened("welcome".into())
+            .compile()
+            .holds(&engagement, &contact));
+        assert!(!When::Clicked("welcome".into())
+            .compile()
+            .holds(&engagement, &contact));
+        assert!(When::NotClicked("welcome".into())
+            .compile()
+            .holds(&engagement, &contact));
+        assert!(When::Filter(json!({"tags": {"$in": ["vip"]}}))
+            .compile()
+            .holds(&engagement, &contact));
+        assert!(!When::Filter(json!({"tags": {"$in": ["new"]}}))
+            .compile()
+            .holds(&engagement, &contact));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use herald_domain::drip::{self, Enrollment, EnrollmentMode, ExitOn, StepEngagement};
+use herald_domain::document::DocumentKind;
+use herald_domain::drip::{self, Enrollment, EnrollmentMode, ExitOn, StepEngagement, When};
 use herald_domain::spec::{CampaignSpec, CampaignType, Category, Channel};
 use herald_domain::template::CompiledTemplate;
 use serde_json::{json, Value};
@@ -27,6 +28,7 @@ use super::report::{RunReport, SendRunError};
 use super::run::{self, RunOutcome, Sender};
 use crate::campaigns::{self, CommandMeta};
 use crate::db::{Backend, Db, Tx};
+use crate::documents;
 use crate::store::{self, format_time};
 
 /// Enrollments claimed by one poll.
@@ -93,18 +95,20 @@ pub async fn claim_due(db: &Db, node_id: &str, limit: i64) -> Result<Vec<DueStep
                 contact_id: row.try_get("contact_id")?,
                 milestone: row.try_get("milestone")?,
                 next_step: row.try_get::<i64, _>("next_step")?.max(0) as usize,
-                step_due_at: parse_time(&row.try_get::<Option<String>, _>("step_due_at")?)
+                step_due_at: parse_time(
+                    row.try_get::<Option<String>, _>("step_due_at")?.as_deref(),
+                )
+                .unwrap_or(now),
+                enrolled_at: parse_time(Some(&row.try_get::<String, _>("enrolled_at")?))
                     .unwrap_or(now),
-                enrolled_at: parse_time(&Some(row.try_get("enrolled_at")?)).unwrap_or(now),
                 skipped: row.try_get("skipped")?,
             })
         })
         .collect()
 }
 
-fn parse_time(text: &Option<String>) -> Option<DateTime<Utc>> {
-    text.as_deref()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+fn parse_time(text: Option<&str>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
 }
 
@@ -241,19 +245,15 @@ impl Sender {
         plan: &RunPlan,
         lease: &Lease,
     ) -> Result<RunOutcome, SendRunError> {
-        let Some(campaign) = campaigns::get(self.db(), org_id, campaign_id).await? else {
-            return Ok(RunOutcome::Cancelled("the campaign does not exist".into()));
+        let spec = match self.running_campaign(org_id, campaign_id).await? {
+            Ok((_, spec)) => spec,
+            Err(stop) => return Ok(stop),
         };
-        if let Some(stop) = run::stop_reason(&campaign) {
-            return Ok(stop);
-        }
-        let spec: CampaignSpec = serde_json::from_value(campaign)
-            .map_err(|e| SendRunError::Setup(format!("the campaign cannot be read: {e}")))?;
         if !drip::Enrollment::at_launch(spec.enrollment.as_ref()) {
             // Engagement-triggered: nobody enters at launch.
             return Ok(RunOutcome::Finished(RunReport::default()));
         }
-        let at = parse_time(&Some(plan.launched_at.clone())).unwrap_or_else(Utc::now);
+        let at = parse_time(Some(&plan.launched_at)).unwrap_or_else(Utc::now);
         let filter = audience::filter(self.db(), org_id, &spec).await?;
         let mut after = String::new();
         let mut enrolled = 0u64;
@@ -332,20 +332,33 @@ impl Sender {
         let spec: CampaignSpec = serde_json::from_value(campaign.clone())
             .map_err(|e| SendRunError::Setup(format!("the campaign cannot be read: {e}")))?;
         let ids: Vec<String> = rows.iter().map(|r| r.contact_id.clone()).collect();
-        let contacts = contacts_by_id(self.db(), org_id, &ids).await?;
+        let contacts = documents::get_many(self.db(), org_id, DocumentKind::Contact, &ids).await?;
         let activity = if needs_activity(&spec) {
             engagement_by_contact(self.db(), org_id, campaign_id, &ids).await?
         } else {
             HashMap::new()
         };
+        let conditions: Vec<_> = spec
+            .steps
+            .iter()
+            .map(|s| s.when.as_ref().map(When::compile))
+            .collect();
+        // Each milestone's step runs, hashed once per batch rather than per contact.
+        let mut step_runs: HashMap<String, HashMap<String, &str>> = HashMap::new();
         let mut outcomes: Vec<(&DueStep, Outcome)> = Vec::new();
         // Rows whose step sends, by (step, milestone): one ledger run each.
         let mut sends: BTreeMap<(usize, String), Vec<(&DueStep, &Value)>> = BTreeMap::new();
         for row in &rows {
-            let Some(step) = spec.steps.get(row.next_step) else {
-                outcomes.push((row, finished(row.next_step, 0)));
+            if row.next_step >= spec.steps.len() {
+                // Its last step was recorded by an earlier attempt: finished.
+                let done = Outcome::Advanced {
+                    next: row.next_step,
+                    skipped_bit: 0,
+                    due: None,
+                };
+                outcomes.push((row, done));
                 continue;
-            };
+            }
             let Some(contact) = contacts.get(&row.contact_id) else {
                 outcomes.push((row, Outcome::Exited("contact-deleted")));
                 continue;
@@ -359,11 +372,16 @@ impl Sender {
                 outcomes.push((row, Outcome::Exited("unsubscribed")));
                 continue;
             }
-            let engagement = seen
-                .map(|s| s.by_step(&spec, campaign_id, &row.milestone, row.enrolled_at))
-                .unwrap_or_default();
-            let holds = step
-                .when
+            let engagement = match seen {
+                Some(seen) => {
+                    let runs = step_runs
+                        .entry(row.milestone.clone())
+                        .or_insert_with(|| step_runs_of(&spec, campaign_id, &row.milestone));
+                    seen.by_step(runs, row.enrolled_at)
+                }
+                None => StepEngagement::default(),
+            };
+            let holds = conditions[row.next_step]
                 .as_ref()
                 .is_none_or(|when| when.holds(&engagement, contact));
             if holds {
@@ -512,16 +530,6 @@ impl Sender {
     }
 }
 
-/// The outcome of an enrollment whose steps ran out (steps are only ever appended, so this is
-/// a row whose last step was recorded by an earlier attempt).
-fn finished(next: usize, skipped_bit: i64) -> Outcome {
-    Outcome::Advanced {
-        next,
-        skipped_bit,
-        due: None,
-    }
-}
-
 fn needs_activity(spec: &CampaignSpec) -> bool {
     spec.exit.as_ref().is_some_and(|e| !e.on.is_empty())
         || spec
@@ -543,6 +551,18 @@ fn unsubscribed_everywhere(spec: &CampaignSpec, contact: &Value) -> bool {
             .all(|c| contact["unsubscribed"][c.id()] == Value::Bool(true))
 }
 
+/// Each step's ledger run, to the step's id, for one milestone date ('' for a drip).
+fn step_runs_of<'s>(
+    spec: &'s CampaignSpec,
+    campaign_id: &str,
+    milestone: &str,
+) -> HashMap<String, &'s str> {
+    spec.steps
+        .iter()
+        .map(|s| (step_run_id(campaign_id, &s.id, milestone), s.id.as_str()))
+        .collect()
+}
+
 /// A contact's recorded engagement on one campaign (the `contact_activities` read model).
 #[derive(Debug, Default)]
 struct Seen {
@@ -551,19 +571,9 @@ struct Seen {
 }
 
 impl Seen {
-    /// Human opens and clicks of each step's messages since this enrollment began.
-    fn by_step(
-        &self,
-        spec: &CampaignSpec,
-        campaign_id: &str,
-        milestone: &str,
-        since: DateTime<Utc>,
-    ) -> StepEngagement {
-        let runs: HashMap<String, &str> = spec
-            .steps
-            .iter()
-            .map(|s| (step_run_id(campaign_id, &s.id, milestone), s.id.as_str()))
-            .collect();
+    /// Human opens and clicks of each step's messages (`runs`: step run to step id) since this
+    /// enrollment began.
+    fn by_step(&self, runs: &HashMap<String, &str>, since: DateTime<Utc>) -> StepEngagement {
         let since = format_time(since);
         let mut engagement = StepEngagement::default();
         for (kind, run, human, at) in &self.events {
@@ -595,32 +605,6 @@ fn exit_reason(spec: &CampaignSpec, seen: Option<&Seen>, row: &DueStep) -> Optio
         });
         hit.then_some(on.as_str())
     })
-}
-
-async fn contacts_by_id(
-    db: &Db,
-    org_id: &str,
-    ids: &[String],
-) -> Result<HashMap<String, Value>, sqlx::Error> {
-    let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let sql = format!(
-            "select id, doc from documents where org_id = $1 and kind = 'contact' and id in ({})",
-            store::params(2, chunk.len())
-        );
-        let mut query = sqlx::query(&sql).bind(org_id);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        for row in query.fetch_all(&db.read).await? {
-            let doc: String = row.try_get("doc")?;
-            out.insert(
-                row.try_get("id")?,
-                serde_json::from_str(&doc).unwrap_or(Value::Null),
-            );
-        }
-    }
-    Ok(out)
 }
 
 async fn engagement_by_contact(
@@ -795,7 +779,7 @@ pub async fn list(
         let skipped: i64 = row.try_get("skipped")?;
         let zone: String = row.try_get("zone")?;
         let tz = drip::zone(Some(&zone), None);
-        let starts_at = parse_time(&row.try_get("starts_at")?);
+        let starts_at = parse_time(row.try_get::<Option<String>, _>("starts_at")?.as_deref());
         let active = status == "active";
         let mut due = starts_at;
         let mut steps = Vec::new();

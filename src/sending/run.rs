@@ -99,14 +99,10 @@ impl Sender {
         plan: &RunPlan,
         lease: &Lease,
     ) -> Result<RunOutcome, SendRunError> {
-        let Some(campaign) = campaigns::get(&self.db, org_id, campaign_id).await? else {
-            return Ok(RunOutcome::Cancelled("the campaign does not exist".into()));
+        let (campaign, spec) = match self.running_campaign(org_id, campaign_id).await? {
+            Ok(running) => running,
+            Err(stop) => return Ok(stop),
         };
-        if let Some(stop) = stop_reason(&campaign) {
-            return Ok(stop);
-        }
-        let spec: CampaignSpec = serde_json::from_value(campaign.clone())
-            .map_err(|e| SendRunError::Setup(format!("the campaign cannot be read: {e}")))?;
         let template = self.template(org_id, &spec).await?;
         let filter = audience::filter(&self.db, org_id, &spec).await?;
         let mut report = RunReport::default();
@@ -214,6 +210,26 @@ impl Sender {
             }
         }
         Ok(RunOutcome::Finished(report))
+    }
+
+    /// The campaign's read row and spec while it runs, or how a run of it must stop (deleted,
+    /// paused, completed).
+    pub async fn running_campaign(
+        &self,
+        org_id: &str,
+        campaign_id: &str,
+    ) -> Result<Result<(Value, CampaignSpec), RunOutcome>, SendRunError> {
+        let Some(campaign) = campaigns::get(&self.db, org_id, campaign_id).await? else {
+            return Ok(Err(RunOutcome::Cancelled(
+                "the campaign does not exist".into(),
+            )));
+        };
+        if let Some(stop) = stop_reason(&campaign) {
+            return Ok(Err(stop));
+        }
+        let spec: CampaignSpec = serde_json::from_value(campaign.clone())
+            .map_err(|e| SendRunError::Setup(format!("the campaign cannot be read: {e}")))?;
+        Ok(Ok((campaign, spec)))
     }
 
     async fn template(
