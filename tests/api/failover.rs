@@ -503,13 +503,26 @@ async fn sigterm_hands_the_run_over_at_once_answers_not_ready_and_exits_within_t
 
     stopping.signal("TERM");
     let at = Instant::now();
-    let ready = cluster
-        .client
-        .get(format!("{}/readyz", stopping.base))
-        .send()
-        .await
-        .expect("the stopping process still answers while it drains");
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The signal reaches the process's handler a moment after kill(2) returns: poll for the
+    // flip, bounded well below the lease, rather than racing the first request against it.
+    let ready = loop {
+        let ready = cluster
+            .client
+            .get(format!("{}/readyz", stopping.base))
+            .send()
+            .await
+            .expect("the stopping process still answers while it drains")
+            .status();
+        if ready != StatusCode::OK || at.elapsed() > Duration::from_secs(1) {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        ready,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready within 1 s of SIGTERM"
+    );
     let healthy = cluster
         .client
         .get(format!("{}/healthz", stopping.base))
