@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use herald_projections::analytics::{fold, Activity, Counters, DayKey, UniqueCandidate};
+use herald_projections::analytics::{
+    fold, Activity, Counters, DayKey, StepDayKey, UniqueCandidate,
+};
 use sqlx::Row;
 
 use crate::db::Tx;
@@ -25,6 +27,10 @@ pub async fn apply(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Erro
     let now = format_time(Utc::now());
     for chunk in days.chunks(100) {
         upsert_days(tx, chunk, &now).await?;
+    }
+    let steps: Vec<(StepDayKey, Counters)> = changes.step_days.into_iter().collect();
+    for chunk in steps.chunks(100) {
+        upsert_step_days(tx, chunk, &now).await?;
     }
     for chunk in changes.activities.chunks(500) {
         insert_activities(tx, chunk).await?;
@@ -153,6 +159,41 @@ async fn upsert_days(
             .bind(key.campaign_id.clone())
             .bind(key.channel.clone())
             .bind(key.day.clone());
+        for value in counters.values() {
+            query = query.bind(value);
+        }
+        query = query.bind(now.to_string());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn upsert_step_days(
+    tx: &mut Tx,
+    rows: &[(StepDayKey, Counters)],
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let columns = Counters::COLUMNS;
+    let width = 5 + columns.len() + 1;
+    let updates: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{c} = analytics_step_days.{c} + excluded.{c}"))
+        .collect();
+    let sql = format!(
+        "insert into analytics_step_days (org_id, campaign_id, channel, day, run_id, {}, updated_at) values {}
+         on conflict (org_id, campaign_id, run_id, channel, day) do update set {}, updated_at = excluded.updated_at",
+        columns.join(", "),
+        store::param_rows("", 1, width, rows.len()),
+        updates.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (key, counters) in rows {
+        query = query
+            .bind(key.day.org_id.clone())
+            .bind(key.day.campaign_id.clone())
+            .bind(key.day.channel.clone())
+            .bind(key.day.day.clone())
+            .bind(key.run_id.clone());
         for value in counters.values() {
             query = query.bind(value);
         }

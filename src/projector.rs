@@ -62,9 +62,12 @@ impl Projection {
             Projection::CampaignStatusCounts => {
                 &["campaign_status_index", "campaign_status_counts"]
             }
-            Projection::Analytics => {
-                &["analytics_daily", "analytics_uniques", "contact_activities"]
-            }
+            Projection::Analytics => &[
+                "analytics_daily",
+                "analytics_step_days",
+                "analytics_uniques",
+                "contact_activities",
+            ],
         };
         for table in tables {
             sqlx::query(&format!("delete from {table}"))

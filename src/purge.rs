@@ -21,8 +21,10 @@ pub fn audit_stream(org_id: &str) -> String {
 }
 
 /// Tables holding a campaign's rows, by `(org_id, campaign_id)`.
-const CAMPAIGN_TABLES: [&str; 8] = [
+const CAMPAIGN_TABLES: [&str; 10] = [
     "analytics_daily",
+    "analytics_step_days",
+    "enrollments",
     "analytics_uniques",
     "contact_activities",
     "send_ledger",

@@ -541,7 +541,12 @@ impl Campaign {
     /// occurrences during the pause are not made up.
     fn resume(&self, ctx: &LaunchContext) -> Vec<CampaignEvent> {
         let Some(cron) = self.spec.cron_schedule() else {
-            return vec![CampaignEvent::Resumed { next_run_at: None }];
+            let mut events = vec![CampaignEvent::Resumed { next_run_at: None }];
+            if self.spec.has_steps() && self.ended(ctx) {
+                // A sequence whose end passed while paused: its pending steps are cancelled.
+                events.push(CampaignEvent::Completed {});
+            }
+            return events;
         };
         let next_run_at = self.before_end(cron.next_after(ctx.now));
         let mut events = vec![CampaignEvent::Resumed { next_run_at }];
@@ -601,7 +606,8 @@ impl Campaign {
         let cron = self.spec.cron_schedule();
         let Some(due) = self.next_run_at else {
             let ended = self.spec.end_at().is_some_and(|end| end <= ctx.now);
-            return if self.status == Status::Running && cron.is_some() && ended {
+            let ends = cron.is_some() || self.spec.has_steps();
+            return if self.status == Status::Running && ends && ended {
                 vec![CampaignEvent::Completed {}]
             } else {
                 Vec::new()
@@ -712,8 +718,9 @@ impl Campaign {
 
 /// When the scheduler must wake a campaign with `RunDue`, or `None` when nothing will happen to
 /// it by itself: at `next_run_at` while it is scheduled or running, and, for a running recurring
-/// campaign past its last occurrence, at `schedule.endAt`, when it completes (`api.md` section
-/// 2). Without that wake-up nothing would ever complete it.
+/// campaign past its last occurrence or a running drip or milestone campaign, at
+/// `schedule.endAt`, when it completes (`api.md` sections 2 and 11: a sequence's `endAt` cancels
+/// its pending steps). Without that wake-up nothing would ever complete it.
 pub fn wake_at(
     spec: &CampaignSpec,
     status: Status,
@@ -721,7 +728,7 @@ pub fn wake_at(
 ) -> Option<DateTime<Utc>> {
     match status {
         Status::Scheduled | Status::Running if next_run_at.is_some() => next_run_at,
-        Status::Running if spec.recurring.is_some() => spec.end_at(),
+        Status::Running if spec.recurring.is_some() || spec.has_steps() => spec.end_at(),
         _ => None,
     }
 }
@@ -1829,6 +1836,66 @@ mod tests {
             .when(CampaignCommand::ChangeStatus {
                 to: Running,
                 ctx: ctx_at("2026-04-26T00:00:00Z"),
+            })
+            .then_expect_events(vec![
+                CampaignEvent::Resumed { next_run_at: None },
+                CampaignEvent::Completed {},
+            ]);
+    }
+
+    /// A welcome drip that ends on 2026-05-01.
+    fn drip_ending() -> CampaignSpec {
+        spec_from(json!({
+            "name": "Welcome",
+            "type": "drip",
+            "channels": ["email"],
+            "audienceId": "aud-new",
+            "templateId": "tpl-welcome",
+            "schedule": {"endAt": "2026-05-01T00:00:00Z"},
+            "steps": [{"id": "welcome", "delay": "PT0S"}, {"id": "nudge", "delay": "P3D"}]
+        }))
+    }
+
+    #[test]
+    fn a_running_drip_is_woken_at_its_end_and_completes_then() {
+        let history = vec![
+            created(drip_ending()),
+            launched("run-1", now(), 5, &[Channel::Email], vec![], None),
+        ];
+        let mut running = Campaign::default();
+        for event in history.clone() {
+            running.apply(event);
+        }
+        assert_eq!(running.wake_at(), Some(at("2026-05-01T00:00:00Z")));
+        campaign()
+            .given(history.clone())
+            .when(run_due(ctx_at("2026-04-30T23:59:59Z")))
+            .then_expect_events(vec![]);
+        campaign()
+            .given(history)
+            .when(run_due(ctx_at("2026-05-01T00:00:00Z")))
+            .then_expect_events(vec![CampaignEvent::Completed {}]);
+    }
+
+    #[test]
+    fn resuming_a_drip_after_its_end_completes_it() {
+        let history = vec![
+            created(drip_ending()),
+            launched("run-1", now(), 5, &[Channel::Email], vec![], None),
+            CampaignEvent::Paused {},
+        ];
+        campaign()
+            .given(history.clone())
+            .when(CampaignCommand::ChangeStatus {
+                to: Running,
+                ctx: ctx_at("2026-04-25T00:00:00Z"),
+            })
+            .then_expect_events(vec![CampaignEvent::Resumed { next_run_at: None }]);
+        campaign()
+            .given(history)
+            .when(CampaignCommand::ChangeStatus {
+                to: Running,
+                ctx: ctx_at("2026-05-02T00:00:00Z"),
             })
             .then_expect_events(vec![
                 CampaignEvent::Resumed { next_run_at: None },

@@ -117,13 +117,40 @@ pub struct Activity {
     pub detail: Value,
 }
 
+/// The key of one per-step rollup row: a drip or milestone step's ledger run on a day.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepDayKey {
+    pub day: DayKey,
+    pub run_id: String,
+}
+
+/// Ledger runs of drip and milestone steps start with this (`src/sending/drip.rs`).
+pub const STEP_RUN_PREFIX: &str = "step-";
+
 /// What a batch of events changes.
 #[derive(Debug, Default)]
 pub struct Changes {
     pub days: BTreeMap<DayKey, Counters>,
+    /// The same counters per step run, for the sends and engagement of drip and milestone steps
+    /// (unique opens and clicks are counted per campaign only).
+    pub step_days: BTreeMap<StepDayKey, Counters>,
     /// In log order, so the first claim of a contact is the earliest event.
     pub uniques: Vec<UniqueCandidate>,
     pub activities: Vec<Activity>,
+}
+
+impl Changes {
+    /// Adds `counted` to the day row, and to the step run's row when `run_id` is a step's.
+    fn count(&mut self, day: DayKey, run_id: Option<&str>, counted: Counters) {
+        if let Some(run_id) = run_id.filter(|r| r.starts_with(STEP_RUN_PREFIX)) {
+            let key = StepDayKey {
+                day: day.clone(),
+                run_id: run_id.to_string(),
+            };
+            *self.step_days.entry(key).or_default() += counted;
+        }
+        *self.days.entry(day).or_default() += counted;
+    }
 }
 
 /// Folds events (with their orgs) into row changes. Other event types are ignored; an event
@@ -151,7 +178,7 @@ fn fold_sends(changes: &mut Changes, org_id: &str, position: i64, sends: &SendsR
         channel: sends.channel.id().to_string(),
         day: sends.at.format("%Y-%m-%d").to_string(),
     };
-    let row = changes.days.entry(key).or_default();
+    let mut row = Counters::default();
     let sent = sends.sent.len() as i64;
     row.sends += sent + sends.bounced.len() as i64;
     row.failures += sends.failed.len() as i64;
@@ -159,6 +186,7 @@ fn fold_sends(changes: &mut Changes, org_id: &str, position: i64, sends: &SendsR
     if sends.delivered {
         row.deliveries += sent;
     }
+    changes.count(key, Some(&sends.run_id), row);
     let at = herald_time(&sends.at);
     let mut seq = 0;
     let mut push = |contact: &str, kind: &str, extra: Value| {
@@ -200,7 +228,8 @@ fn fold_engagement(changes: &mut Changes, org_id: &str, position: i64, e: &Engag
     };
     let human = e.classification == Classification::Human;
     let weight = e.weight() as i64;
-    let row = changes.days.entry(key.clone()).or_default();
+    let mut counted = Counters::default();
+    let row = &mut counted;
     match e.kind {
         EngagementType::Delivery => row.deliveries += 1,
         EngagementType::Open if human => row.opens += 1,
@@ -220,6 +249,7 @@ fn fold_engagement(changes: &mut Changes, org_id: &str, position: i64, e: &Engag
         EngagementType::Impression => row.impressions += weight,
         EngagementType::Interaction => row.interactions += weight,
     }
+    changes.count(key.clone(), e.run_id.as_deref(), counted);
     let Some(contact) = e.contact_id.as_deref() else {
         return;
     };

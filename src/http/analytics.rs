@@ -18,8 +18,9 @@ use herald_domain::document::DocumentKind;
 use herald_domain::engagement::{format_micros, EngagementType};
 use herald_domain::error::FieldError;
 use herald_domain::ids::is_valid_id;
-use herald_domain::spec::Channel;
+use herald_domain::spec::{CampaignSpec, CampaignType, Channel};
 use herald_projections::analytics::{Counters, COUNTERS};
+use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -30,6 +31,7 @@ use super::AppState;
 use crate::campaigns;
 use crate::db::Backend;
 use crate::documents;
+use crate::sending::drip;
 
 /// Most campaign ids one `aggregated-metrics` request may name.
 pub const MAX_CAMPAIGN_IDS: usize = 1000;
@@ -428,20 +430,20 @@ async fn campaign_analytics(
         .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
     let mut binds = vec![org_id.clone(), id.clone()];
-    let mut sql = format!(
-        "select channel, max(updated_at) as updated_at, {} from analytics_daily
-         where org_id = $1 and campaign_id = $2",
-        *SUMS
-    );
+    let mut days = String::new();
     if let Some(from) = from {
         binds.push(day_text(from));
-        sql.push_str(&format!(" and day >= ${}", binds.len()));
+        days.push_str(&format!(" and day >= ${}", binds.len()));
     }
     if let Some(to) = to {
         binds.push(day_text(to));
-        sql.push_str(&format!(" and day <= ${}", binds.len()));
+        days.push_str(&format!(" and day <= ${}", binds.len()));
     }
-    sql.push_str(" group by channel");
+    let sql = format!(
+        "select channel, max(updated_at) as updated_at, {} from analytics_daily
+         where org_id = $1 and campaign_id = $2{days} group by channel",
+        *SUMS
+    );
     let rows = fetch_rows(&state, &sql, &binds).await?;
 
     // The campaign's own channels always appear, zero until something happens on them.
@@ -464,14 +466,78 @@ async fn campaign_analytics(
     }
     let range = (from.is_some() || to.is_some())
         .then(|| json!({"from": from.map(day_text), "to": to.map(day_text)}));
-    Ok(Json(json!({
+    let mut answer = json!({
         "campaignId": id,
         "range": range,
         "totals": totals.to_json(),
         "channels": channels_json(&channels),
         "updatedAt": updated_at,
-    }))
-    .into_response())
+    });
+    if let Ok(spec) = CampaignSpec::deserialize(campaign.as_ref()) {
+        if spec.has_steps() {
+            answer["steps"] = step_metrics(&state, org_id, &id, &spec, &binds, &days).await?;
+            answer["enrollments"] = drip::counts(&state.db, org_id, &id).await?;
+        }
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// The metrics of each step of a drip or milestone campaign, over the same days as the
+/// campaign's (`binds`: org, campaign and the range's days, which `days` compares). Each
+/// step's ledger runs (one per milestone date) are summed; unique opens and clicks, and the
+/// rates made of them, are counted per campaign only, so a step's metrics leave them out.
+async fn step_metrics(
+    state: &AppState,
+    org_id: &str,
+    campaign_id: &str,
+    spec: &CampaignSpec,
+    binds: &[String],
+    days: &str,
+) -> Result<Value> {
+    let milestones: Vec<String> = if spec.campaign_type == CampaignType::Milestone {
+        sqlx::query_scalar(
+            "select distinct milestone from enrollments where org_id = $1 and campaign_id = $2",
+        )
+        .bind(org_id)
+        .bind(campaign_id)
+        .fetch_all(&state.db.read)
+        .await?
+    } else {
+        vec![String::new()]
+    };
+    let mut runs: HashMap<String, &str> = HashMap::new();
+    for milestone in &milestones {
+        for step in &spec.steps {
+            runs.insert(
+                drip::step_run_id(campaign_id, &step.id, milestone),
+                step.id.as_str(),
+            );
+        }
+    }
+    let sql = format!(
+        "select run_id, {} from analytics_step_days where org_id = $1 and campaign_id = $2{days} group by run_id",
+        *SUMS
+    );
+    let mut by_step: BTreeMap<&str, Metrics> = spec
+        .steps
+        .iter()
+        .map(|s| (s.id.as_str(), Metrics::default()))
+        .collect();
+    for row in fetch_rows(state, &sql, binds).await? {
+        let run: String = row.try_get("run_id")?;
+        if let Some(step) = runs.get(&run) {
+            *by_step.entry(step).or_default() += Metrics::from_row(&row)?;
+        }
+    }
+    let mut out = Map::new();
+    for (step, metrics) in by_step {
+        let mut metrics = metrics.to_json();
+        for per_campaign in ["uniqueOpens", "uniqueClicks", "openRate", "clickRate"] {
+            metrics.remove(per_campaign);
+        }
+        out.insert(step.to_string(), Value::Object(metrics));
+    }
+    Ok(Value::Object(out))
 }
 
 /// A validated `aggregated-metrics` body.

@@ -113,10 +113,10 @@ fn parse_time(text: Option<&str>) -> Option<DateTime<Utc>> {
 }
 
 /// A new enrollment row.
-struct NewEnrollment {
+pub(super) struct NewEnrollment {
     contact_id: String,
-    milestone: String,
-    status: &'static str,
+    pub(super) milestone: String,
+    pub(super) status: &'static str,
     exit_reason: Option<&'static str>,
     starts_at: DateTime<Utc>,
     step_due_at: Option<DateTime<Utc>>,
@@ -124,8 +124,10 @@ struct NewEnrollment {
 }
 
 /// Inserts enrollments that do not exist yet (a contact is enrolled once per campaign and
-/// milestone date). Returns how many were new.
-async fn insert_enrollments(
+/// milestone date). A milestone let go of because the contact's date moved away
+/// ([`release_moved`]) comes back when it moves back, and a pending milestone whose time moved
+/// within its day takes the new time. Returns how many rows changed.
+pub(super) async fn insert_enrollments(
     tx: &mut Tx,
     org_id: &str,
     campaign_id: &str,
@@ -135,10 +137,24 @@ async fn insert_enrollments(
     let mut added = 0;
     let now = format_time(Utc::now());
     let enrolled = format_time(enrolled_at);
+    // One row per key in a statement: an upsert may not touch a row twice.
+    let mut seen = HashSet::new();
+    let rows: Vec<&NewEnrollment> = rows
+        .iter()
+        .filter(|r| seen.insert((&r.contact_id, &r.milestone)))
+        .collect();
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "insert into enrollments (org_id, campaign_id, enrolled_at, updated_at, contact_id, milestone, status, exit_reason, starts_at, step_due_at, poll_at, zone)
-             values {} on conflict do nothing",
+             values {}
+             on conflict (org_id, campaign_id, contact_id, milestone) do update set
+               status = excluded.status, exit_reason = excluded.exit_reason, next_step = 0, skipped = 0,
+               enrolled_at = excluded.enrolled_at, starts_at = excluded.starts_at,
+               step_due_at = excluded.step_due_at, poll_at = excluded.poll_at, zone = excluded.zone,
+               updated_at = excluded.updated_at
+             where (enrollments.status = 'exited' and enrollments.exit_reason = 'milestone-moved')
+                or (enrollments.milestone <> '' and enrollments.status = 'active' and enrollments.next_step = 0
+                    and enrollments.locked_by is null and enrollments.starts_at <> excluded.starts_at)",
             store::param_rows("$1, $2, $3, $4, ", 5, 8, chunk.len())
         );
         let mut query = sqlx::query(&sql)
@@ -166,7 +182,7 @@ async fn insert_enrollments(
 /// The enrollment of one contact at `at`: the first step due, or for a milestone campaign, the
 /// contact's next milestone (`None` when it has passed and does not repeat, or the field is
 /// absent).
-fn enrollment_for(
+pub(super) fn enrollment_for(
     spec: &CampaignSpec,
     contact_id: &str,
     contact: &Value,
@@ -209,6 +225,39 @@ fn enrollment_for(
         step_due_at: Some(drip::due_after(starts_at, first, tz)),
         zone,
     })
+}
+
+/// Lets go of the pending milestones (first step not run, not claimed) that the contacts' data
+/// no longer gives: each `(contact, milestone)` is a contact's milestone now ('' for none).
+/// Those enrollments exit as `milestone-moved`.
+pub(super) async fn release_moved(
+    tx: &mut Tx,
+    org_id: &str,
+    campaign_id: &str,
+    current: &[(&str, String)],
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let mut released = 0;
+    let now = format_time(now);
+    for chunk in current.chunks(CHUNK) {
+        let ids = store::params(4, chunk.len());
+        let first = 4 + chunk.len();
+        let pairs = store::param_rows("", first, 2, chunk.len());
+        let sql = format!(
+            "update enrollments set status = 'exited', exit_reason = 'milestone-moved', step_due_at = null, poll_at = null, updated_at = $1
+             where org_id = $2 and campaign_id = $3 and status = 'active' and next_step = 0 and locked_by is null
+               and contact_id in ({ids}) and (contact_id, milestone) not in (values {pairs})"
+        );
+        let mut query = sqlx::query(&sql).bind(&now).bind(org_id).bind(campaign_id);
+        for (contact, _) in chunk {
+            query = query.bind(*contact);
+        }
+        for (contact, milestone) in chunk {
+            query = query.bind(*contact).bind(milestone);
+        }
+        released += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(released)
 }
 
 /// The value at a dot path of a contact (`attributes.renewalAt`).
@@ -326,7 +375,9 @@ impl Sender {
         };
         if let Some(outcome) = stop {
             let outcomes = rows.iter().map(|r| (r, outcome.clone())).collect();
-            return Ok(self.record(node_id, org_id, campaign_id, outcomes).await?);
+            return Ok(self
+                .record(node_id, org_id, campaign_id, outcomes, &[])
+                .await?);
         }
         let campaign = campaign.unwrap_or_default();
         let spec: CampaignSpec = serde_json::from_value(campaign.clone())
@@ -346,6 +397,12 @@ impl Sender {
         // Each milestone's step runs, hashed once per batch rather than per contact.
         let mut step_runs: HashMap<String, HashMap<String, &str>> = HashMap::new();
         let mut outcomes: Vec<(&DueStep, Outcome)> = Vec::new();
+        let yearly = spec.campaign_type == CampaignType::Milestone
+            && spec
+                .trigger
+                .as_ref()
+                .is_some_and(|t| t.repeat == drip::Repeat::Yearly);
+        let mut renewals: Vec<NewEnrollment> = Vec::new();
         // Rows whose step sends, by (step, milestone): one ledger run each.
         let mut sends: BTreeMap<(usize, String), Vec<(&DueStep, &Value)>> = BTreeMap::new();
         for row in &rows {
@@ -397,6 +454,13 @@ impl Sender {
                 .steps
                 .get(next)
                 .map(|s| format_time(drip::due_after(row.step_due_at, s, tz)));
+            if due.is_none() && yearly {
+                // The last step of this year's milestone: the next anniversary enrolls anew.
+                renewals.extend(
+                    enrollment_for(&spec, &row.contact_id, contact, Utc::now())
+                        .filter(|r| r.status == "active" && r.milestone != row.milestone),
+                );
+            }
             outcomes.push((
                 row,
                 Outcome::Advanced {
@@ -452,17 +516,21 @@ impl Sender {
             self.send_page(&ctx, &step_routes, &members, true, &mut report)
                 .await?;
         }
-        Ok(self.record(node_id, org_id, campaign_id, outcomes).await?)
+        Ok(self
+            .record(node_id, org_id, campaign_id, outcomes, &renewals)
+            .await?)
     }
 
     /// Writes what happened to each claimed enrollment, grouped into one statement per outcome
-    /// and milestone. Only rows this node still holds change.
+    /// and milestone, and the next year's enrollments of yearly milestones that finished. Only
+    /// rows this node still holds change.
     async fn record(
         &self,
         node_id: &str,
         org_id: &str,
         campaign_id: &str,
         outcomes: Vec<(&DueStep, Outcome)>,
+        renewals: &[NewEnrollment],
     ) -> Result<(), sqlx::Error> {
         let mut groups: BTreeMap<(Outcome, String), Vec<&str>> = BTreeMap::new();
         for (row, outcome) in &outcomes {
@@ -524,6 +592,9 @@ impl Sender {
                 };
                 query.execute(&mut *tx).await?;
             }
+        }
+        if !renewals.is_empty() {
+            insert_enrollments(&mut tx, org_id, campaign_id, Utc::now(), renewals).await?;
         }
         tx.commit().await?;
         Ok(())

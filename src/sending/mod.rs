@@ -4,6 +4,7 @@
 //! - `audience`: a campaign's filter, its reach and the contact pages a run walks;
 //! - `jobs`: the jobs table, its claims and leases;
 //! - `scheduler`: the loop, the log follower, the reconcile and the heartbeat;
+//! - `enroll`: the log follower that enrolls contacts in running sequences after their launch;
 //! - `drip`: drip and milestone enrollments, their durable step timers and each step's sends;
 //! - `run`: one run's fan-out, page by page;
 //! - `route`: which connection (and vendor adapter) each channel goes through;
@@ -18,6 +19,7 @@
 pub mod audience;
 pub mod deliver;
 pub mod drip;
+pub mod enroll;
 pub mod jobs;
 pub mod launch;
 pub mod ledger;

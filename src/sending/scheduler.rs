@@ -167,6 +167,7 @@ impl Scheduler {
         .bind(format_time(Utc::now()))
         .execute(&self.db.write)
         .await?;
+        super::enroll::prepare(&self.db, CHECKPOINT).await?;
         self.jobs.release_abandoned().await?;
         Ok(())
     }
@@ -211,6 +212,17 @@ impl Scheduler {
                     Ok(_) => continue,
                     Err(error) => {
                         tracing::warn!(%error, "scheduler catch-up failed");
+                        break;
+                    }
+                }
+            }
+            // Bounded per turn, so a long backlog does not hold launches and steps back.
+            for _ in 0..20 {
+                match super::enroll::catch_up(&self.db).await {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(error) => {
+                        tracing::warn!(%error, "enrolling from the log failed");
                         break;
                     }
                 }

@@ -278,7 +278,7 @@ pub(crate) fn columns(backend: Backend) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interest {
     All,
-    /// Literal prefixes of letters and dashes, such as `campaign-`.
+    /// Literal prefixes of letters and dashes, such as `campaign-`; none reads positions only.
     StreamsPrefixed(&'static [&'static str]),
 }
 
@@ -302,11 +302,16 @@ impl Interest {
             Backend::Postgres => "transaction_id::text::bigint",
             Backend::Sqlite => "0",
         };
-        let inside = prefixes
-            .iter()
-            .map(|prefix| format!("substr(stream_id, 1, {}) = '{prefix}'", prefix.len()))
-            .collect::<Vec<_>>()
-            .join(" or ");
+        // No prefixes: positions only, every payload skipped.
+        let inside = if prefixes.is_empty() {
+            "1 = 0".to_string()
+        } else {
+            prefixes
+                .iter()
+                .map(|prefix| format!("substr(stream_id, 1, {}) = '{prefix}'", prefix.len()))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
         format!(
             "position, {tx_id} as tx_id, event_id, org_id, stream_id, revision, event_type, event_version, created, \
              case when {inside} then {data} end as data, case when {inside} then {metadata} end as metadata"

@@ -231,6 +231,18 @@ db_test!(
         })
         .await;
         assert!(recorded, "{:?}", engagements(&app).await);
+        // A drip step's sends, for the per-step rollups.
+        let drip = serde_json::json!({"id": "camp-drip", "name": "Welcome", "type": "drip",
+            "channels": ["email"], "audienceId": "aud-spring-prospects",
+            "templateId": "tpl-spring-launch", "steps": [{"id": "welcome", "delay": "PT0S"}],
+            "status": "running"});
+        let created = app.post_campaign(&drip).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let stepped = eventually(Duration::from_secs(20), || async {
+            !sandbox(&app, "campaignId=camp-drip").await.is_empty()
+        })
+        .await;
+        assert!(stepped, "the drip's step was not sent");
         let draft = app.post_campaign(&seed_campaign()).await;
         assert_eq!(draft.status, 201, "{}", draft.text);
         caught_up(&app).await;

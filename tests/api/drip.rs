@@ -341,3 +341,285 @@ db_test!(
         );
     }
 );
+
+/// The contact ids of a campaign's sandbox messages, sorted.
+async fn recipients(app: &TestApp, campaign: &str) -> Vec<String> {
+    let mut ids: Vec<String> = sandbox(app, &format!("campaignId={campaign}"))
+        .await
+        .iter()
+        .map(|m| m["contactId"].as_str().unwrap_or_default().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn analytics(app: &TestApp, id: &str) -> Value {
+    let reply = app
+        .admin(
+            Method::GET,
+            &format!("/crm/marketing/campaigns/{id}/analytics"),
+        )
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body
+}
+
+db_test!(
+    a_continuous_drip_enrolls_contacts_who_come_to_match_once_and_analytics_counts_each_step,
+    |app: TestApp| async move {
+        prepare(&app).await;
+        let body = json!({"id": "camp-cont", "name": "Always welcome", "type": "drip",
+            "channels": ["email"], "audienceId": "aud-spring-prospects", "templateId": "tpl-links",
+            "enrollment": "continuous",
+            "steps": [{"id": "welcome", "delay": "PT0S"}, {"id": "later", "delay": "P30D"}],
+            "status": "running"});
+        let created = app.post_campaign(&body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let launched = eventually(Duration::from_secs(20), || async {
+            recipients(&app, "camp-cont").await.len() == 2
+        })
+        .await;
+        assert!(launched, "{:?}", recipients(&app, "camp-cont").await);
+
+        // A new contact who matches, and an update that makes eve match, each enroll.
+        let reply = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(&json!({"id": "ct-dan", "email": "dan@acme.test", "tags": ["prospect"]}))
+            .send()
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let reply = app
+            .admin(Method::PUT, "/crm/contacts/ct-eve")
+            .json(&json!({"email": "eve@acme.test", "tags": ["vip"]}))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        // A contact who does not match is not enrolled.
+        let reply = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(&json!({"id": "ct-fay", "email": "fay@acme.test", "tags": ["customer"]}))
+            .send()
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let everyone = eventually(Duration::from_secs(20), || async {
+            recipients(&app, "camp-cont").await.len() == 4
+        })
+        .await;
+        assert!(everyone, "{:?}", recipients(&app, "camp-cont").await);
+
+        // Updating an enrolled contact again (a re-import) enrolls nobody twice.
+        let reply = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .json(&json!([{"id": "ct-dan", "email": "dan@acme.test", "tags": ["prospect", "vip"]}]))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            recipients(&app, "camp-cont").await,
+            ["ct-ann", "ct-bob", "ct-dan", "ct-eve"]
+        );
+        let listed = enrollments(&app, "camp-cont", "").await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 4, "{listed}");
+
+        // Analytics count each step's sends and the enrollments by status.
+        let counted = eventually(Duration::from_secs(20), || async {
+            let answer = analytics(&app, "camp-cont").await;
+            answer["steps"]["welcome"]["sends"] == 4 && answer["totals"]["sends"] == 4
+        })
+        .await;
+        let answer = analytics(&app, "camp-cont").await;
+        assert!(counted, "{answer}");
+        assert_eq!(answer["steps"]["later"]["sends"], 0, "{answer}");
+        assert_eq!(
+            answer["enrollments"],
+            json!({"active": 4, "completed": 0, "exited": 0})
+        );
+    }
+);
+
+db_test!(
+    a_click_on_another_campaign_enrolls_the_contact_in_a_triggered_drip,
+    |app: TestApp| async move {
+        prepare(&app).await;
+        let thanks = json!({"id": "camp-thanks", "name": "Thank you", "type": "drip",
+            "channels": ["email"], "audienceId": "aud-spring-prospects", "templateId": "tpl-links",
+            "enrollment": {"event": "click", "campaignId": "camp-src"},
+            "steps": [{"id": "thanks", "delay": "PT0S"}]});
+        // The trigger campaign must exist first.
+        let source = json!({"id": "camp-src", "name": "Spring", "type": "one-shot",
+            "channels": ["email"], "audienceId": "aud-spring-prospects", "templateId": "tpl-links"});
+        let created = app.post_campaign(&source).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let mut running = thanks.clone();
+        running["status"] = json!("running");
+        let created = app.post_campaign(&running).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        // Nobody enters at launch.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(recipients(&app, "camp-thanks").await.is_empty());
+
+        let reply = app
+            .admin(Method::POST, "/crm/marketing/campaigns/camp-src/launch")
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let sent = eventually(Duration::from_secs(20), || async {
+            recipients(&app, "camp-src").await.len() == 2
+        })
+        .await;
+        assert!(sent);
+        let messages = sandbox(&app, "campaignId=camp-src").await;
+        let ann = messages
+            .iter()
+            .find(|m| m["contactId"] == "ct-ann")
+            .unwrap();
+        let click = path_of(&ann["trackingUrls"]["clicks"][0]);
+        for _ in 0..2 {
+            let reply = app
+                .anonymous(Method::GET, &click)
+                .header("user-agent", BROWSER)
+                .send()
+                .await;
+            assert_eq!(reply.status, 302, "{}", reply.text);
+        }
+        // A conversion is not the trigger's event: bob does not enter.
+        let reply = app
+            .admin(
+                Method::POST,
+                "/crm/marketing/campaigns/camp-src/engagements",
+            )
+            .json(&json!([{"type": "conversion", "channel": "email", "contactId": "ct-bob"}]))
+            .send()
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.text);
+
+        let thanked = eventually(Duration::from_secs(20), || async {
+            recipients(&app, "camp-thanks").await == ["ct-ann"]
+        })
+        .await;
+        assert!(thanked, "{:?}", recipients(&app, "camp-thanks").await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            recipients(&app, "camp-thanks").await,
+            ["ct-ann"],
+            "two clicks enroll once, and a conversion does not trigger a click drip"
+        );
+        // A triggered drip keeps running: later clicks still enroll.
+        assert_eq!(
+            app.get_campaign("camp-thanks").await.body["status"],
+            "running"
+        );
+    }
+);
+
+db_test!(
+    a_milestone_campaign_sends_at_each_contacts_date_follows_a_moved_date_and_repeats_yearly,
+    |app: TestApp| async move {
+        prepare(&app).await;
+        let soon = |seconds: i64| {
+            (chrono::Utc::now() + chrono::Duration::days(7) + chrono::Duration::seconds(seconds))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let reply = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .json(&json!([
+                {"id": "ct-ann", "email": "ann@acme.test", "tags": ["prospect"],
+                 "attributes": {"renewalAt": soon(4)}},
+                {"id": "ct-bob", "email": "bob@acme.test", "tags": ["vip"],
+                 "attributes": {"renewalAt": soon(2 * 86_400)}},
+                {"id": "ct-dan", "email": "dan@acme.test", "tags": ["vip"],
+                 "attributes": {"renewalAt": "next tuesday"}}
+            ]))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let body = json!({"id": "camp-renew", "name": "Renewal reminder", "type": "milestone",
+            "channels": ["email"], "audienceId": "aud-spring-prospects", "templateId": "tpl-links",
+            "trigger": {"field": "attributes.renewalAt", "offset": "-P7D", "repeat": "yearly"},
+            "steps": [{"id": "remind", "delay": "PT0S"}],
+            "status": "running"});
+        let created = app.post_campaign(&body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+
+        // Ann's date comes first; bob's is two days away; dan's is not a date.
+        let ann = eventually(Duration::from_secs(30), || async {
+            recipients(&app, "camp-renew").await == ["ct-ann"]
+        })
+        .await;
+        assert!(ann, "{:?}", recipients(&app, "camp-renew").await);
+        let listed = enrollments(&app, "camp-renew", "").await;
+        let items = listed["items"].as_array().unwrap().clone();
+        let dan = items.iter().find(|i| i["contactId"] == "ct-dan").unwrap();
+        assert_eq!(dan["status"], "exited");
+        assert_eq!(dan["exitReason"], "milestone-not-a-date");
+        let bob = items.iter().find(|i| i["contactId"] == "ct-bob").unwrap();
+        assert_eq!(bob["status"], "active", "{listed}");
+
+        // Yearly: once ann's reminder went out, next year's milestone is enrolled.
+        let renewed = eventually(Duration::from_secs(20), || async {
+            let listed = enrollments(&app, "camp-renew", "").await;
+            listed["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["contactId"] == "ct-ann")
+                .map(|i| i["status"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+                == ["completed", "active"]
+        })
+        .await;
+        assert!(renewed, "{}", enrollments(&app, "camp-renew", "").await);
+
+        // Bob's date moves to now: his pending milestone follows it and he gets one reminder.
+        let reply = app
+            .admin(Method::PUT, "/crm/contacts/ct-bob")
+            .json(&json!({"email": "bob@acme.test", "tags": ["vip"],
+                "attributes": {"renewalAt": soon(2)}}))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let bob = eventually(Duration::from_secs(30), || async {
+            recipients(&app, "camp-renew").await == ["ct-ann", "ct-bob"]
+        })
+        .await;
+        assert!(bob, "{:?}", recipients(&app, "camp-renew").await);
+        let listed = enrollments(&app, "camp-renew", "").await;
+        let moved: Vec<&Value> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["contactId"] == "ct-bob")
+            .collect();
+        assert!(
+            moved.iter().any(|i| i["exitReason"] == "milestone-moved"),
+            "{listed}"
+        );
+    }
+);
+
+db_test!(
+    a_drips_end_at_completes_it_and_cancels_its_pending_steps,
+    |app: TestApp| async move {
+        prepare(&app).await;
+        let end = (chrono::Utc::now() + chrono::Duration::seconds(5))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let body = json!({"id": "camp-ends", "name": "Ends", "type": "drip",
+            "channels": ["email"], "audienceId": "aud-spring-prospects", "templateId": "tpl-links",
+            "schedule": {"endAt": end},
+            "steps": [{"id": "first", "delay": "PT0S"}, {"id": "second", "delay": "P1D"}],
+            "status": "running"});
+        let created = app.post_campaign(&body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        wait_for_status(&app, "camp-ends", "completed", 30).await;
+        let cancelled = eventually(Duration::from_secs(10), || async {
+            let listed = enrollments(&app, "camp-ends", "?status=exited").await;
+            listed["items"].as_array().unwrap().len() == 2
+                && listed["items"][0]["exitReason"] == "campaign-completed"
+        })
+        .await;
+        assert!(cancelled, "{}", enrollments(&app, "camp-ends", "").await);
+        assert_eq!(recipients(&app, "camp-ends").await, ["ct-ann", "ct-bob"]);
+    }
+);

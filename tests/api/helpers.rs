@@ -636,6 +636,7 @@ pub async fn sandbox(app: &TestApp, query: &str) -> Vec<Value> {
 /// projections (`Projection::reset`).
 pub const READ_MODEL_TABLES: &[&str] = &[
     "analytics_daily",
+    "analytics_step_days",
     "analytics_uniques",
     "campaign_status_counts",
     "campaign_status_index",
@@ -671,7 +672,10 @@ pub const NOT_REBUILT_TABLES: &[&str] = &[
 ];
 
 /// Columns that hold the time a row was last written rather than anything read from the log.
-const WRITE_TIME_COLUMNS: &[(&str, &str)] = &[("analytics_daily", "updated_at")];
+const WRITE_TIME_COLUMNS: &[(&str, &str)] = &[
+    ("analytics_daily", "updated_at"),
+    ("analytics_step_days", "updated_at"),
+];
 
 /// Every column of every table, from the database catalogue: `(table, column, declared type)`.
 pub async fn catalogue(db: &herald::db::Db) -> Vec<(String, String, String)> {
