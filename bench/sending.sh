@@ -28,6 +28,10 @@ export DATABASE_URL="${ADMIN_URL%/*}/$DB"
 export HERALD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
 export HERALD_TRACKING_SECRET=bench-tracking-secret-bench-tracking
 export HERALD_SECRETS_KEY=bench-secrets-key-bench-secrets-key-00
+# Limits on but far above what this drives (they must not cost throughput; issue 15); set
+# HERALD_BENCH_RATE_LIMIT_ORG=0 HERALD_BENCH_TRACKING_MAX_PER_TOKEN=0 to compare with them off.
+export HERALD_RATE_LIMIT_ORG="${HERALD_BENCH_RATE_LIMIT_ORG:-1000000}"
+export HERALD_TRACKING_MAX_PER_TOKEN="${HERALD_BENCH_TRACKING_MAX_PER_TOKEN:-1000000}"
 # sqlx logs every statement over 1 s with its 500 parameters: keep the output readable.
 export HERALD_BIND=127.0.0.1:$PORT HERALD_DATA_DIR=$WORK RUST_LOG=warn,sqlx::query=error
 TOKEN=$($BIN token --org bench --role admin --ttl 2h)

@@ -230,6 +230,15 @@ pub struct Config {
     /// [`Config::shutdown_timeout`].
     #[arg(long, env = "HERALD_SHUTDOWN_TIMEOUT", default_value = "20s")]
     pub shutdown_timeout: String,
+    /// Requests per second each org may make on `/crm` routes, with a burst of twice that;
+    /// over it the answer is `429` with `Retry-After`. Per process. `0` turns it off.
+    #[arg(long, env = "HERALD_RATE_LIMIT_ORG", default_value_t = 200)]
+    pub rate_limit_org: u32,
+    /// Engagements one tracking token records per hour (a bucket of this many, refilled at this
+    /// many an hour); further hits get their normal answer, are counted in `/metrics` and are
+    /// not recorded. Per process. `0` turns it off.
+    #[arg(long, env = "HERALD_TRACKING_MAX_PER_TOKEN", default_value_t = 20)]
+    pub tracking_max_per_token: u32,
     /// Tests only, hidden: this node's clock set ahead of the wall clock (`10s`), for the job
     /// table's due checks and the launch clock; leases keep the database's clock (`jobs.rs`).
     #[arg(long, env = "HERALD_TEST_CLOCK_SKEW", hide = true, value_parser = parse_ttl)]

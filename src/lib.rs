@@ -16,6 +16,7 @@ pub mod db;
 pub mod documents;
 pub mod engagements;
 pub mod http;
+pub mod limits;
 pub mod projector;
 pub mod purge;
 pub mod reach;

@@ -15,6 +15,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::{self, AppState};
+use crate::limits::Limits;
 use crate::projector::{self, Wakeup};
 use crate::sending::jobs::{LeaseSettings, NodeClock};
 use crate::sending::launch::LaunchClock;
@@ -90,6 +91,10 @@ impl Application {
                 },
             ),
             stopping: Arc::default(),
+            limits: Arc::new(Limits::new(
+                config.rate_limit_org,
+                config.tracking_max_per_token,
+            )),
         };
         let scheduler = config.workers.then(|| {
             let sender = Sender::new(
@@ -166,6 +171,7 @@ impl Application {
             }
             None => None,
         };
+        let pruner = tokio::spawn(crate::limits::prune_every_while(self.state.limits.clone()));
         if self.workers {
             crate::purge::resume(&self.state.db).await?;
         }
@@ -207,6 +213,7 @@ impl Application {
         for task in listener {
             task.abort();
         }
+        pruner.abort();
         match stopped {
             Some(served) => served?.map_err(Into::into),
             None => {

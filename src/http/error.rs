@@ -16,6 +16,8 @@ pub struct ApiError {
     /// Members added to the problem object (RFC 9457 extensions), e.g. a refused launch's
     /// `blockers`.
     pub extensions: serde_json::Map<String, Value>,
+    /// Whole seconds for a `Retry-After` header (a `429`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             extensions: serde_json::Map::new(),
+            retry_after: None,
         }
     }
 
@@ -65,7 +68,15 @@ impl ApiError {
             detail,
             errors,
             extensions: serde_json::Map::new(),
+            retry_after: None,
         }
+    }
+
+    /// `429` with a `Retry-After` of `wait`, rounded up to whole seconds (at least one).
+    pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, detail);
+        error.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        error
     }
 
     pub fn field(field: &str, message: impl Into<String>) -> Self {
@@ -130,6 +141,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

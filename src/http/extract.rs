@@ -145,7 +145,8 @@ impl Params {
     }
 }
 
-/// The caller: a verified bearer token acting for the org named in the `orgid` header.
+/// The caller: a verified bearer token acting for the org named in the `orgid` header, within
+/// the org's request rate (`HERALD_RATE_LIMIT_ORG`).
 pub struct Auth(pub Principal);
 
 impl FromRequestParts<AppState> for Auth {
@@ -185,6 +186,11 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| ApiError::bad_request("the orgid header is malformed"))?;
         let principal = Verifier::principal(claims, org_id)
             .ok_or_else(|| ApiError::forbidden("the token may not act for this org"))?;
+        // Counted only once the caller proved it acts for the org: nobody else can spend an
+        // org's requests.
+        state.limits.check_org(&principal.org_id).map_err(|wait| {
+            ApiError::too_many_requests("this org is over its request rate; retry later", wait)
+        })?;
         Ok(Auth(principal))
     }
 }

@@ -137,6 +137,12 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         ));
     }
     send_metrics(&state, &mut out).await?;
+    out.push_str("# HELP herald_tracking_hits_over_cap_total Tracking hits (opens, clicks) this process answered without recording them: their token was over HERALD_TRACKING_MAX_PER_TOKEN for the hour.\n");
+    out.push_str("# TYPE herald_tracking_hits_over_cap_total counter\n");
+    out.push_str(&format!(
+        "herald_tracking_hits_over_cap_total {}\n",
+        state.limits.tracking_dropped()
+    ));
     let uptime = chrono::Utc::now()
         .signed_duration_since(*state.started)
         .num_seconds();

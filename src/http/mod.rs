@@ -56,6 +56,8 @@ pub struct AppState {
     pub recorder: crate::engagements::Recorder,
     /// The analytics endpoints' caches (`analytics::AnalyticsCaches`).
     pub analytics: Arc<analytics::AnalyticsCaches>,
+    /// The per-org request limit and the per-token tracking cap.
+    pub limits: Arc<crate::limits::Limits>,
     /// Set from the stop signal on: `/readyz` answers `503` while requests in flight finish.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -5,6 +5,11 @@
 //! the path and is of the route's kind; anything else is answered as if the URL did not exist
 //! (the pixel still answers its GIF, so a mail client never shows a broken image). Clicks
 //! redirect to the URL inside the signed token, never to anything the request carries.
+//!
+//! One token records at most `HERALD_TRACKING_MAX_PER_TOKEN` opens or clicks an hour
+//! ([`crate::limits`]); further hits get the same GIF or redirect, are counted in `/metrics`
+//! and are not recorded. Nothing here is limited per client address: mail proxies fetch for
+//! millions of recipients from a few addresses.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -72,6 +77,13 @@ fn token_of(uri: &Uri) -> Option<String> {
         .map(|(_, value)| value)
 }
 
+/// A token that verified, and what it says.
+struct Verified {
+    claims: TrackingClaims,
+    /// The token as sent: what the per-token cap counts by.
+    token: String,
+}
+
 /// The token's claims when it verifies, has not expired, and belongs to this route: the
 /// campaign and run of the path and the route's kind.
 fn verified(
@@ -79,7 +91,7 @@ fn verified(
     path: &Result<Path<(String, String)>, PathRejection>,
     uri: &Uri,
     kind: TrackingKind,
-) -> Option<TrackingClaims> {
+) -> Option<Verified> {
     let Ok(Path((campaign_id, run_id))) = path else {
         return None;
     };
@@ -98,7 +110,7 @@ fn verified(
         tracing::debug!("tracking token for another campaign, run or route");
         return None;
     }
-    Some(claims)
+    Some(Verified { claims, token })
 }
 
 /// The engagement a followed tracking URL stands for.
@@ -168,7 +180,7 @@ async fn open(
     request: RequestMeta,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
-    if let Some(claims) = verified(&state, &path, &uri, TrackingKind::Open) {
+    if let Some(Verified { claims, token }) = verified(&state, &path, &uri, TrackingKind::Open) {
         let pending = Pending {
             org_id: claims.org_id.clone(),
             engagement: engagement_of(
@@ -179,7 +191,9 @@ async fn open(
             metadata: command_meta(&claims, "tracking:open", &request).metadata(),
             key: None,
         };
-        if let Err(error) = state.recorder.record(pending).await {
+        if !state.limits.tracking_allows(&token) {
+            tracing::debug!(campaign = %claims.campaign_id, "open over the token's cap; not recorded");
+        } else if let Err(error) = state.recorder.record(pending).await {
             // The image must still load; the open is lost and logged.
             tracing::error!(%error, campaign = %claims.campaign_id, "open not recorded");
         }
@@ -199,7 +213,8 @@ async fn click(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response> {
     let no_link = || ApiError::not_found("no such link");
-    let claims = verified(&state, &path, &uri, TrackingKind::Click).ok_or_else(no_link)?;
+    let Verified { claims, token } =
+        verified(&state, &path, &uri, TrackingKind::Click).ok_or_else(no_link)?;
     // The sender only wraps http(s) links; check again so a token can never send a browser to
     // another scheme.
     let target = claims
@@ -214,16 +229,20 @@ async fn click(
         classification(&method, &headers),
     );
     engagement.link = Some(target);
-    state
-        .recorder
-        .record(Pending {
-            org_id: claims.org_id.clone(),
-            engagement,
-            metadata: command_meta(&claims, "tracking:click", &request).metadata(),
-            key: None,
-        })
-        .await
-        .map_err(unavailable)?;
+    if state.limits.tracking_allows(&token) {
+        state
+            .recorder
+            .record(Pending {
+                org_id: claims.org_id.clone(),
+                engagement,
+                metadata: command_meta(&claims, "tracking:click", &request).metadata(),
+                key: None,
+            })
+            .await
+            .map_err(unavailable)?;
+    } else {
+        tracing::debug!(campaign = %claims.campaign_id, "click over the token's cap; not recorded");
+    }
     let mut response = StatusCode::FOUND.into_response();
     let out = response.headers_mut();
     out.insert(header::LOCATION, location);
@@ -277,9 +296,8 @@ async fn unsubscribe_page(
     uri: Uri,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response> {
-    let claims = verified(&state, &path, &uri, TrackingKind::Unsubscribe)
+    let Verified { claims, token } = verified(&state, &path, &uri, TrackingKind::Unsubscribe)
         .ok_or_else(|| ApiError::not_found("no such unsubscribe link"))?;
-    let token = token_of(&uri).unwrap_or_default();
     let channel = escape_html(claims.channel.id());
     let body = format!(
         "<p>Stop receiving {channel} messages from this sender?</p>\
@@ -309,7 +327,9 @@ async fn unsubscribe(
     request: RequestMeta,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response> {
-    let claims = verified(&state, &path, &uri, TrackingKind::Unsubscribe)
+    // Not under the per-token cap: an unsubscribe is recorded once per contact and channel
+    // anyway, and a recipient must always be able to leave.
+    let Verified { claims, .. } = verified(&state, &path, &uri, TrackingKind::Unsubscribe)
         .ok_or_else(|| ApiError::not_found("no such unsubscribe link"))?;
     let meta = command_meta(&claims, UNSUBSCRIBE_ACTOR, &request);
     // The contact first: if recording the engagement then fails, a retry finds the contact

@@ -757,6 +757,8 @@ fn each_subcommands_help_shows_its_own_options_not_the_servers() {
         "--workers",
         "--metrics-token",
         "--tracking-secret",
+        "--rate-limit-org",
+        "--tracking-max-per-token",
     ] {
         assert!(
             serve.contains(server_only),

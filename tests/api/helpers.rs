@@ -24,7 +24,9 @@ pub fn herald_process(database_url: &str, data_dir: &std::path::Path) -> std::pr
         .env("HERALD_DATA_DIR", data_dir)
         .env("HERALD_JWT_SECRET", JWT_SECRET)
         .env("HERALD_TRACKING_SECRET", TRACKING_SECRET)
-        .env("HERALD_SECRETS_KEY", SECRETS_KEY);
+        .env("HERALD_SECRETS_KEY", SECRETS_KEY)
+        .env("HERALD_RATE_LIMIT_ORG", "0")
+        .env("HERALD_TRACKING_MAX_PER_TOKEN", "0");
     command
 }
 
@@ -101,6 +103,8 @@ pub enum Backend {
 /// `HERALD_WORKERS=false`: launches are recorded but nothing sends or completes them, for tests
 /// of the lifecycle rules themselves. `db_test!(clock_ahead name, ...)` runs it with the
 /// scheduler's launch clock [`CLOCK_AHEAD`] of the wall clock (see [`start_ahead`]).
+/// `db_test!(limits(per_org, per_token) name, ...)` runs it with `HERALD_RATE_LIMIT_ORG` and
+/// `HERALD_TRACKING_MAX_PER_TOKEN` set; every other server runs with both off.
 #[macro_export]
 macro_rules! db_test {
     (api_only $name:ident, $body:expr) => {
@@ -133,6 +137,32 @@ macro_rules! db_test {
             async fn postgres() {
                 let app =
                     $crate::helpers::spawn_clock_ahead($crate::helpers::Backend::Postgres).await;
+                ($body)(app).await;
+            }
+        }
+    };
+    (limits($per_org:expr, $per_token:expr) $name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_limited(
+                    $crate::helpers::Backend::Sqlite,
+                    $per_org,
+                    $per_token,
+                )
+                .await;
+                ($body)(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app = $crate::helpers::spawn_limited(
+                    $crate::helpers::Backend::Postgres,
+                    $per_org,
+                    $per_token,
+                )
+                .await;
                 ($body)(app).await;
             }
         }
@@ -257,6 +287,9 @@ pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
         job_lease: "4s".into(),
         shutdown_timeout: "20s".into(),
         test_clock_skew: None,
+        // Tests send as fast as they can; those of the limits set their own.
+        rate_limit_org: 0,
+        tracking_max_per_token: 0,
     }
 }
 
@@ -285,6 +318,15 @@ pub async fn spawn_api_only(backend: Backend) -> TestApp {
     let (url, dir) = fresh_database(backend).await;
     let mut config = test_config(url, &dir);
     config.workers = false;
+    spawn_with(backend, config).await
+}
+
+/// A server with `HERALD_RATE_LIMIT_ORG=per_org` and `HERALD_TRACKING_MAX_PER_TOKEN=per_token`.
+pub async fn spawn_limited(backend: Backend, per_org: u32, per_token: u32) -> TestApp {
+    let (url, dir) = fresh_database(backend).await;
+    let mut config = test_config(url, &dir);
+    config.rate_limit_org = per_org;
+    config.tracking_max_per_token = per_token;
     spawn_with(backend, config).await
 }
 

@@ -21,6 +21,7 @@ mod failover;
 mod health;
 mod integrations;
 mod lifecycle;
+mod limits;
 mod logging;
 mod purge;
 mod scheduling;

@@ -47,6 +47,8 @@ impl Process {
         let child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .arg("serve")
             .env_clear()
+            .env("HERALD_RATE_LIMIT_ORG", "0")
+            .env("HERALD_TRACKING_MAX_PER_TOKEN", "0")
             .envs(env.iter().copied())
             .env("DATABASE_URL", url)
             .env("HERALD_BIND", format!("127.0.0.1:{port}"))

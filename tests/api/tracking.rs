@@ -433,3 +433,78 @@ db_test!(
         assert_eq!(of_type(&app, "unsubscribe").await.len(), 0);
     }
 );
+
+/// `/metrics`' count of tracking hits over their token's cap.
+async fn over_cap(app: &TestApp) -> u64 {
+    let reply = app.anonymous(Method::GET, "/metrics").send().await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("herald_tracking_hits_over_cap_total "))
+        .expect("the over-cap counter")
+        .parse()
+        .unwrap()
+}
+
+db_test!(
+    limits(0, 20) a_tracking_token_records_twenty_engagements_an_hour_and_answers_the_rest_unrecorded,
+    |app: TestApp| async move {
+        prepare(&app).await;
+        let messages = send(&app, "camp-cap").await;
+        let ann = urls_of(&messages, "ct-ann");
+        let bob = urls_of(&messages, "ct-bob");
+        assert_eq!(over_cap(&app).await, 0);
+
+        // The 21st open still gets its GIF, and the 21st click its redirect.
+        for _ in 0..21 {
+            pixel(&app, Method::GET, &ann.open, Some(BROWSER)).await;
+            let click = app
+                .anonymous(Method::GET, &ann.click)
+                .header("user-agent", BROWSER)
+                .send()
+                .await;
+            assert_eq!(click.status, 302, "{}", click.text);
+            assert_eq!(click.header("location"), Some(SHOP));
+        }
+        // Another token has its own count.
+        pixel(&app, Method::GET, &bob.open, Some(BROWSER)).await;
+
+        assert_eq!(of_type(&app, "open").await.len(), 21, "20 of ann's, 1 of bob's");
+        assert_eq!(of_type(&app, "click").await.len(), 20);
+        assert_eq!(over_cap(&app).await, 2, "one open and one click over the cap");
+
+        // Analytics and the contact's activities see only what was recorded.
+        let counted = eventually(Duration::from_secs(30), || async {
+            let reply = app
+                .admin(Method::GET, "/crm/marketing/campaigns/camp-cap/analytics")
+                .send()
+                .await;
+            reply.body["totals"]["opens"] == 21 && reply.body["totals"]["clicks"] == 20
+        })
+        .await;
+        let analytics = app
+            .admin(Method::GET, "/crm/marketing/campaigns/camp-cap/analytics")
+            .send()
+            .await;
+        assert!(counted, "{}", analytics.text);
+        let activities = || async {
+            let reply = app
+                .admin(
+                    Method::GET,
+                    "/crm/contacts/ct-ann/activities?type=open,click&limit=500",
+                )
+                .send()
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            let items = reply.body["items"].as_array().unwrap().clone();
+            let count = |kind: &str| items.iter().filter(|a| a["type"] == kind).count();
+            (count("open"), count("click"))
+        };
+        let listed = eventually(Duration::from_secs(30), || async {
+            activities().await == (20, 20)
+        })
+        .await;
+        assert!(listed, "ann's opens and clicks: {:?}", activities().await);
+    }
+);

@@ -44,6 +44,8 @@ fn start(url: &str, dir: &std::path::Path, port: u16) -> Server {
             "crash-test-secrets-key-crash-test-key",
         )
         .env("RUST_LOG", "warn")
+        // The load below writes as fast as it can.
+        .env("HERALD_RATE_LIMIT_ORG", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
