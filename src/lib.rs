@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod sending;
 pub mod startup;
 pub mod store;
+pub mod suppressions;
 pub mod vendors;
 pub mod webhooks;
 

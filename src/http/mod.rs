@@ -13,6 +13,7 @@ pub mod purge;
 pub mod resources;
 pub mod sandbox;
 pub mod shortlinks;
+pub mod suppressions;
 pub mod tracking;
 pub mod webhooks;
 
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sandbox::router())
         .merge(purge::router())
         .merge(shortlinks::router())
+        .merge(suppressions::router())
         .merge(webhooks::router())
         .merge(tracking::router())
         .merge(engagements::router());

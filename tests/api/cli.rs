@@ -166,7 +166,7 @@ db_test!(
         let contacts = serde_json::json!([
             {"id": "ct-1", "email": "one@example.com", "tags": ["prospect"]},
             {"email": "two@example.com", "tags": ["vip"]},
-            {"id": "ct-3", "phone": "+14155550100"}
+            {"id": "ct-3", "phone": "+14155550100", "unsubscribed": {"sms": true}}
         ]);
         let imported = app
             .admin(Method::POST, "/crm/contacts/import")
@@ -251,6 +251,7 @@ db_test!(
         for projection in [
             "campaigns",
             "documents",
+            "suppressions",
             "campaign-status-counts",
             "analytics",
         ] {
@@ -561,7 +562,13 @@ db_test!(
             .collect();
         assert_eq!(
             names,
-            ["campaigns", "documents", "campaign-status-counts", "analytics"]
+            [
+                "campaigns",
+                "documents",
+                "suppressions",
+                "campaign-status-counts",
+                "analytics"
+            ]
         );
         let operations = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -25,5 +25,6 @@ mod logging;
 mod purge;
 mod scheduling;
 mod sending;
+mod suppressions;
 mod tracking;
 mod webhooks;
