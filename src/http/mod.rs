@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod purge;
 pub mod resources;
 pub mod sandbox;
+pub mod settings;
 pub mod shortlinks;
 pub mod suppressions;
 pub mod tracking;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(resources::router())
         .merge(sandbox::router())
+        .merge(settings::router())
         .merge(purge::router())
         .merge(shortlinks::router())
         .merge(suppressions::router())

@@ -233,6 +233,13 @@ db_test!(
         assert!(recorded, "{:?}", engagements(&app).await);
         let draft = app.post_campaign(&seed_campaign()).await;
         assert_eq!(draft.status, 201, "{}", draft.text);
+        let settings = app
+            .admin(Method::PUT, "/crm/marketing/settings")
+            .json(&serde_json::json!({"defaultTimezone": "Europe/Berlin",
+                "frequencyCaps": [{"channel": "*", "max": 3, "per": "week"}]}))
+            .send()
+            .await;
+        assert_eq!(settings.status, 200, "{}", settings.text);
         caught_up(&app).await;
 
         let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
@@ -252,6 +259,7 @@ db_test!(
             "campaigns",
             "documents",
             "suppressions",
+            "settings",
             "campaign-status-counts",
             "analytics",
         ] {
@@ -566,6 +574,7 @@ db_test!(
                 "campaigns",
                 "documents",
                 "suppressions",
+                "settings",
                 "campaign-status-counts",
                 "analytics"
             ]

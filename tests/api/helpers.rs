@@ -631,8 +631,9 @@ pub async fn sandbox(app: &TestApp, query: &str) -> Vec<Value> {
     }
 }
 
-/// The read models `herald replay` rebuilds from the log: `campaigns`, `documents` and
-/// `suppressions` (`projector::rebuild_campaigns`, `rebuild_documents`, `rebuild_suppressions`) and the tables of the checkpointed
+/// The read models `herald replay` rebuilds from the log: `campaigns`, `documents`,
+/// `suppressions` and `org_settings` (`projector::rebuild_campaigns`, `rebuild_documents`,
+/// `rebuild_suppressions`, `rebuild_settings`) and the tables of the checkpointed
 /// projections (`Projection::reset`).
 pub const READ_MODEL_TABLES: &[&str] = &[
     "analytics_daily",
@@ -642,6 +643,7 @@ pub const READ_MODEL_TABLES: &[&str] = &[
     "campaigns",
     "contact_activities",
     "documents",
+    "org_settings",
     "suppressions",
 ];
 
