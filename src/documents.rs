@@ -56,6 +56,8 @@ pub struct Extras {
     pub secret: Option<Sealed>,
     /// A create's `Idempotency-Key` and request hash: the response is stored with the change.
     pub idempotency: Option<IdempotencyClaim>,
+    /// A contact body's opt-outs: put on the suppression list with the change.
+    pub suppress: Vec<crate::suppressions::Suppress>,
 }
 
 /// Runs one command against a document's newest state.
@@ -115,7 +117,19 @@ async fn execute_here(
         }
         let events = view.document.decide(kind, command.clone())?;
         if events.is_empty() {
-            tx.rollback().await?;
+            // An unchanged body may still carry opt-outs the list does not hold yet.
+            let metadata = meta.metadata();
+            match crate::suppressions::add(&mut tx, db, &extras.suppress, &metadata, Utc::now())
+                .await
+            {
+                Ok(0) => tx.rollback().await?,
+                Ok(_) => tx.commit().await?,
+                Err(AppendError::Conflict) => {
+                    tx.rollback().await.ok();
+                    return Ok(Attempt::Retry);
+                }
+                Err(AppendError::Db(e)) => return Err(e.into()),
+            }
             return Ok(Attempt::Done((view, false)));
         }
         let new_events = to_new_events(kind, &events);
@@ -161,6 +175,17 @@ async fn execute_here(
             view.apply(&event.record).map_err(DocError::Unreadable)?;
         }
         write_rows(&mut tx, kind, std::slice::from_ref(&view)).await?;
+        if !view.document.deleted {
+            let metadata = meta.metadata();
+            match crate::suppressions::add(&mut tx, db, &extras.suppress, &metadata, now).await {
+                Ok(_) => {}
+                Err(AppendError::Conflict) => {
+                    tx.rollback().await.ok();
+                    return Ok(Attempt::Retry);
+                }
+                Err(AppendError::Db(e)) => return Err(e.into()),
+            }
+        }
         if let Some(claim) = &extras.idempotency {
             let body = view.to_json(kind).to_string();
             if !commands::record_idempotent_answer(&mut tx, &meta.org_id, claim, &body, now).await?

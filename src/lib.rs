@@ -22,8 +22,10 @@ pub mod purge;
 pub mod reach;
 pub mod secrets;
 pub mod sending;
+pub mod settings;
 pub mod startup;
 pub mod store;
+pub mod suppressions;
 pub mod vendors;
 pub mod webhooks;
 

@@ -129,7 +129,7 @@ fn token(args: &TokenArgs) -> anyhow::Result<String> {
 }
 
 async fn replay(store: &Store, only: Option<&str>) -> anyhow::Result<()> {
-    let known: Vec<&str> = ["campaigns", "documents"]
+    let known: Vec<&str> = ["campaigns", "documents", "suppressions", "settings"]
         .into_iter()
         .chain(Projection::ALL.iter().map(|p| p.name()))
         .collect();
@@ -151,6 +151,16 @@ async fn replay(store: &Store, only: Option<&str>) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let events = projector::rebuild_documents(&db).await?;
         report("documents", events, started);
+    }
+    if wanted("suppressions") {
+        let started = std::time::Instant::now();
+        let events = projector::rebuild_suppressions(&db).await?;
+        report("suppressions", events, started);
+    }
+    if wanted("settings") {
+        let started = std::time::Instant::now();
+        let events = projector::rebuild_settings(&db).await?;
+        report("settings", events, started);
     }
     for projection in Projection::ALL {
         if wanted(projection.name()) {

@@ -639,3 +639,52 @@ pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
     tx.commit().await?;
     Ok(events)
 }
+
+/// Rebuilds the `suppressions` read model: each entry's stream folded to what it leaves on the
+/// list.
+pub async fn rebuild_suppressions(db: &Db) -> anyhow::Result<u64> {
+    analyze_log(db).await?;
+    let mut tx = db.begin().await?;
+    clear(&mut tx, db.backend, "suppressions").await?;
+    let mut events = 0u64;
+    let mut pager = StreamPager::new("suppression-");
+    while let Some(streams) = pager.next(&mut tx, db.backend).await? {
+        let mut rows = Vec::with_capacity(streams.len());
+        for records in &streams {
+            events += records.len() as u64;
+            let Some(first) = records.first() else {
+                continue;
+            };
+            if let Some(row) = crate::suppressions::fold(&first.metadata.org_id, records)
+                .map_err(anyhow::Error::msg)?
+            {
+                rows.push(row);
+            }
+        }
+        crate::suppressions::write_rows(&mut tx, &rows).await?;
+    }
+    tx.commit().await?;
+    Ok(events)
+}
+
+/// Rebuilds the `org_settings` read model: each org's settings stream folded to its last
+/// `SettingsUpdated`.
+pub async fn rebuild_settings(db: &Db) -> anyhow::Result<u64> {
+    analyze_log(db).await?;
+    let mut tx = db.begin().await?;
+    clear(&mut tx, db.backend, "org_settings").await?;
+    let mut events = 0u64;
+    let mut pager = StreamPager::new("settings-");
+    while let Some(streams) = pager.next(&mut tx, db.backend).await? {
+        let mut rows = Vec::with_capacity(streams.len());
+        for records in &streams {
+            events += records.len() as u64;
+            if let Some(row) = crate::settings::fold(records).map_err(anyhow::Error::msg)? {
+                rows.push(row);
+            }
+        }
+        crate::settings::write_rows(&mut tx, &rows).await?;
+    }
+    tx.commit().await?;
+    Ok(events)
+}

@@ -23,6 +23,10 @@ const EDITABLE: [&str; 8] = [
 pub struct ContactInput {
     pub id: Option<String>,
     pub body: Value,
+    /// The channels the body's `unsubscribed` sets to `true`. Not stored in the body: a
+    /// contact's `unsubscribed` is derived from the org's suppressions, and each of these adds
+    /// one (`false` or an omitted channel removes nothing).
+    pub opt_outs: Vec<String>,
 }
 
 impl ContactInput {
@@ -42,6 +46,7 @@ pub fn parse_contact(value: &Value) -> Result<ContactInput, Vec<FieldError>> {
     };
     let mut errors = Vec::new();
     let mut body = Map::new();
+    let mut opt_outs = Vec::new();
     let id = optional_id(object, &mut errors);
     for key in EDITABLE {
         let Some(field) = object.get(key) else {
@@ -70,6 +75,15 @@ pub fn parse_contact(value: &Value) -> Result<ContactInput, Vec<FieldError>> {
             _ => Ok(()),
         };
         match ok {
+            Ok(()) if key == "unsubscribed" => {
+                opt_outs = field
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, v)| **v == Value::Bool(true))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+            }
             Ok(()) => {
                 let stored = if key == "email" {
                     Value::String(field.as_str().unwrap_or_default().trim().to_string())
@@ -85,12 +99,11 @@ pub fn parse_contact(value: &Value) -> Result<ContactInput, Vec<FieldError>> {
     body.entry("tags").or_insert_with(|| Value::Array(vec![]));
     body.entry("attributes")
         .or_insert_with(|| Value::Object(Map::new()));
-    body.entry("unsubscribed")
-        .or_insert_with(|| Value::Object(Map::new()));
     if errors.is_empty() {
         Ok(ContactInput {
             id,
             body: Value::Object(body),
+            opt_outs,
         })
     } else {
         Err(errors)
@@ -109,7 +122,16 @@ fn check_email(value: &Value) -> Result<(), String> {
     let Some(email) = value.as_str().map(str::trim) else {
         return Err("must be a string".into());
     };
-    let valid = email.len() <= 254
+    if is_email(email) {
+        Ok(())
+    } else {
+        Err("must be an email address like name@example.com".into())
+    }
+}
+
+/// An address of the shape `local@domain.tld`, at most 254 characters, without spaces.
+pub fn is_email(email: &str) -> bool {
+    email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && match email.rsplit_once('@') {
             Some((local, domain)) => {
@@ -125,12 +147,7 @@ fn check_email(value: &Value) -> Result<(), String> {
                         .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
             }
             None => false,
-        };
-    if valid {
-        Ok(())
-    } else {
-        Err("must be an email address like name@example.com".into())
-    }
+        }
 }
 
 /// E.164: a plus sign, then 2 to 15 digits, the first not zero.
@@ -186,6 +203,8 @@ mod tests {
         assert_eq!(input.email_key().as_deref(), Some("ann@example.com"));
         assert_eq!(input.body["attributes"]["score"], 7);
         assert!(input.body.get("createdAt").is_none());
+        assert_eq!(input.opt_outs, ["sms"]);
+        assert!(input.body.get("unsubscribed").is_none());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`query`]: DynamicQuery, the MongoDB-style audience filter over contacts, and its limits.
 //! - [`engagement`]: `EngagementRecorded` data, machine/human classification, exact money.
 //! - [`tracking`]: signed tracking tokens and the email rewriting (open pixel, click links).
+//! - [`settings`]: an org's default time zone, frequency caps and quiet hours.
+//! - [`suppression`]: the addresses an org must not message, and the events that change them.
 //! - [`ids`]: the id syntax shared by every resource.
 //! - [`error`]: field errors and the reasons a command is refused.
 
@@ -23,7 +25,9 @@ pub mod error;
 pub mod ids;
 pub mod query;
 pub mod schedule;
+pub mod settings;
 pub mod spec;
+pub mod suppression;
 pub mod template;
 pub mod tracking;
 

@@ -66,8 +66,8 @@ impl DocumentView {
             doc.entry("tags").or_insert_with(|| Value::Array(vec![]));
             doc.entry("attributes")
                 .or_insert_with(|| Value::Object(Map::new()));
-            doc.entry("unsubscribed")
-                .or_insert_with(|| Value::Object(Map::new()));
+            // No `unsubscribed`: the API derives it from the suppression list
+            // (`src/suppressions.rs`), and the stored body must equal a parsed one.
         } else {
             doc.insert("createdBy".into(), Value::String(self.created_by.clone()));
             doc.insert("updatedBy".into(), Value::String(self.updated_by.clone()));

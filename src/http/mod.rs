@@ -12,7 +12,9 @@ pub mod idempotency;
 pub mod purge;
 pub mod resources;
 pub mod sandbox;
+pub mod settings;
 pub mod shortlinks;
+pub mod suppressions;
 pub mod tracking;
 pub mod webhooks;
 
@@ -71,8 +73,10 @@ pub fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(resources::router())
         .merge(sandbox::router())
+        .merge(settings::router())
         .merge(purge::router())
         .merge(shortlinks::router())
+        .merge(suppressions::router())
         .merge(webhooks::router())
         .merge(tracking::router())
         .merge(engagements::router());

@@ -21,6 +21,7 @@ use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Par
 use super::{idempotency, AppState};
 use crate::documents::{self, BulkRow, DocError, Extras};
 use crate::secrets::Sealed;
+use crate::suppressions::{self, Suppress};
 
 /// Largest import body.
 pub const IMPORT_LIMIT: usize = 32 * 1024 * 1024;
@@ -119,11 +120,14 @@ struct Parsed {
     id: Option<String>,
     body: Value,
     credentials: Option<Value>,
+    /// A contact's opt-outs, for the suppression list.
+    suppress: Vec<Suppress>,
 }
 
 fn parse(kind: DocumentKind, value: &Value) -> Result<Parsed, Vec<FieldError>> {
     match kind {
         DocumentKind::Contact => parse_contact(value).map(|c| Parsed {
+            suppress: Suppress::from_contact(&c.body, &c.opt_outs),
             id: c.id,
             body: c.body,
             credentials: None,
@@ -132,6 +136,7 @@ fn parse(kind: DocumentKind, value: &Value) -> Result<Parsed, Vec<FieldError>> {
             id: a.id,
             body: a.body,
             credentials: None,
+            suppress: Vec::new(),
         }),
         DocumentKind::Template => {
             let input = parse_template(value)?;
@@ -141,12 +146,14 @@ fn parse(kind: DocumentKind, value: &Value) -> Result<Parsed, Vec<FieldError>> {
                 id: input.id,
                 body,
                 credentials: None,
+                suppress: Vec::new(),
             })
         }
         DocumentKind::Connection => parse_connection(value).map(|c| Parsed {
             id: c.id,
             body: c.body,
             credentials: Some(Value::Object(c.credentials)),
+            suppress: Vec::new(),
         }),
     }
 }
@@ -189,6 +196,15 @@ fn with_etag(status: StatusCode, doc: &Value) -> Response {
     response
 }
 
+/// A document as answered: a contact's `unsubscribed` comes from the suppression list.
+async fn answer(state: &AppState, org_id: &str, kind: DocumentKind, doc: Value) -> Result<Value> {
+    let mut doc = doc;
+    if kind == DocumentKind::Contact {
+        suppressions::overlay(&state.db, org_id, [&mut doc]).await?;
+    }
+    Ok(doc)
+}
+
 fn seal(state: &AppState, credentials: &Option<Value>) -> Option<Sealed> {
     credentials
         .as_ref()
@@ -209,6 +225,7 @@ async fn create(
     let claim = idempotency::claim(&headers, kind.as_str(), &body.raw)?;
     if let Some(claim) = &claim {
         if let Some((status, doc)) = idempotency::replay(&state.db, &org_id, claim).await? {
+            let doc = answer(&state, &org_id, kind, doc).await?;
             return Ok(with_etag(status, &doc));
         }
     }
@@ -231,6 +248,7 @@ async fn create(
         Extras {
             secret: sealed,
             idempotency: claim.clone(),
+            suppress: parsed.suppress,
         },
     )
     .await;
@@ -249,7 +267,7 @@ async fn create(
         (outcome, _) => outcome?.0,
     };
     state.assets.invalidate(&org_id);
-    let doc = view.to_json(kind);
+    let doc = answer(&state, &org_id, kind, view.to_json(kind)).await?;
     let mut response = with_etag(StatusCode::CREATED, &doc);
     if let Ok(location) = HeaderValue::from_str(&format!("{}/{id}", collection_path(kind))) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -276,6 +294,7 @@ async fn fetch(
     let doc = documents::get(&state.db, &auth.0.org_id, kind, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no such {}", kind.noun())))?;
+    let doc = answer(&state, &auth.0.org_id, kind, doc).await?;
     Ok(with_etag(StatusCode::OK, &doc))
 }
 
@@ -287,8 +306,11 @@ async fn list(
 ) -> Result<Response> {
     authorize(kind, &auth, false)?;
     let after = params.get("cursor").map(decode_cursor).transpose()?;
-    let (items, last) =
+    let (mut items, last) =
         documents::list(&state.db, &auth.0.org_id, kind, after, params.limit()?).await?;
+    if kind == DocumentKind::Contact {
+        suppressions::overlay(&state.db, &auth.0.org_id, items.iter_mut()).await?;
+    }
     let next = last.map(|(at, id)| encode_cursor(&at, &id));
     Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
 }
@@ -313,11 +335,15 @@ async fn replace(
         &id,
         expected,
         DocumentCommand::Replace { body: parsed.body },
-        Extras::default(),
+        Extras {
+            suppress: parsed.suppress,
+            ..Extras::default()
+        },
     )
     .await?;
     state.assets.invalidate(&auth.0.org_id);
-    Ok(with_etag(StatusCode::OK, &view.to_json(kind)))
+    let doc = answer(&state, &auth.0.org_id, kind, view.to_json(kind)).await?;
+    Ok(with_etag(StatusCode::OK, &doc))
 }
 
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, kind = kind.as_str(), id = %id))]
@@ -420,7 +446,13 @@ async fn import_contacts(
         }
     }
     drop(body);
-    let ImportRows { good, errors } = import;
+    let ImportRows {
+        good,
+        errors,
+        suppress,
+    } = import;
+    // The opt-outs first: a failure after them leaves no opted-out contact reachable.
+    suppressions::add_now(&state.db, &suppress, &request.of(&auth.0).metadata()).await?;
     let summary =
         documents::bulk_upsert(&state.db, &request.of(&auth.0), DocumentKind::Contact, good)
             .await?;
@@ -445,6 +477,8 @@ fn too_many_rows(rows: usize) -> ApiError {
 struct ImportRows {
     good: Vec<BulkRow>,
     errors: Vec<Value>,
+    /// The good rows' opt-outs.
+    suppress: Vec<Suppress>,
 }
 
 impl ImportRows {
@@ -454,11 +488,15 @@ impl ImportRows {
             .map_err(|e| vec![FieldError::new("", e)])
             .and_then(|v| parse_contact(&v))
         {
-            Ok(input) => self.good.push(BulkRow {
-                lookup: input.email_key(),
-                id: input.id,
-                body: input.body.to_string(),
-            }),
+            Ok(input) => {
+                self.suppress
+                    .extend(Suppress::from_contact(&input.body, &input.opt_outs));
+                self.good.push(BulkRow {
+                    lookup: input.email_key(),
+                    id: input.id,
+                    body: input.body.to_string(),
+                })
+            }
             Err(found) => {
                 let message = found
                     .iter()

@@ -18,17 +18,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
-use herald_domain::document::{DocumentCommand, DocumentError, DocumentKind};
+use herald_domain::document::DocumentKind;
 use herald_domain::engagement::{self, Classification, Engagement, EngagementType};
 use herald_domain::tracking::{self, TrackingClaims, TrackingKind};
-use serde_json::{Map, Value};
 
 use super::error::{ApiError, Result};
 use super::extract::RequestMeta;
 use super::AppState;
 use crate::campaigns::CommandMeta;
-use crate::documents::{self, DocError, Extras};
+use crate::documents;
 use crate::engagements::{Pending, RecordError};
+use crate::suppressions::{self, Suppress};
+use herald_domain::suppression::Reason;
 
 /// A transparent 1×1 GIF (43 bytes).
 const PIXEL: [u8; 43] = [
@@ -37,11 +38,8 @@ const PIXEL: [u8; 43] = [
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
-/// The actor of the contact change an unsubscribe makes.
+/// The actor of the suppression an unsubscribe adds.
 pub const UNSUBSCRIBE_ACTOR: &str = "tracking:unsubscribe";
-
-/// Times the unsubscribe retries its contact change after losing a race to another writer.
-const UNSUBSCRIBE_ATTEMPTS: usize = 5;
 
 /// The routes, with and without the trailing slash the sender writes. Mounted at `/` and
 /// `/api` with the rest of the API.
@@ -317,8 +315,8 @@ enum ContactChange {
     Gone,
 }
 
-/// `POST …/unsubscribe/?t=` (RFC 8058 one-click; any body, no cookies, no JWT) → sets the
-/// contact's `unsubscribed.<channel>` and records one `unsubscribe` engagement per
+/// `POST …/unsubscribe/?t=` (RFC 8058 one-click; any body, no cookies, no JWT) → suppresses
+/// the contact's address on the channel and records one `unsubscribe` engagement per
 /// (campaign, run, contact, channel). Repeating it changes nothing and answers the same page.
 #[tracing::instrument(skip_all)]
 async fn unsubscribe(
@@ -368,77 +366,36 @@ async fn unsubscribe(
     ))
 }
 
-/// Sets `unsubscribed.<channel> = true` on the token's contact through its document stream,
-/// on the newest version (retrying when another writer changed it in between).
+/// Puts the token's contact's address on the channel's suppression list (reason
+/// `unsubscribe`); the contact's `unsubscribed` is derived from it.
 async fn unsubscribe_contact(
     state: &AppState,
     meta: &CommandMeta,
     claims: &TrackingClaims,
 ) -> Result<ContactChange> {
-    let channel = claims.channel.id();
-    for _ in 0..UNSUBSCRIBE_ATTEMPTS {
-        let Some(doc) = documents::get(
-            &state.db,
-            &claims.org_id,
-            DocumentKind::Contact,
-            &claims.contact_id,
-        )
-        .await?
-        else {
-            return Ok(ContactChange::Gone);
-        };
-        if doc["unsubscribed"][channel] == Value::Bool(true) {
-            return Ok(ContactChange::Unsubscribed);
-        }
-        let version = doc.get("version").and_then(Value::as_i64);
-        let Value::Object(mut body) = doc else {
-            return Ok(ContactChange::Gone);
-        };
-        // What the resource adds to the stored body.
-        for key in [
-            "id",
-            "orgId",
-            "version",
-            "createdAt",
-            "updatedAt",
-            "createdBy",
-            "updatedBy",
-        ] {
-            body.remove(key);
-        }
-        let mut unsubscribed = match body.remove("unsubscribed") {
-            Some(Value::Object(map)) => map,
-            _ => Map::new(),
-        };
-        unsubscribed.insert(channel.to_string(), Value::Bool(true));
-        body.insert("unsubscribed".to_string(), Value::Object(unsubscribed));
-        let outcome = documents::execute(
-            &state.db,
-            meta,
-            DocumentKind::Contact,
-            &claims.contact_id,
-            version,
-            DocumentCommand::Replace {
-                body: Value::Object(body),
-            },
-            Extras::default(),
-        )
-        .await;
-        match outcome {
-            Ok(_) => return Ok(ContactChange::Unsubscribed),
-            Err(DocError::Domain(DocumentError::NotFound(_))) => return Ok(ContactChange::Gone),
-            Err(DocError::VersionMismatch { .. } | DocError::Conflict(_)) => continue,
-            Err(error) => {
-                tracing::error!(%error, contact = %claims.contact_id, "unsubscribe not stored");
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the unsubscribe could not be stored; retry shortly",
-                ));
-            }
-        }
-    }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the contact is being changed by others; retry shortly",
-    ))
+    let Some(doc) = documents::get(
+        &state.db,
+        &claims.org_id,
+        DocumentKind::Contact,
+        &claims.contact_id,
+    )
+    .await?
+    else {
+        return Ok(ContactChange::Gone);
+    };
+    let Some(entry) = suppressions::contact_address(&doc, claims.channel)
+        .and_then(|a| Suppress::new(claims.channel, &a, Reason::Unsubscribe, "one-click"))
+    else {
+        return Ok(ContactChange::Gone);
+    };
+    suppressions::add_now(&state.db, &[entry], &meta.metadata())
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, contact = %claims.contact_id, "unsubscribe not stored");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the unsubscribe could not be stored; retry shortly",
+            )
+        })?;
+    Ok(ContactChange::Unsubscribed)
 }

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use herald_domain::engagement::{Engagement, EngagementType};
 use herald_domain::ids::is_valid_id;
+use herald_domain::suppression::Reason;
 use herald_projections::record::Metadata;
 use serde_json::json;
 
@@ -90,7 +91,7 @@ async fn receive(
     let metadata: Metadata = meta.metadata();
     let mut ignored = parsed.ignored;
     let mut pending = Vec::new();
-    let mut unsubscribes = BTreeSet::new();
+    let mut suppress = BTreeSet::new();
     // A batch often reports several events of one message: match each message once.
     let mut resolved: HashMap<Target, lookup::Resolution> = HashMap::new();
     for event in parsed.events {
@@ -102,7 +103,15 @@ async fn receive(
                 resolution
             }
         };
-        if event.kind == EngagementType::Unsubscribe {
+        // What puts the contact's address on the suppression list (a vendor's bounce event is
+        // a hard bounce: soft ones are not reported as bounces by the parsers).
+        let reason = match event.kind {
+            EngagementType::Unsubscribe => Some(Reason::Unsubscribe),
+            EngagementType::Bounce => Some(Reason::Bounce),
+            EngagementType::Complaint => Some(Reason::Complaint),
+            _ => None,
+        };
+        if let Some(reason) = reason {
             let channel = resolution
                 .send
                 .as_ref()
@@ -112,7 +121,7 @@ async fn receive(
                     Vendor::SendGrid | Vendor::Mailgun => herald_domain::spec::Channel::Email,
                 });
             for contact in &resolution.contacts {
-                unsubscribes.insert((contact.clone(), channel));
+                suppress.insert((contact.clone(), channel, reason));
             }
         }
         let Some(send) = resolution.send else {
@@ -143,14 +152,14 @@ async fn receive(
             key: Some(format!("{}:{}", vendor.id(), event.event_id)),
         });
     }
-    // Contacts first: if recording then fails, the vendor's retry finds them unsubscribed
+    // Suppressions first: if recording then fails, the vendor's retry finds them listed
     // already and records the events; the reverse order could count an unsubscribe for a
     // contact who still gets messages.
-    for (contact, channel) in unsubscribes {
-        lookup::unsubscribe(&state.db, &meta, &contact, channel)
+    for (contact, channel, reason) in suppress {
+        lookup::suppress(&state.db, &meta, &contact, channel, reason, vendor.id())
             .await
             .map_err(|error| {
-                tracing::error!(%error, %contact, "webhook unsubscribe not stored");
+                tracing::error!(%error, %contact, "webhook suppression not stored");
                 unavailable()
             })?;
     }

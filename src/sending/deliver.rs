@@ -4,6 +4,9 @@
 //! backoff and jitter, and the outcome written after. Each page's `SendsRecorded` event is
 //! appended in the transaction that writes its outcomes.
 //!
+//! Each page's ledger transaction first reads the suppression list for the page's addresses
+//! and leaves the suppressed out, so an address suppressed before that commit gets nothing.
+//!
 //! Every page is fenced by the job's lease: its ledger rows commit only in a transaction that
 //! still holds the lease (`Lease::fence`), and no vendor call starts once another node holds it.
 
@@ -13,6 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use herald_domain::engagement::{run_stream, SendsRecorded, SENDS_EVENT_TYPE};
 use herald_domain::spec::Channel;
+use herald_domain::suppression::{normalise, Reason, SUPPRESSIBLE};
 use herald_projections::record::Metadata;
 use serde_json::Value;
 
@@ -23,6 +27,7 @@ use super::report::{RunReport, SendRunError};
 use super::route::Route;
 use crate::db::{Db, Tx};
 use crate::store::{self, format_time, AppendError, NewEvent};
+use crate::suppressions::{self, Suppress};
 use crate::vendors::{Adapter, OutboundMessage, SendError};
 
 /// The failure recorded for a message whose vendor call was not made because this node lost
@@ -96,6 +101,8 @@ async fn record_sandbox(
         .collect();
     let now = format_time(chrono::Utc::now());
     let mut tx = db.begin().await?;
+    let outcomes =
+        drop_suppressed(&mut tx, ctx, route.channel, outcomes, |(p, _)| p, report).await?;
     let rows: Vec<LedgerRow> = outcomes
         .iter()
         .map(|(p, outcome)| LedgerRow {
@@ -131,6 +138,7 @@ async fn record_sandbox(
             }
         }
     }
+    suppress_hard_bounces(db, &mut tx, ctx, route.channel, &outcomes, &bounce).await?;
     record_sends(db, &mut tx, ctx, route.channel, sends, true).await?;
     for chunk in outbox.chunks(200) {
         ledger::insert_outbox(&mut tx, ctx, chunk, &now).await?;
@@ -157,8 +165,10 @@ async fn call_vendor(
     report: &mut RunReport,
 ) -> Result<(), SendRunError> {
     let now = format_time(chrono::Utc::now());
-    let claimed = {
+    let (claimed, prepared) = {
         let mut tx = db.begin().await?;
+        let prepared =
+            drop_suppressed(&mut tx, ctx, route.channel, prepared, |p| p, report).await?;
         let rows: Vec<LedgerRow> = prepared
             .iter()
             .map(|p| LedgerRow {
@@ -178,7 +188,7 @@ async fn call_vendor(
             return Err(SendRunError::LeaseLost);
         }
         tx.commit().await?;
-        inserted
+        (inserted, prepared)
     };
     let mut mine = Vec::new();
     for p in prepared {
@@ -235,6 +245,82 @@ async fn call_vendor(
     Ok(())
 }
 
+/// Leaves out the messages whose address is on the org's suppression list, read in the
+/// transaction that writes the page's ledger rows: no row, no send, counted as suppressed.
+async fn drop_suppressed<T>(
+    tx: &mut Tx,
+    ctx: &RunCtx<'_>,
+    channel: Channel,
+    items: Vec<T>,
+    prepared: impl Fn(&T) -> &Prepared,
+    report: &mut RunReport,
+) -> Result<Vec<T>, sqlx::Error> {
+    if !SUPPRESSIBLE.contains(&channel) {
+        return Ok(items);
+    }
+    let key = |item: &T| {
+        prepared(item)
+            .message
+            .as_ref()
+            .ok()
+            .and_then(|m| normalise(channel, &m.to))
+    };
+    let addresses: Vec<String> = items.iter().filter_map(key).collect();
+    let listed = suppressions::suppressed(tx, ctx.org_id, channel, &addresses).await?;
+    if listed.is_empty() {
+        return Ok(items);
+    }
+    let before = items.len();
+    let kept: Vec<T> = items
+        .into_iter()
+        .filter(|item| key(item).is_none_or(|a| !listed.contains(&a)))
+        .collect();
+    report.skipped_suppressed += (before - kept.len()) as u64;
+    Ok(kept)
+}
+
+/// Puts the addresses the sandbox bounced (its hard bounces) on the suppression list, in the
+/// page's transaction.
+async fn suppress_hard_bounces(
+    db: &Db,
+    tx: &mut Tx,
+    ctx: &RunCtx<'_>,
+    channel: Channel,
+    outcomes: &[(Prepared, Result<(), String>)],
+    bounce: &HashSet<String>,
+) -> Result<(), SendRunError> {
+    let entries: Vec<Suppress> = outcomes
+        .iter()
+        .filter_map(|(p, _)| p.message.as_ref().ok())
+        .filter(|m| bounce.contains(&m.to.to_lowercase()))
+        .filter_map(|m| Suppress::new(channel, &m.to, Reason::Bounce, "sandbox"))
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let metadata = sender_metadata(ctx);
+    suppressions::add(tx, db, &entries, &metadata, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            AppendError::Db(e) => SendRunError::Db(e),
+            AppendError::Conflict => {
+                SendRunError::Setup("a concurrent change to the suppression list".into())
+            }
+        })?;
+    Ok(())
+}
+
+/// The metadata of the events the sender writes for a run.
+fn sender_metadata(ctx: &RunCtx<'_>) -> Metadata {
+    Metadata {
+        actor: "herald:sender".to_string(),
+        org_id: ctx.org_id.to_string(),
+        request_id: String::new(),
+        correlation_id: ctx.run_id.to_string(),
+        causation_id: ctx.run_id.to_string(),
+    }
+}
+
 /// Appends the page's `SendsRecorded` event to the run's stream, inside the transaction
 /// that writes its ledger outcomes: the log holds every send the ledger holds.
 async fn record_sends(
@@ -265,13 +351,7 @@ async fn record_sends(
         data: serde_json::to_value(&data).expect("sends serialize"),
     };
     let stream = run_stream(ctx.org_id, ctx.campaign_id, ctx.run_id);
-    let metadata = Metadata {
-        actor: "herald:sender".to_string(),
-        org_id: ctx.org_id.to_string(),
-        request_id: String::new(),
-        correlation_id: ctx.run_id.to_string(),
-        causation_id: ctx.run_id.to_string(),
-    };
+    let metadata = sender_metadata(ctx);
     store::append_at_head(tx, db.backend, &stream, &event, &metadata, now)
         .await
         .map_err(|e| match e {

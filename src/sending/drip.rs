@@ -383,7 +383,11 @@ impl Sender {
         let spec: CampaignSpec = serde_json::from_value(campaign.clone())
             .map_err(|e| SendRunError::Setup(format!("the campaign cannot be read: {e}")))?;
         let ids: Vec<String> = rows.iter().map(|r| r.contact_id.clone()).collect();
-        let contacts = documents::get_many(self.db(), org_id, DocumentKind::Contact, &ids).await?;
+        let mut contacts =
+            documents::get_many(self.db(), org_id, DocumentKind::Contact, &ids).await?;
+        // `unsubscribed` as the suppression list has it, for the exit below (the sends check
+        // the list again in their own transaction).
+        crate::suppressions::overlay(self.db(), org_id, contacts.values_mut()).await?;
         let activity = if needs_activity(&spec) {
             engagement_by_contact(self.db(), org_id, campaign_id, &ids).await?
         } else {

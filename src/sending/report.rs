@@ -10,6 +10,8 @@ pub struct RunReport {
     pub failed: u64,
     pub already_in_ledger: u64,
     pub skipped_unsubscribed: u64,
+    /// Not sent: the address is on the org's suppression list.
+    pub skipped_suppressed: u64,
     pub skipped_no_address: u64,
     pub channels_without_connection: Vec<Channel>,
 }

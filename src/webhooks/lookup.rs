@@ -2,26 +2,25 @@
 //! on (by the send key it carried, the vendor's message id, or the sender's phone), and the
 //! contact changes an unsubscribe makes.
 
-use herald_domain::contact::{is_e164, parse_contact};
-use herald_domain::document::{DocumentCommand, DocumentKind};
+use herald_domain::contact::is_e164;
+use herald_domain::document::DocumentKind;
 use herald_domain::spec::Channel;
+use herald_domain::suppression::Reason;
 use serde_json::{Map, Value};
 use sqlx::Row;
 
 use super::{Target, Vendor};
 use crate::campaigns::CommandMeta;
 use crate::db::Db;
-use crate::documents::{self, DocError, Extras};
+use crate::documents;
 use crate::secrets::{Sealed, Sealer};
+use crate::suppressions::{self, Suppress};
 
 /// Most orgs whose connections share one id that a callback tries.
 const MAX_CANDIDATES: i64 = 20;
 
 /// Most contacts one phone number is matched to.
 const MAX_PHONE_CONTACTS: i64 = 100;
-
-/// Attempts at unsubscribing a contact that other writers keep changing.
-const UNSUBSCRIBE_ATTEMPTS: usize = 5;
 
 /// A connection a callback may come from, with its credentials opened.
 pub struct Candidate {
@@ -208,47 +207,25 @@ async fn latest_sms_send(
     Ok(row.as_ref().map(send_from_row).transpose()?.flatten())
 }
 
-/// Sets the contact's `unsubscribed.<channel>` to true through its document, as `PUT
-/// /crm/contacts/:id` would. False when the contact is gone or was already unsubscribed.
-pub async fn unsubscribe(
+/// Puts the contact's address on `channel` on the org's suppression list with `reason`
+/// (`source`: the vendor). False when the contact is gone, has no such address, or the address
+/// was already listed.
+pub async fn suppress(
     db: &Db,
     meta: &CommandMeta,
     contact_id: &str,
     channel: Channel,
-) -> Result<bool, DocError> {
-    for _ in 0..UNSUBSCRIBE_ATTEMPTS {
-        let Some(current) =
-            documents::get(db, &meta.org_id, DocumentKind::Contact, contact_id).await?
-        else {
-            return Ok(false);
-        };
-        if current["unsubscribed"][channel.id()] == Value::Bool(true) {
-            return Ok(false);
-        }
-        let Ok(mut input) = parse_contact(&current) else {
-            return Err(DocError::Unreadable(format!(
-                "stored contact {contact_id} does not parse"
-            )));
-        };
-        input.body["unsubscribed"][channel.id()] = Value::Bool(true);
-        let version = current["version"].as_i64();
-        match documents::execute(
-            db,
-            meta,
-            DocumentKind::Contact,
-            contact_id,
-            version,
-            DocumentCommand::Replace { body: input.body },
-            Extras::default(),
-        )
-        .await
-        {
-            Ok((_, changed)) => return Ok(changed),
-            // Changed since it was read: read it again.
-            Err(DocError::VersionMismatch { .. }) => continue,
-            Err(DocError::Domain(_)) => return Ok(false),
-            Err(other) => return Err(other),
-        }
-    }
-    Err(DocError::Conflict("contact"))
+    reason: Reason,
+    source: &str,
+) -> Result<bool, sqlx::Error> {
+    let Some(contact) = documents::get(db, &meta.org_id, DocumentKind::Contact, contact_id).await?
+    else {
+        return Ok(false);
+    };
+    let Some(entry) = suppressions::contact_address(&contact, channel)
+        .and_then(|address| Suppress::new(channel, &address, reason, source))
+    else {
+        return Ok(false);
+    };
+    Ok(suppressions::add_now(db, &[entry], &meta.metadata()).await? > 0)
 }

@@ -166,7 +166,7 @@ db_test!(
         let contacts = serde_json::json!([
             {"id": "ct-1", "email": "one@example.com", "tags": ["prospect"]},
             {"email": "two@example.com", "tags": ["vip"]},
-            {"id": "ct-3", "phone": "+14155550100"}
+            {"id": "ct-3", "phone": "+14155550100", "unsubscribed": {"sms": true}}
         ]);
         let imported = app
             .admin(Method::POST, "/crm/contacts/import")
@@ -245,6 +245,13 @@ db_test!(
         assert!(stepped, "the drip's step was not sent");
         let draft = app.post_campaign(&seed_campaign()).await;
         assert_eq!(draft.status, 201, "{}", draft.text);
+        let settings = app
+            .admin(Method::PUT, "/crm/marketing/settings")
+            .json(&serde_json::json!({"defaultTimezone": "Europe/Berlin",
+                "frequencyCaps": [{"channel": "*", "max": 3, "per": "week"}]}))
+            .send()
+            .await;
+        assert_eq!(settings.status, 200, "{}", settings.text);
         caught_up(&app).await;
 
         let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
@@ -263,6 +270,8 @@ db_test!(
         for projection in [
             "campaigns",
             "documents",
+            "suppressions",
+            "settings",
             "campaign-status-counts",
             "analytics",
         ] {
@@ -573,7 +582,14 @@ db_test!(
             .collect();
         assert_eq!(
             names,
-            ["campaigns", "documents", "campaign-status-counts", "analytics"]
+            [
+                "campaigns",
+                "documents",
+                "suppressions",
+                "settings",
+                "campaign-status-counts",
+                "analytics"
+            ]
         );
         let operations = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -673,8 +673,9 @@ pub async fn sandbox(app: &TestApp, query: &str) -> Vec<Value> {
     }
 }
 
-/// The read models `herald replay` rebuilds from the log: `campaigns` and `documents`
-/// (`projector::rebuild_campaigns`, `rebuild_documents`) and the tables of the checkpointed
+/// The read models `herald replay` rebuilds from the log: `campaigns`, `documents`,
+/// `suppressions` and `org_settings` (`projector::rebuild_campaigns`, `rebuild_documents`,
+/// `rebuild_suppressions`, `rebuild_settings`) and the tables of the checkpointed
 /// projections (`Projection::reset`).
 pub const READ_MODEL_TABLES: &[&str] = &[
     "analytics_daily",
@@ -685,6 +686,8 @@ pub const READ_MODEL_TABLES: &[&str] = &[
     "campaigns",
     "contact_activities",
     "documents",
+    "org_settings",
+    "suppressions",
 ];
 
 /// Every other table, and so not compared after a replay: the log itself, bookkeeping that is

@@ -26,5 +26,7 @@ mod logging;
 mod purge;
 mod scheduling;
 mod sending;
+mod settings;
+mod suppressions;
 mod tracking;
 mod webhooks;

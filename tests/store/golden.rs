@@ -7,14 +7,17 @@
 use chrono::{DateTime, Utc};
 use herald_domain::document::DocumentEvent;
 use herald_domain::engagement::{Classification, Engagement, EngagementType, SendsRecorded};
+use herald_domain::settings::OrgSettings;
+use herald_domain::suppression::{SuppressionAdded, SuppressionRemoved};
 use herald_domain::{Blocker, CampaignEvent, Channel};
 use herald_projections::record::EventRecord;
 use serde_json::{json, Value};
 
 /// Every event type the code writes (`CampaignEvent`, `DocumentKind::event_type`,
-/// `src/sender.rs`, `src/engagements.rs`, `src/purge.rs`; `docs/events.md`). `ConnectionUpdated`
+/// `src/sender.rs`, `src/engagements.rs`, `src/purge.rs`, `src/suppressions.rs`,
+/// `src/settings.rs`; `docs/events.md`). `ConnectionUpdated`
 /// is not among them: connections have no `PUT`, so nothing writes it.
-const STORED_TYPES: [&str; 26] = [
+const STORED_TYPES: [&str; 29] = [
     "Created",
     "Updated",
     "Scheduled",
@@ -41,6 +44,9 @@ const STORED_TYPES: [&str; 26] = [
     "SendsRecorded",
     "EngagementRecorded",
     "Purged",
+    "SuppressionAdded",
+    "SuppressionRemoved",
+    "SettingsUpdated",
 ];
 
 /// The stored records, literally.
@@ -988,6 +994,88 @@ const GOLDEN: &[&str] = &[
     "causationId": "req-golden"
   }
 }"##,
+    r##"{
+  "eventId": "01a21c65-c000-7000-8000-000000000009",
+  "streamId": "suppression-acme:email:ann@acme.test",
+  "revision": 0,
+  "position": 49,
+  "eventType": "SuppressionAdded",
+  "eventVersion": "1",
+  "created": "2026-12-08T10:05:00.123456Z",
+  "data": {
+    "address": "ann@acme.test",
+    "at": "2026-12-08T10:05:00.123456789Z",
+    "channel": "email",
+    "reason": "manual",
+    "source": "api"
+  },
+  "metadata": {
+    "actor": "alice@acme.test",
+    "orgId": "acme",
+    "requestId": "req-golden",
+    "correlationId": "req-golden",
+    "causationId": "req-golden"
+  }
+}"##,
+    r##"{
+  "eventId": "01a21c65-c000-7000-8000-000000000010",
+  "streamId": "suppression-acme:email:ann@acme.test",
+  "revision": 1,
+  "position": 50,
+  "eventType": "SuppressionRemoved",
+  "eventVersion": "1",
+  "created": "2026-12-08T10:06:00.654321Z",
+  "data": {
+    "address": "ann@acme.test",
+    "at": "2026-12-08T10:06:00.654321Z",
+    "channel": "email"
+  },
+  "metadata": {
+    "actor": "alice@acme.test",
+    "orgId": "acme",
+    "requestId": "req-golden",
+    "correlationId": "req-golden",
+    "causationId": "req-golden"
+  }
+}"##,
+    r##"{
+  "eventId": "01a21c65-c000-7000-8000-000000000011",
+  "streamId": "settings-acme",
+  "revision": 0,
+  "position": 51,
+  "eventType": "SettingsUpdated",
+  "eventVersion": "1",
+  "created": "2026-12-08T10:07:00.000001Z",
+  "data": {
+    "defaultTimezone": "Europe/Berlin",
+    "frequencyCaps": [
+      {
+        "channel": "email",
+        "max": 2,
+        "per": "day"
+      },
+      {
+        "channel": "*",
+        "max": 5,
+        "per": "week"
+      }
+    ],
+    "quietHours": {
+      "channels": [
+        "sms"
+      ],
+      "end": "08:00",
+      "start": "21:00"
+    }
+  },
+  "metadata": {
+    "actor": "alice@acme.test",
+    "orgId": "acme",
+    "requestId": "req-golden",
+    "correlationId": "req-golden",
+    "causationId": "req-golden"
+  }
+}"##,
 ];
 
 fn records() -> Vec<EventRecord> {
@@ -1018,6 +1106,20 @@ fn read_and_write_back(record: &EventRecord) -> Option<Value> {
         )
         .unwrap(),
         "Purged" => return None,
+        "SuppressionAdded" => serde_json::to_value(
+            serde_json::from_value::<SuppressionAdded>(data)
+                .unwrap_or_else(|e| panic!("{kind}: {e}")),
+        )
+        .unwrap(),
+        "SettingsUpdated" => serde_json::to_value(
+            serde_json::from_value::<OrgSettings>(data).unwrap_or_else(|e| panic!("{kind}: {e}")),
+        )
+        .unwrap(),
+        "SuppressionRemoved" => serde_json::to_value(
+            serde_json::from_value::<SuppressionRemoved>(data)
+                .unwrap_or_else(|e| panic!("{kind}: {e}")),
+        )
+        .unwrap(),
         _ if kind.starts_with("Contact")
             || kind.starts_with("Audience")
             || kind.starts_with("Template")

@@ -1,0 +1,37 @@
+//! The org's marketing settings (`api.md` section 12): `GET/PUT /crm/marketing/settings`;
+//! `PUT` needs the admin role and replaces them whole.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use herald_domain::settings::{parse_settings, OrgSettings};
+
+use super::error::{ApiError, Result};
+use super::extract::{Auth, JsonBody, RequestMeta};
+use super::AppState;
+use crate::settings;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/crm/marketing/settings", get(show).put(replace))
+}
+
+async fn show(State(state): State<AppState>, auth: Auth) -> Result<Json<OrgSettings>> {
+    Ok(Json(settings::get(&state.db, &auth.0.org_id).await?))
+}
+
+#[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
+async fn replace(
+    State(state): State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    body: JsonBody,
+) -> Result<Json<OrgSettings>> {
+    if !auth.0.is_admin() {
+        return Err(ApiError::forbidden(
+            "changing settings needs the admin role",
+        ));
+    }
+    let wanted = parse_settings(&body.value).map_err(ApiError::unprocessable)?;
+    settings::put(&state.db, &wanted, &request.of(&auth.0).metadata()).await?;
+    Ok(Json(wanted))
+}
