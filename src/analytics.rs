@@ -26,11 +26,20 @@ pub async fn apply(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Erro
     let days: Vec<(DayKey, Counters)> = changes.days.into_iter().collect();
     let now = format_time(Utc::now());
     for chunk in days.chunks(100) {
-        upsert_days(tx, chunk, &now).await?;
+        let rows: Vec<_> = chunk.iter().map(|(k, c)| (day_key(k), *c)).collect();
+        upsert_counters(tx, "analytics_daily", DAY_KEY, &rows, &now).await?;
     }
     let steps: Vec<(StepDayKey, Counters)> = changes.step_days.into_iter().collect();
     for chunk in steps.chunks(100) {
-        upsert_step_days(tx, chunk, &now).await?;
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(k, c)| {
+                let mut key = day_key(&k.day);
+                key.push(&k.run_id);
+                (key, *c)
+            })
+            .collect();
+        upsert_counters(tx, "analytics_step_days", STEP_DAY_KEY, &rows, &now).await?;
     }
     for chunk in changes.activities.chunks(500) {
         insert_activities(tx, chunk).await?;
@@ -134,31 +143,34 @@ async fn claim_uniques(
     Ok(claimed)
 }
 
-async fn upsert_days(
+/// Adds counters to rollup rows of `table`, keyed by `key_columns` (each row's `key` gives
+/// their values in that order), creating the rows that do not exist yet.
+async fn upsert_counters(
     tx: &mut Tx,
-    rows: &[(DayKey, Counters)],
+    table: &str,
+    key_columns: &[&str],
+    rows: &[(Vec<&str>, Counters)],
     now: &str,
 ) -> Result<(), sqlx::Error> {
     let columns = Counters::COLUMNS;
-    let width = 4 + columns.len() + 1;
+    let width = key_columns.len() + columns.len() + 1;
     let updates: Vec<String> = columns
         .iter()
-        .map(|c| format!("{c} = analytics_daily.{c} + excluded.{c}"))
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
+    let keys = key_columns.join(", ");
     let sql = format!(
-        "insert into analytics_daily (org_id, campaign_id, channel, day, {}, updated_at) values {}
-         on conflict (org_id, campaign_id, channel, day) do update set {}, updated_at = excluded.updated_at",
+        "insert into {table} ({keys}, {}, updated_at) values {}
+         on conflict ({keys}) do update set {}, updated_at = excluded.updated_at",
         columns.join(", "),
         store::param_rows("", 1, width, rows.len()),
         updates.join(", ")
     );
     let mut query = sqlx::query(&sql);
     for (key, counters) in rows {
-        query = query
-            .bind(key.org_id.clone())
-            .bind(key.campaign_id.clone())
-            .bind(key.channel.clone())
-            .bind(key.day.clone());
+        for value in key {
+            query = query.bind(value.to_string());
+        }
         for value in counters.values() {
             query = query.bind(value);
         }
@@ -168,39 +180,11 @@ async fn upsert_days(
     Ok(())
 }
 
-async fn upsert_step_days(
-    tx: &mut Tx,
-    rows: &[(StepDayKey, Counters)],
-    now: &str,
-) -> Result<(), sqlx::Error> {
-    let columns = Counters::COLUMNS;
-    let width = 5 + columns.len() + 1;
-    let updates: Vec<String> = columns
-        .iter()
-        .map(|c| format!("{c} = analytics_step_days.{c} + excluded.{c}"))
-        .collect();
-    let sql = format!(
-        "insert into analytics_step_days (org_id, campaign_id, channel, day, run_id, {}, updated_at) values {}
-         on conflict (org_id, campaign_id, run_id, channel, day) do update set {}, updated_at = excluded.updated_at",
-        columns.join(", "),
-        store::param_rows("", 1, width, rows.len()),
-        updates.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
-    for (key, counters) in rows {
-        query = query
-            .bind(key.day.org_id.clone())
-            .bind(key.day.campaign_id.clone())
-            .bind(key.day.channel.clone())
-            .bind(key.day.day.clone())
-            .bind(key.run_id.clone());
-        for value in counters.values() {
-            query = query.bind(value);
-        }
-        query = query.bind(now.to_string());
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
+const DAY_KEY: &[&str] = &["org_id", "campaign_id", "channel", "day"];
+const STEP_DAY_KEY: &[&str] = &["org_id", "campaign_id", "channel", "day", "run_id"];
+
+fn day_key(key: &DayKey) -> Vec<&str> {
+    vec![&key.org_id, &key.campaign_id, &key.channel, &key.day]
 }
 
 async fn insert_activities(tx: &mut Tx, rows: &[Activity]) -> Result<(), sqlx::Error> {

@@ -15,7 +15,7 @@ use sqlx::Row;
 use tokio::sync::{watch, Notify};
 
 use crate::db::{Backend, Db, Tx};
-use crate::store::{self, format_time, Checkpoint, LoggedEvent};
+use crate::store::{self, Checkpoint, LoggedEvent};
 
 /// Events read per catch-up batch.
 const BATCH: i64 = 2000;
@@ -224,24 +224,6 @@ where
     store::checkpoint(executor, projection.name(), false).await
 }
 
-async fn save_checkpoint(
-    tx: &mut Tx,
-    projection: Projection,
-    at: Checkpoint,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into projection_checkpoints (name, tx_id, position, updated_at) values ($1, $2, $3, $4)
-         on conflict (name) do update set tx_id = excluded.tx_id, position = excluded.position, updated_at = excluded.updated_at",
-    )
-    .bind(projection.name())
-    .bind(at.tx_id)
-    .bind(at.position)
-    .bind(format_time(Utc::now()))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// One writer per projection at a time, across processes and a concurrent `herald replay`:
 /// without it two steps could both see the old checkpoint and apply one batch twice, or a step
 /// could land after a rebuild's reset (SQLite's single writer already serializes them).
@@ -277,7 +259,7 @@ pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error>
     if !page.events.is_empty() {
         projection.apply(&mut tx, &page.events).await?;
     }
-    save_checkpoint(&mut tx, projection, last).await?;
+    store::save_checkpoint(&mut *tx, projection.name(), last, Utc::now()).await?;
     tx.commit().await?;
     Ok(page.rows)
 }

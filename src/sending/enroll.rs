@@ -135,15 +135,7 @@ pub async fn catch_up(db: &Db) -> Result<usize, sqlx::Error> {
     if !page.events.is_empty() {
         apply(db, &mut tx, &live, &page.events).await?;
     }
-    sqlx::query(
-        "update projection_checkpoints set tx_id = $1, position = $2, updated_at = $3 where name = $4",
-    )
-    .bind(last.tx_id)
-    .bind(last.position)
-    .bind(format_time(Utc::now()))
-    .bind(CHECKPOINT)
-    .execute(&mut *tx)
-    .await?;
+    store::save_checkpoint(&mut *tx, CHECKPOINT, last, Utc::now()).await?;
     tx.commit().await?;
     Ok(page.rows)
 }

@@ -337,15 +337,7 @@ impl Scheduler {
         }
         let now = Utc::now();
         let touched = apply_events(&mut tx, &page.events, now).await?;
-        sqlx::query(
-            "update projection_checkpoints set tx_id = $1, position = $2, updated_at = $3 where name = $4",
-        )
-        .bind(last.tx_id)
-        .bind(last.position)
-        .bind(format_time(now))
-        .bind(CHECKPOINT)
-        .execute(&mut *tx)
-        .await?;
+        store::save_checkpoint(&mut *tx, CHECKPOINT, last, now).await?;
         tx.commit().await?;
         if touched {
             self.wake.notify_one();

@@ -67,6 +67,30 @@ where
     })
 }
 
+/// Moves a follower's checkpoint to `at`, creating it if needed (inside the transaction that
+/// applied what it read).
+pub async fn save_checkpoint<'e, E>(
+    executor: E,
+    name: &str,
+    at: Checkpoint,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "insert into projection_checkpoints (name, tx_id, position, updated_at) values ($1, $2, $3, $4)
+         on conflict (name) do update set tx_id = excluded.tx_id, position = excluded.position, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(at.tx_id)
+    .bind(at.position)
+    .bind(format_time(now))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 /// An event read back with the place it holds in the catch-up order.
 #[derive(Debug, Clone)]
 pub struct LoggedEvent {

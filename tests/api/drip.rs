@@ -54,16 +54,21 @@ fn path_of(url: &Value) -> String {
     url[url.find("/connect/").expect("a /connect/ URL")..].to_string()
 }
 
-async fn enrollments(app: &TestApp, id: &str, query: &str) -> Value {
+/// A `200` answer's body of a campaign's sub-resource (`enrollments?…`, `analytics`).
+async fn campaign_read(app: &TestApp, id: &str, path: &str) -> Value {
     let reply = app
         .admin(
             Method::GET,
-            &format!("/crm/marketing/campaigns/{id}/enrollments{query}"),
+            &format!("/crm/marketing/campaigns/{id}/{path}"),
         )
         .send()
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.body
+}
+
+async fn enrollments(app: &TestApp, id: &str, query: &str) -> Value {
+    campaign_read(app, id, &format!("enrollments{query}")).await
 }
 
 db_test!(
@@ -354,15 +359,7 @@ async fn recipients(app: &TestApp, campaign: &str) -> Vec<String> {
 }
 
 async fn analytics(app: &TestApp, id: &str) -> Value {
-    let reply = app
-        .admin(
-            Method::GET,
-            &format!("/crm/marketing/campaigns/{id}/analytics"),
-        )
-        .send()
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body
+    campaign_read(app, id, "analytics").await
 }
 
 db_test!(
