@@ -147,12 +147,14 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
         // SQLite, ignore case), so purging `spring_1` would also erase `spring-1`'s runs.
         let result = sqlx::query(
             "delete from events where org_id = $1 and (stream_id = $2
-               or substr(stream_id, 1, length($3)) = $3 or substr(stream_id, 1, length($4)) = $4)",
+               or substr(stream_id, 1, length($3)) = $3 or substr(stream_id, 1, length($4)) = $4
+               or substr(stream_id, 1, length($5)) = $5)",
         )
         .bind(org_id)
         .bind(format!("campaign-{org_id}:{id}"))
         .bind(format!("run-{org_id}:{id}:"))
         .bind(format!("delivery-{org_id}:{id}:"))
+        .bind(format!("enrollment-{org_id}:{id}:"))
         .execute(&mut *tx)
         .await?;
         removed += result.rows_affected();

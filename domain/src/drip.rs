@@ -923,6 +923,63 @@ pub fn next_milestone(
     }
 }
 
+/// The data of a `ContactsEnrolled` event: contacts that entered a drip or milestone campaign
+/// in one batch (a launch page, a batch of the log, a yearly renewal), written with their
+/// enrollment rows. `milestone` is the milestone date (`YYYY-MM-DD`) of a milestone campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactsEnrolled {
+    pub campaign_id: String,
+    pub contacts: Vec<EnrolledContact>,
+    pub at: DateTime<Utc>,
+}
+
+/// One contact of [`ContactsEnrolled`]: when its sequence starts (the enrollment, or the
+/// milestone's moment), in which zone its steps are timed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrolledContact {
+    pub contact_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub milestone: String,
+    pub starts_at: DateTime<Utc>,
+    pub zone: String,
+}
+
+/// The data of an `EnrollmentsExited` event: enrollments that left their sequence before its
+/// end, each with its reason (`converted`, `unsubscribed`, `contact-deleted`,
+/// `milestone-moved`, `milestone-not-a-date`, ...). Exits that follow a campaign event
+/// (`Completed`, `SoftDeleted`) are not repeated here: that event is their record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentsExited {
+    pub campaign_id: String,
+    pub contacts: Vec<ExitedContact>,
+    pub at: DateTime<Utc>,
+}
+
+/// One contact of [`EnrollmentsExited`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitedContact {
+    pub contact_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub milestone: String,
+    pub reason: String,
+}
+
+/// The event type name of [`ContactsEnrolled`].
+pub const ENROLLED_EVENT_TYPE: &str = "ContactsEnrolled";
+/// The event type name of [`EnrollmentsExited`].
+pub const EXITED_EVENT_TYPE: &str = "EnrollmentsExited";
+
+/// The stream of one batch of a campaign's enrollment changes:
+/// `enrollment-<org>:<campaign>:<batch>`. A stream per batch lets the launch, the log follower
+/// and the step sender write at once without contending for one stream's revisions.
+pub fn enrollment_stream(org_id: &str, campaign_id: &str, batch: &str) -> String {
+    format!("enrollment-{org_id}:{campaign_id}:{batch}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

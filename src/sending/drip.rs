@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::audience;
-use super::jobs::{Lease, RunPlan};
+use super::jobs::{db_time, Lease, RunPlan};
 use super::message::RunCtx;
 use super::report::{RunReport, SendRunError};
 use super::run::{self, RunOutcome, Sender};
@@ -65,25 +65,27 @@ pub struct DueStep {
 }
 
 /// Claims up to `limit` enrollments whose next step is due, for `node_id`: their `poll_at`
-/// moves a lease ahead, so a crashed node's rows come due again by themselves.
+/// moves a lease ahead, so a crashed node's rows come due again by themselves. Due and lease
+/// times are read on the database's clock, as the jobs' are, so nodes whose clocks disagree
+/// neither take a step early nor steal a live lease.
 pub async fn claim_due(db: &Db, node_id: &str, limit: i64) -> Result<Vec<DueStep>, sqlx::Error> {
     let now = Utc::now();
     let lock = match db.backend {
         Backend::Postgres => "for update skip locked",
         Backend::Sqlite => "",
     };
+    let db_now = db_time(db.backend, 0);
+    let lease_until = db_time(db.backend, STEP_LEASE.num_milliseconds());
     let sql = format!(
-        "update enrollments set poll_at = $1, locked_by = $2, updated_at = $3
+        "update enrollments set poll_at = {lease_until}, locked_by = $1, updated_at = {db_now}
          where (org_id, campaign_id, contact_id, milestone) in (
            select org_id, campaign_id, contact_id, milestone from enrollments
-           where status = 'active' and held = 0 and poll_at <= $3
-           order by poll_at limit $4 {lock})
+           where status = 'active' and held = 0 and poll_at <= {db_now}
+           order by poll_at limit $2 {lock})
          returning org_id, campaign_id, contact_id, milestone, next_step, step_due_at, enrolled_at, skipped"
     );
     let rows = sqlx::query(&sql)
-        .bind(format_time(now + STEP_LEASE))
         .bind(node_id)
-        .bind(format_time(now))
         .bind(limit)
         .fetch_all(&db.write)
         .await?;
@@ -129,12 +131,14 @@ pub(super) struct NewEnrollment {
 /// within its day takes the new time. Returns how many rows changed.
 pub(super) async fn insert_enrollments(
     tx: &mut Tx,
+    backend: Backend,
     org_id: &str,
     campaign_id: &str,
     enrolled_at: DateTime<Utc>,
     rows: &[NewEnrollment],
 ) -> Result<u64, sqlx::Error> {
-    let mut added = 0;
+    let mut entered = Vec::new();
+    let mut exited = Vec::new();
     let now = format_time(Utc::now());
     let enrolled = format_time(enrolled_at);
     // One row per key in a statement: an upsert may not touch a row twice.
@@ -154,7 +158,8 @@ pub(super) async fn insert_enrollments(
                updated_at = excluded.updated_at
              where (enrollments.status = 'exited' and enrollments.exit_reason = 'milestone-moved')
                 or (enrollments.milestone <> '' and enrollments.status = 'active' and enrollments.next_step = 0
-                    and enrollments.locked_by is null and enrollments.starts_at <> excluded.starts_at)",
+                    and enrollments.locked_by is null and enrollments.starts_at <> excluded.starts_at)
+             returning contact_id, milestone, status, exit_reason, starts_at, zone",
             store::param_rows("$1, $2, $3, $4, ", 5, 8, chunk.len())
         );
         let mut query = sqlx::query(&sql)
@@ -174,9 +179,124 @@ pub(super) async fn insert_enrollments(
                 .bind(due)
                 .bind(&row.zone);
         }
-        added += query.execute(&mut **tx).await?.rows_affected();
+        for row in query.fetch_all(&mut **tx).await? {
+            let contact_id: String = row.try_get("contact_id")?;
+            let milestone: String = row.try_get("milestone")?;
+            if row.try_get::<String, _>("status")? == "active" {
+                entered.push(drip::EnrolledContact {
+                    contact_id,
+                    milestone,
+                    starts_at: parse_time(Some(&row.try_get::<String, _>("starts_at")?))
+                        .unwrap_or(enrolled_at),
+                    zone: row.try_get("zone")?,
+                });
+            } else {
+                exited.push(drip::ExitedContact {
+                    contact_id,
+                    milestone,
+                    reason: row
+                        .try_get::<Option<String>, _>("exit_reason")?
+                        .unwrap_or_default(),
+                });
+            }
+        }
     }
+    let added = (entered.len() + exited.len()) as u64;
+    log_enrolled(tx, backend, org_id, campaign_id, entered).await?;
+    log_exited(tx, backend, org_id, campaign_id, exited).await?;
     Ok(added)
+}
+
+/// Appends a `ContactsEnrolled` event for `contacts` (none: nothing) in the transaction that
+/// wrote their rows, on a stream of its own.
+async fn log_enrolled(
+    tx: &mut Tx,
+    backend: Backend,
+    org_id: &str,
+    campaign_id: &str,
+    contacts: Vec<drip::EnrolledContact>,
+) -> Result<(), sqlx::Error> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let at = Utc::now();
+    let data = drip::ContactsEnrolled {
+        campaign_id: campaign_id.to_string(),
+        contacts,
+        at,
+    };
+    log_event(
+        tx,
+        backend,
+        org_id,
+        campaign_id,
+        drip::ENROLLED_EVENT_TYPE,
+        &data,
+        at,
+    )
+    .await
+}
+
+/// Appends an `EnrollmentsExited` event for `contacts` (none: nothing), as [`log_enrolled`].
+async fn log_exited(
+    tx: &mut Tx,
+    backend: Backend,
+    org_id: &str,
+    campaign_id: &str,
+    contacts: Vec<drip::ExitedContact>,
+) -> Result<(), sqlx::Error> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let at = Utc::now();
+    let data = drip::EnrollmentsExited {
+        campaign_id: campaign_id.to_string(),
+        contacts,
+        at,
+    };
+    log_event(
+        tx,
+        backend,
+        org_id,
+        campaign_id,
+        drip::EXITED_EVENT_TYPE,
+        &data,
+        at,
+    )
+    .await
+}
+
+async fn log_event(
+    tx: &mut Tx,
+    backend: Backend,
+    org_id: &str,
+    campaign_id: &str,
+    event_type: &str,
+    data: &impl serde::Serialize,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let batch = uuid::Uuid::now_v7().to_string();
+    let event = store::NewEvent {
+        event_type: event_type.to_string(),
+        event_version: "1".to_string(),
+        data: serde_json::to_value(data).unwrap_or_default(),
+    };
+    let metadata = herald_projections::record::Metadata {
+        actor: "herald:sequencer".to_string(),
+        org_id: org_id.to_string(),
+        request_id: String::new(),
+        correlation_id: campaign_id.to_string(),
+        causation_id: batch.clone(),
+    };
+    let stream = drip::enrollment_stream(org_id, campaign_id, &batch);
+    store::append(tx, backend, &stream, 0, &[event], &metadata, at)
+        .await
+        .map_err(|e| match e {
+            store::AppendError::Db(e) => e,
+            // A new stream per batch: no other writer can hold its first revision.
+            store::AppendError::Conflict => sqlx::Error::Protocol(format!("{stream} was taken")),
+        })?;
+    Ok(())
 }
 
 /// The enrollment of one contact at `at`: the first step due, or for a milestone campaign, the
@@ -232,12 +352,13 @@ pub(super) fn enrollment_for(
 /// Those enrollments exit as `milestone-moved`.
 pub(super) async fn release_moved(
     tx: &mut Tx,
+    backend: Backend,
     org_id: &str,
     campaign_id: &str,
     current: &[(&str, String)],
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    let mut released = 0;
+    let mut released = Vec::new();
     let now = format_time(now);
     for chunk in current.chunks(CHUNK) {
         let ids = store::params(4, chunk.len());
@@ -246,7 +367,8 @@ pub(super) async fn release_moved(
         let sql = format!(
             "update enrollments set status = 'exited', exit_reason = 'milestone-moved', step_due_at = null, poll_at = null, updated_at = $1
              where org_id = $2 and campaign_id = $3 and status = 'active' and next_step = 0 and locked_by is null
-               and contact_id in ({ids}) and (contact_id, milestone) not in (values {pairs})"
+               and contact_id in ({ids}) and (contact_id, milestone) not in (values {pairs})
+             returning contact_id, milestone"
         );
         let mut query = sqlx::query(&sql).bind(&now).bind(org_id).bind(campaign_id);
         for (contact, _) in chunk {
@@ -255,9 +377,17 @@ pub(super) async fn release_moved(
         for (contact, milestone) in chunk {
             query = query.bind(*contact).bind(milestone);
         }
-        released += query.execute(&mut **tx).await?.rows_affected();
+        for row in query.fetch_all(&mut **tx).await? {
+            released.push(drip::ExitedContact {
+                contact_id: row.try_get("contact_id")?,
+                milestone: row.try_get("milestone")?,
+                reason: "milestone-moved".to_string(),
+            });
+        }
     }
-    Ok(released)
+    let count = released.len() as u64;
+    log_exited(tx, backend, org_id, campaign_id, released).await?;
+    Ok(count)
 }
 
 /// The value at a dot path of a contact (`attributes.renewalAt`).
@@ -321,7 +451,9 @@ impl Sender {
                 .collect();
             if !rows.is_empty() {
                 let mut tx = self.db().begin().await?;
-                enrolled += insert_enrollments(&mut tx, org_id, campaign_id, at, &rows).await?;
+                enrolled +=
+                    insert_enrollments(&mut tx, self.db().backend, org_id, campaign_id, at, &rows)
+                        .await?;
                 tx.commit().await?;
             }
             if !full {
@@ -597,8 +729,21 @@ impl Sender {
                 query.execute(&mut *tx).await?;
             }
         }
+        let backend = self.db().backend;
+        let exited = outcomes
+            .iter()
+            .filter_map(|(row, outcome)| match outcome {
+                Outcome::Exited(reason) => Some(drip::ExitedContact {
+                    contact_id: row.contact_id.clone(),
+                    milestone: row.milestone.clone(),
+                    reason: reason.to_string(),
+                }),
+                _ => None,
+            })
+            .collect();
+        log_exited(&mut tx, backend, org_id, campaign_id, exited).await?;
         if !renewals.is_empty() {
-            insert_enrollments(&mut tx, org_id, campaign_id, Utc::now(), renewals).await?;
+            insert_enrollments(&mut tx, backend, org_id, campaign_id, Utc::now(), renewals).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -273,7 +273,16 @@ async fn apply(
                 // No usable audience: the campaign's blockers say why; nobody enters.
                 continue;
             };
-            enroll(tx, sequence, &filter, &contacts, &candidates, now).await?;
+            enroll(
+                tx,
+                db.backend,
+                sequence,
+                &filter,
+                &contacts,
+                &candidates,
+                now,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -283,6 +292,7 @@ async fn apply(
 /// first lets go of pending milestones the contact's data no longer gives.
 async fn enroll(
     tx: &mut Tx,
+    backend: Backend,
     sequence: &Live,
     filter: &Filter,
     contacts: &HashMap<String, Value>,
@@ -314,6 +324,7 @@ async fn enroll(
     if !milestones.is_empty() {
         drip::release_moved(
             tx,
+            backend,
             &sequence.org_id,
             &sequence.campaign_id,
             &milestones,
@@ -322,9 +333,15 @@ async fn enroll(
         .await?;
     }
     if !rows.is_empty() {
-        let added =
-            drip::insert_enrollments(tx, &sequence.org_id, &sequence.campaign_id, now, &rows)
-                .await?;
+        let added = drip::insert_enrollments(
+            tx,
+            backend,
+            &sequence.org_id,
+            &sequence.campaign_id,
+            now,
+            &rows,
+        )
+        .await?;
         if added > 0 {
             tracing::debug!(campaign = %sequence.campaign_id, added, "contacts enrolled");
         }

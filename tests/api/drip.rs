@@ -203,6 +203,38 @@ db_test!(
             .send()
             .await;
         reply.assert_problem(400);
+
+        // The launch's enrollments are in the log; a purge of the deleted drip takes them out.
+        let enrolled = app.all_events().await;
+        let enrolled: Vec<&Value> = enrolled
+            .iter()
+            .filter(|e| e["eventType"] == "ContactsEnrolled")
+            .flat_map(|e| e["data"]["contacts"].as_array().unwrap())
+            .collect();
+        assert_eq!(enrolled.len(), 2, "{enrolled:?}");
+        let reply = app
+            .admin(Method::DELETE, "/crm/marketing/campaigns/camp-drip")
+            .send()
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.text);
+        let reply = app.admin(Method::POST, "/crm/marketing/purge").send().await;
+        let done = crate::purge::wait_done(&app, reply.body["jobId"].as_str().unwrap()).await;
+        assert_eq!(done["campaignIds"], json!(["camp-drip"]), "{done}");
+        let left: Vec<Value> = app
+            .all_events()
+            .await
+            .into_iter()
+            .filter(|e| e["streamId"].as_str().unwrap().contains(":camp-drip"))
+            .collect();
+        assert_eq!(left, Vec::<Value>::new());
+        let reply = app
+            .admin(
+                Method::GET,
+                "/crm/marketing/campaigns/camp-drip/enrollments",
+            )
+            .send()
+            .await;
+        reply.assert_problem(404);
     }
 );
 
@@ -592,6 +624,56 @@ db_test!(
         assert!(
             moved.iter().any(|i| i["exitReason"] == "milestone-moved"),
             "{listed}"
+        );
+
+        // The log holds who entered and who left, with the milestone and the reason.
+        let events = app.all_events().await;
+        let of_type = |kind: &str| -> Vec<Value> {
+            events
+                .iter()
+                .filter(|e| e["eventType"] == kind)
+                .flat_map(|e| {
+                    assert_eq!(e["data"]["campaignId"], "camp-renew", "{e}");
+                    assert!(
+                        e["streamId"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with("enrollment-acme:camp-renew:"),
+                        "{e}"
+                    );
+                    e["data"]["contacts"].as_array().unwrap().clone()
+                })
+                .collect()
+        };
+        let entered = of_type("ContactsEnrolled");
+        let ann_years = entered
+            .iter()
+            .filter(|c| c["contactId"] == "ct-ann")
+            .count();
+        assert_eq!(ann_years, 2, "this year's and next year's: {entered:?}");
+        assert!(
+            entered
+                .iter()
+                .all(|c| c["milestone"].as_str().is_some_and(|m| m.len() == 10)),
+            "{entered:?}"
+        );
+        let exited = of_type("EnrollmentsExited");
+        let reasons: Vec<(&str, &str)> = exited
+            .iter()
+            .map(|c| {
+                (
+                    c["contactId"].as_str().unwrap(),
+                    c["reason"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert!(
+            reasons.contains(&("ct-dan", "milestone-not-a-date")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&("ct-bob", "milestone-moved")),
+            "{reasons:?}"
         );
     }
 );

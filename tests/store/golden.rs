@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_domain::document::DocumentEvent;
+use herald_domain::drip::{ContactsEnrolled, EnrollmentsExited};
 use herald_domain::engagement::{Classification, Engagement, EngagementType, SendsRecorded};
 use herald_domain::settings::OrgSettings;
 use herald_domain::suppression::{SuppressionAdded, SuppressionRemoved};
@@ -15,9 +16,9 @@ use serde_json::{json, Value};
 
 /// Every event type the code writes (`CampaignEvent`, `DocumentKind::event_type`,
 /// `src/sender.rs`, `src/engagements.rs`, `src/purge.rs`, `src/suppressions.rs`,
-/// `src/settings.rs`; `docs/events.md`). `ConnectionUpdated`
+/// `src/settings.rs`, `src/sending/drip.rs`; `docs/events.md`). `ConnectionUpdated`
 /// is not among them: connections have no `PUT`, so nothing writes it.
-const STORED_TYPES: [&str; 29] = [
+const STORED_TYPES: [&str; 31] = [
     "Created",
     "Updated",
     "Scheduled",
@@ -47,6 +48,8 @@ const STORED_TYPES: [&str; 29] = [
     "SuppressionAdded",
     "SuppressionRemoved",
     "SettingsUpdated",
+    "ContactsEnrolled",
+    "EnrollmentsExited",
 ];
 
 /// The stored records, literally.
@@ -1076,6 +1079,70 @@ const GOLDEN: &[&str] = &[
     "causationId": "req-golden"
   }
 }"##,
+    r##"{
+  "eventId": "01a21c65-c000-7000-8000-000000000012",
+  "streamId": "enrollment-acme:camp-renewal:01a21c65-c000-7000-8000-0000000000a1",
+  "revision": 0,
+  "position": 52,
+  "eventType": "ContactsEnrolled",
+  "eventVersion": "1",
+  "created": "2026-12-08T10:08:00.000001Z",
+  "data": {
+    "campaignId": "camp-renewal",
+    "contacts": [
+      {
+        "contactId": "c-ada",
+        "milestone": "2027-03-01",
+        "startsAt": "2027-02-22T09:00:00Z",
+        "zone": "Europe/London"
+      },
+      {
+        "contactId": "c-bob",
+        "startsAt": "2026-12-08T10:08:00Z",
+        "zone": "UTC"
+      }
+    ],
+    "at": "2026-12-08T10:08:00.000001Z"
+  },
+  "metadata": {
+    "actor": "herald:sequencer",
+    "orgId": "acme",
+    "requestId": "",
+    "correlationId": "camp-renewal",
+    "causationId": "01a21c65-c000-7000-8000-0000000000a1"
+  }
+}"##,
+    r##"{
+  "eventId": "01a21c65-c000-7000-8000-000000000013",
+  "streamId": "enrollment-acme:camp-renewal:01a21c65-c000-7000-8000-0000000000a2",
+  "revision": 0,
+  "position": 53,
+  "eventType": "EnrollmentsExited",
+  "eventVersion": "1",
+  "created": "2026-12-09T10:08:00.000001Z",
+  "data": {
+    "campaignId": "camp-renewal",
+    "contacts": [
+      {
+        "contactId": "c-ada",
+        "milestone": "2027-03-01",
+        "reason": "milestone-moved"
+      },
+      {
+        "contactId": "c-cyd",
+        "reason": "converted"
+      }
+    ],
+    "at": "2026-12-09T10:08:00.000001Z"
+  },
+  "metadata": {
+    "actor": "herald:sequencer",
+    "orgId": "acme",
+    "requestId": "",
+    "correlationId": "camp-renewal",
+    "causationId": "01a21c65-c000-7000-8000-0000000000a2"
+  }
+}"##,
 ];
 
 fn records() -> Vec<EventRecord> {
@@ -1113,6 +1180,16 @@ fn read_and_write_back(record: &EventRecord) -> Option<Value> {
         .unwrap(),
         "SettingsUpdated" => serde_json::to_value(
             serde_json::from_value::<OrgSettings>(data).unwrap_or_else(|e| panic!("{kind}: {e}")),
+        )
+        .unwrap(),
+        "ContactsEnrolled" => serde_json::to_value(
+            serde_json::from_value::<ContactsEnrolled>(data)
+                .unwrap_or_else(|e| panic!("{kind}: {e}")),
+        )
+        .unwrap(),
+        "EnrollmentsExited" => serde_json::to_value(
+            serde_json::from_value::<EnrollmentsExited>(data)
+                .unwrap_or_else(|e| panic!("{kind}: {e}")),
         )
         .unwrap(),
         "SuppressionRemoved" => serde_json::to_value(
@@ -1312,4 +1389,13 @@ fn version_1_records_read_into_the_values_they_were_written_from() {
             ..click
         }
     );
+    let enrolled: ContactsEnrolled = serde_json::from_value(by_position(52).data).unwrap();
+    assert_eq!(enrolled.contacts[0].milestone, "2027-03-01");
+    assert_eq!(enrolled.contacts[0].starts_at, at("2027-02-22T09:00:00Z"));
+    assert_eq!(
+        enrolled.contacts[1].milestone, "",
+        "no milestone outside milestone campaigns"
+    );
+    let exited: EnrollmentsExited = serde_json::from_value(by_position(53).data).unwrap();
+    assert_eq!(exited.contacts[1].reason, "converted");
 }
