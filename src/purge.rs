@@ -148,13 +148,14 @@ async fn purge(db: &Db, org_id: &str, actor: &str, job_id: &str) -> anyhow::Resu
         let result = sqlx::query(
             "delete from events where org_id = $1 and (stream_id = $2
                or substr(stream_id, 1, length($3)) = $3 or substr(stream_id, 1, length($4)) = $4
-               or substr(stream_id, 1, length($5)) = $5)",
+               or substr(stream_id, 1, length($5)) = $5 or substr(stream_id, 1, length($6)) = $6)",
         )
         .bind(org_id)
         .bind(format!("campaign-{org_id}:{id}"))
         .bind(format!("run-{org_id}:{id}:"))
         .bind(format!("delivery-{org_id}:{id}:"))
         .bind(format!("enrollment-{org_id}:{id}:"))
+        .bind(format!("testsend-{org_id}:{id}:"))
         .execute(&mut *tx)
         .await?;
         removed += result.rows_affected();

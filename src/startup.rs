@@ -70,15 +70,24 @@ impl Application {
         }
         let listener = TcpListener::bind(&config.bind).await?;
         let wakeup = Wakeup::default();
+        let sealer = Arc::new(crate::secrets::Sealer::new(&secrets.secrets_key));
+        let public_url: Arc<str> = config.public_url().into();
         let state = AppState {
+            sender: Arc::new(Sender::new(
+                db.clone(),
+                sealer.clone(),
+                &secrets.tracking_secret,
+                public_url.clone(),
+                crate::vendors::http_client(std::time::Duration::from_secs(30)),
+            )),
             db: db.clone(),
             verifier: Arc::new(verifier),
             wakeup: wakeup.clone(),
             started: Arc::new(chrono::Utc::now()),
             workers: config.workers,
             metrics_token: config.metrics_token.clone().map(Arc::new),
-            sealer: Arc::new(crate::secrets::Sealer::new(&secrets.secrets_key)),
-            public_url: config.public_url().into(),
+            sealer,
+            public_url,
             assets: Arc::default(),
             analytics: Arc::default(),
             tracking_key: secrets.tracking_secret.as_bytes().into(),

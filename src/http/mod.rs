@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod preview;
 pub mod purge;
 pub mod resources;
 pub mod sandbox;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub analytics: Arc<analytics::AnalyticsCaches>,
     /// The per-org request limit and the per-token tracking cap.
     pub limits: Arc<crate::limits::Limits>,
+    /// Renders previews and sends test messages (`POST …/preview`, `…/test-send`).
+    pub sender: Arc<crate::sending::run::Sender>,
     /// Set from the stop signal on: `/readyz` answers `503` while requests in flight finish.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -74,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::router())
         .merge(sandbox::router())
         .merge(settings::router())
+        .merge(preview::router())
         .merge(purge::router())
         .merge(shortlinks::router())
         .merge(suppressions::router())

@@ -82,6 +82,11 @@ struct Verified {
     token: String,
 }
 
+/// A preview's or test send's link (`sending::preview`): it works, but records nothing.
+fn is_test(claims: &TrackingClaims) -> bool {
+    claims.run_id == crate::sending::preview::TEST_RUN
+}
+
 /// The token's claims when it verifies, has not expired, and belongs to this route: the
 /// campaign and run of the path and the route's kind.
 fn verified(
@@ -178,7 +183,9 @@ async fn open(
     request: RequestMeta,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
-    if let Some(Verified { claims, token }) = verified(&state, &path, &uri, TrackingKind::Open) {
+    if let Some(Verified { claims, token }) =
+        verified(&state, &path, &uri, TrackingKind::Open).filter(|v| !is_test(&v.claims))
+    {
         let pending = Pending {
             org_id: claims.org_id.clone(),
             engagement: engagement_of(
@@ -227,7 +234,9 @@ async fn click(
         classification(&method, &headers),
     );
     engagement.link = Some(target);
-    if state.limits.tracking_allows(&token) {
+    if is_test(&claims) {
+        tracing::debug!(campaign = %claims.campaign_id, "click on a preview or test message; not recorded");
+    } else if state.limits.tracking_allows(&token) {
         state
             .recorder
             .record(Pending {
@@ -329,6 +338,13 @@ async fn unsubscribe(
     // anyway, and a recipient must always be able to leave.
     let Verified { claims, .. } = verified(&state, &path, &uri, TrackingKind::Unsubscribe)
         .ok_or_else(|| ApiError::not_found("no such unsubscribe link"))?;
+    if is_test(&claims) {
+        return Ok(page(
+            StatusCode::OK,
+            "This is a test message",
+            "<p>This link unsubscribes the recipient of a real message. Nothing changed.</p>",
+        ));
+    }
     let meta = command_meta(&claims, UNSUBSCRIBE_ACTOR, &request);
     // The contact first: if recording the engagement then fails, a retry finds the contact
     // already unsubscribed and records it; the reverse order could leave a counted unsubscribe

@@ -6,6 +6,7 @@
 //! - `scheduler`: the loop, the log follower, the reconcile and the heartbeat;
 //! - `enroll`: the log follower that enrolls contacts in running sequences after their launch;
 //! - `drip`: drip and milestone enrollments, their durable step timers and each step's sends;
+//! - `preview`: dry runs and test sends, outside every count;
 //! - `run`: one run's fan-out, page by page;
 //! - `route`: which connection (and vendor adapter) each channel goes through;
 //! - `message`: the only room that knows each channel's message shape;
@@ -24,6 +25,7 @@ pub mod jobs;
 pub mod launch;
 pub mod ledger;
 pub mod message;
+pub mod preview;
 pub mod report;
 pub mod route;
 pub mod run;

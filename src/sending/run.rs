@@ -74,6 +74,11 @@ impl Sender {
         &self.routing
     }
 
+    /// Renders each channel's messages.
+    pub(super) fn composer(&self) -> &Composer {
+        &self.composer
+    }
+
     /// one post per social channel. Safe to run again, or twice at once: the ledger decides.
     /// Stops as [`RunOutcome::Interrupted`] once the job's lease is lost to another node.
     #[tracing::instrument(skip_all, fields(org = %org_id, campaign = %campaign_id, run = %run_id))]

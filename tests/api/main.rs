@@ -23,6 +23,7 @@ mod integrations;
 mod lifecycle;
 mod limits;
 mod logging;
+mod preview;
 mod purge;
 mod scheduling;
 mod sending;
