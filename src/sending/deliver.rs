@@ -350,7 +350,16 @@ async fn record_sends(
         event_version: "1".to_string(),
         data: serde_json::to_value(&data).expect("sends serialize"),
     };
-    let stream = run_stream(ctx.org_id, ctx.campaign_id, ctx.run_id);
+    let stream = match ctx.step_id {
+        // A step's run is sent by many batches at once, on one node or several: a stream per
+        // page, so no batch fails on another's revision.
+        Some(_) => format!(
+            "{}:{}",
+            run_stream(ctx.org_id, ctx.campaign_id, ctx.run_id),
+            uuid::Uuid::now_v7()
+        ),
+        None => run_stream(ctx.org_id, ctx.campaign_id, ctx.run_id),
+    };
     let metadata = sender_metadata(ctx);
     store::append_at_head(tx, db.backend, &stream, &event, &metadata, now)
         .await

@@ -70,18 +70,24 @@ pub struct DueStep {
 /// neither take a step early nor steal a live lease.
 pub async fn claim_due(db: &Db, node_id: &str, limit: i64) -> Result<Vec<DueStep>, sqlx::Error> {
     let now = Utc::now();
-    let lock = match db.backend {
-        Backend::Postgres => "for update skip locked",
-        Backend::Sqlite => "",
-    };
     let db_now = db_time(db.backend, 0);
+    let due = format!(
+        "select {{id}} from enrollments where status = 'active' and held = 0 and poll_at <= {db_now}
+         order by poll_at limit $2"
+    );
+    // The claimed rows by their physical ids, so the update reads exactly them: a join on the
+    // key was planned through the per-campaign index and read every active row per claim.
+    let rows = match db.backend {
+        Backend::Postgres => format!(
+            "ctid = any(array({} for update skip locked))",
+            due.replace("{id}", "ctid")
+        ),
+        Backend::Sqlite => format!("rowid in ({})", due.replace("{id}", "rowid")),
+    };
     let lease_until = db_time(db.backend, STEP_LEASE.num_milliseconds());
     let sql = format!(
         "update enrollments set poll_at = {lease_until}, locked_by = $1, updated_at = {db_now}
-         where (org_id, campaign_id, contact_id, milestone) in (
-           select org_id, campaign_id, contact_id, milestone from enrollments
-           where status = 'active' and held = 0 and poll_at <= {db_now}
-           order by poll_at limit $2 {lock})
+         where {rows}
          returning org_id, campaign_id, contact_id, milestone, next_step, step_due_at, enrolled_at, skipped"
     );
     let rows = sqlx::query(&sql)

@@ -255,13 +255,22 @@ impl Scheduler {
                     Err(error) => tracing::warn!(%error, "claiming send jobs failed"),
                 }
             }
-            if steps.len() < STEP_SLOTS {
+            // Every free slot at once: a full batch means more are due, and waiting for the
+            // next turn would leave a slot idle while a million steps fall due together.
+            while steps.len() < STEP_SLOTS {
                 match drip::claim_due(&self.db, &self.node_id, drip::STEP_BATCH).await {
                     Ok(batch) if !batch.is_empty() => {
-                        steps.spawn(self.clone().run_steps(batch));
+                        let full = batch.len() as i64 == drip::STEP_BATCH;
+                        steps.spawn(self.clone().run_steps(batch, shutdown.clone()));
+                        if !full {
+                            break;
+                        }
                     }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "claiming due steps failed"),
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "claiming due steps failed");
+                        break;
+                    }
                 }
             }
             tokio::select! {
@@ -503,21 +512,38 @@ impl Scheduler {
     }
 
     /// Sends a claimed batch of due steps, then completes the `launch`-enrolled drips whose
-    /// last contact is done. A batch that fails stays claimed until its lease runs out, and is
-    /// tried again then.
-    async fn run_steps(self: Arc<Self>, batch: Vec<drip::DueStep>) {
-        let full = batch.len() as i64 == drip::STEP_BATCH;
-        match self.sender.send_due_steps(&self.node_id, batch).await {
-            Ok(campaigns) => {
-                for (org_id, campaign_id) in campaigns {
-                    self.complete_sequence(&org_id, &campaign_id).await;
+    /// last contact is done; while batches come back full, claims the next one itself, so a
+    /// slot never waits for the scheduler's turn when a million steps fall due together. A
+    /// batch that fails stays claimed until its lease runs out, and is tried again then.
+    async fn run_steps(
+        self: Arc<Self>,
+        mut batch: Vec<drip::DueStep>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let full = batch.len() as i64 == drip::STEP_BATCH;
+            match self.sender.send_due_steps(&self.node_id, batch).await {
+                Ok(campaigns) => {
+                    for (org_id, campaign_id) in campaigns {
+                        self.complete_sequence(&org_id, &campaign_id).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "due steps could not be sent; will retry");
+                    return;
                 }
             }
-            Err(error) => tracing::warn!(%error, "due steps could not be sent; will retry"),
-        }
-        if full {
-            // More may be due: look again without waiting for the poll.
-            self.wake.notify_one();
+            if !full || *shutdown.borrow() {
+                return;
+            }
+            batch = match drip::claim_due(&self.db, &self.node_id, drip::STEP_BATCH).await {
+                Ok(next) if !next.is_empty() => next,
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "claiming due steps failed");
+                    return;
+                }
+            };
         }
     }
 
