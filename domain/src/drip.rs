@@ -923,16 +923,19 @@ pub fn next_milestone(
     }
 }
 
-/// The data of a `ContactsEnrolled` event: contacts that entered a drip or milestone campaign
-/// in one batch (a launch page, a batch of the log, a yearly renewal), written with their
-/// enrollment rows. `milestone` is the milestone date (`YYYY-MM-DD`) of a milestone campaign.
+/// The data of an enrollment event: one batch of a campaign's contacts (a launch page, a batch
+/// of the log, a yearly renewal), written with their enrollment rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContactsEnrolled {
+pub struct EnrollmentBatch<C> {
     pub campaign_id: String,
-    pub contacts: Vec<EnrolledContact>,
+    pub contacts: Vec<C>,
     pub at: DateTime<Utc>,
 }
+
+/// The data of a `ContactsEnrolled` event: contacts that entered a drip or milestone campaign.
+/// `milestone` is the milestone date (`YYYY-MM-DD`) of a milestone campaign.
+pub type ContactsEnrolled = EnrollmentBatch<EnrolledContact>;
 
 /// One contact of [`ContactsEnrolled`]: when its sequence starts (the enrollment, or the
 /// milestone's moment), in which zone its steps are timed.
@@ -950,13 +953,7 @@ pub struct EnrolledContact {
 /// end, each with its reason (`converted`, `unsubscribed`, `contact-deleted`,
 /// `milestone-moved`, `milestone-not-a-date`, ...). Exits that follow a campaign event
 /// (`Completed`, `SoftDeleted`) are not repeated here: that event is their record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnrollmentsExited {
-    pub campaign_id: String,
-    pub contacts: Vec<ExitedContact>,
-    pub at: DateTime<Utc>,
-}
+pub type EnrollmentsExited = EnrollmentBatch<ExitedContact>;
 
 /// One contact of [`EnrollmentsExited`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

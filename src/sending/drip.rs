@@ -208,84 +208,51 @@ pub(super) async fn insert_enrollments(
         }
     }
     let added = (entered.len() + exited.len()) as u64;
-    log_enrolled(tx, backend, org_id, campaign_id, entered).await?;
-    log_exited(tx, backend, org_id, campaign_id, exited).await?;
-    Ok(added)
-}
-
-/// Appends a `ContactsEnrolled` event for `contacts` (none: nothing) in the transaction that
-/// wrote their rows, on a stream of its own.
-async fn log_enrolled(
-    tx: &mut Tx,
-    backend: Backend,
-    org_id: &str,
-    campaign_id: &str,
-    contacts: Vec<drip::EnrolledContact>,
-) -> Result<(), sqlx::Error> {
-    if contacts.is_empty() {
-        return Ok(());
-    }
-    let at = Utc::now();
-    let data = drip::ContactsEnrolled {
-        campaign_id: campaign_id.to_string(),
-        contacts,
-        at,
-    };
-    log_event(
+    log_batch(
         tx,
         backend,
         org_id,
         campaign_id,
         drip::ENROLLED_EVENT_TYPE,
-        &data,
-        at,
+        entered,
     )
-    .await
-}
-
-/// Appends an `EnrollmentsExited` event for `contacts` (none: nothing), as [`log_enrolled`].
-async fn log_exited(
-    tx: &mut Tx,
-    backend: Backend,
-    org_id: &str,
-    campaign_id: &str,
-    contacts: Vec<drip::ExitedContact>,
-) -> Result<(), sqlx::Error> {
-    if contacts.is_empty() {
-        return Ok(());
-    }
-    let at = Utc::now();
-    let data = drip::EnrollmentsExited {
-        campaign_id: campaign_id.to_string(),
-        contacts,
-        at,
-    };
-    log_event(
+    .await?;
+    log_batch(
         tx,
         backend,
         org_id,
         campaign_id,
         drip::EXITED_EVENT_TYPE,
-        &data,
-        at,
+        exited,
     )
-    .await
+    .await?;
+    Ok(added)
 }
 
-async fn log_event(
+/// Appends one enrollment event of `event_type` for `contacts` (none: nothing) in the
+/// transaction that wrote their rows, on a stream of its own.
+async fn log_batch<C: serde::Serialize>(
     tx: &mut Tx,
     backend: Backend,
     org_id: &str,
     campaign_id: &str,
     event_type: &str,
-    data: &impl serde::Serialize,
-    at: DateTime<Utc>,
+    contacts: Vec<C>,
 ) -> Result<(), sqlx::Error> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let at = Utc::now();
+    let data = drip::EnrollmentBatch {
+        campaign_id: campaign_id.to_string(),
+        contacts,
+        at,
+    };
     let batch = uuid::Uuid::now_v7().to_string();
     let event = store::NewEvent {
         event_type: event_type.to_string(),
         event_version: "1".to_string(),
-        data: serde_json::to_value(data).unwrap_or_default(),
+        data: serde_json::to_value(&data).unwrap_or_default(),
     };
     let metadata = herald_projections::record::Metadata {
         actor: "herald:sequencer".to_string(),
@@ -392,7 +359,15 @@ pub(super) async fn release_moved(
         }
     }
     let count = released.len() as u64;
-    log_exited(tx, backend, org_id, campaign_id, released).await?;
+    log_batch(
+        tx,
+        backend,
+        org_id,
+        campaign_id,
+        drip::EXITED_EVENT_TYPE,
+        released,
+    )
+    .await?;
     Ok(count)
 }
 
@@ -747,7 +722,15 @@ impl Sender {
                 _ => None,
             })
             .collect();
-        log_exited(&mut tx, backend, org_id, campaign_id, exited).await?;
+        log_batch(
+            &mut tx,
+            backend,
+            org_id,
+            campaign_id,
+            drip::EXITED_EVENT_TYPE,
+            exited,
+        )
+        .await?;
         if !renewals.is_empty() {
             insert_enrollments(&mut tx, backend, org_id, campaign_id, Utc::now(), renewals).await?;
         }
