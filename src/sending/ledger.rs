@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::message::{Prepared, RunCtx, ShortLink};
-use crate::db::{Db, Tx};
+use crate::db::{Backend, Db, Tx};
 use crate::store;
 use crate::vendors::OutboundMessage;
 
@@ -38,10 +38,21 @@ pub async fn in_ledger(
     if contacts.is_empty() {
         return Ok(found);
     }
-    let sql = format!(
-        "select contact_id, channel from send_ledger where org_id = $1 and run_id = $2 and contact_id in ({})",
-        store::params(3, contacts.len())
-    );
+    // On PostgreSQL an `in (…)` list over a young table was planned as a scan of the whole run:
+    // 83 ms per 1 000 ids at 60 000 ledger rows, growing with the run. One index probe per id
+    // (a lateral join; `offset 0` keeps the planner from flattening it back) measured 18 ms, flat.
+    let sql = match db.backend {
+        Backend::Postgres => format!(
+            "select l.contact_id, l.channel from (values {}) v(id) cross join lateral \
+             (select contact_id, channel from send_ledger \
+              where org_id = $1 and run_id = $2 and contact_id = v.id offset 0) l",
+            store::param_rows("", 3, 1, contacts.len())
+        ),
+        Backend::Sqlite => format!(
+            "select contact_id, channel from send_ledger where org_id = $1 and run_id = $2 and contact_id in ({})",
+            store::params(3, contacts.len())
+        ),
+    };
     let mut query = sqlx::query(&sql).bind(org_id).bind(run_id);
     for contact in contacts {
         query = query.bind(contact);
