@@ -243,6 +243,15 @@ pub struct Config {
     /// table's due checks and the launch clock; leases keep the database's clock (`jobs.rs`).
     #[arg(long, env = "HERALD_TEST_CLOCK_SKEW", hide = true, value_parser = parse_ttl)]
     pub test_clock_skew: Option<chrono::Duration>,
+    /// Whether start-up prints a one-time dashboard sign-in link: `auto` (when the JWT secret is
+    /// the one generated into the data dir, the embedded default), `on` (whenever there is an
+    /// HS256 secret) or `off`.
+    #[arg(long, env = "HERALD_SIGNIN_LINK", default_value = "auto",
+          value_parser = clap::builder::PossibleValuesParser::new(["auto", "on", "off"]))]
+    pub signin_link: String,
+    /// The org the sign-in link's admin token acts for.
+    #[arg(long, env = "HERALD_SIGNIN_ORG", default_value = "demo")]
+    pub signin_org: String,
 }
 
 /// Secrets the service needs, after defaults and generation.
@@ -253,6 +262,9 @@ pub struct Secrets {
     pub secrets_key: String,
     /// True when any secret was generated into the data dir on this start.
     pub generated: bool,
+    /// True when the JWT secret is the one generated into the data dir (now or earlier): the
+    /// embedded default, where `HERALD_SIGNIN_LINK=auto` prints a sign-in link.
+    pub jwt_secret_in_data_dir: bool,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -366,6 +378,7 @@ impl Config {
             generated |= fresh;
             Ok(value)
         };
+        let jwt_secret_in_data_dir = needs_jwt_secret && self.jwt_secret.is_none();
         let jwt_secret = if needs_jwt_secret {
             Some(resolve(&self.jwt_secret, "jwt-secret")?)
         } else {
@@ -383,6 +396,7 @@ impl Config {
             tracking_secret,
             secrets_key,
             generated,
+            jwt_secret_in_data_dir,
         })
     }
 }

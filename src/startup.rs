@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db::Db;
+use crate::http::dashboard::SignIn;
 use crate::http::{self, AppState};
 use crate::limits::Limits;
 use crate::projector::{self, Wakeup};
@@ -31,6 +32,8 @@ pub struct Application {
     /// The scheduler and send workers, unless `HERALD_WORKERS=false`.
     scheduler: Option<Arc<Scheduler>>,
     shutdown_timeout: Duration,
+    /// The one-time dashboard sign-in link printed once listening, when sign-in links are on.
+    signin_link: Option<String>,
 }
 
 /// How long a stopping process keeps answering (with `/readyz` at `503`) before it closes its
@@ -69,6 +72,10 @@ impl Application {
             );
         }
         let listener = TcpListener::bind(&config.bind).await?;
+        let signin = Arc::new(signin(config, &secrets)?);
+        let signin_link = signin
+            .issue()
+            .map(|code| format!("{}/#signin={code}", local_base(listener.local_addr())));
         let wakeup = Wakeup::default();
         let sealer = Arc::new(crate::secrets::Sealer::new(&secrets.secrets_key));
         let public_url: Arc<str> = config.public_url().into();
@@ -100,6 +107,7 @@ impl Application {
                 },
             ),
             stopping: Arc::default(),
+            signin,
             limits: Arc::new(Limits::new(
                 config.rate_limit_org,
                 config.tracking_max_per_token,
@@ -134,7 +142,14 @@ impl Application {
             workers: config.workers,
             scheduler,
             shutdown_timeout,
+            signin_link,
         })
+    }
+
+    /// The one-time dashboard sign-in link (`http://…/#signin=<code>`), when sign-in links are
+    /// on (`HERALD_SIGNIN_LINK`). Printed to the log once the server listens.
+    pub fn signin_link(&self) -> Option<&str> {
+        self.signin_link.as_deref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -185,6 +200,13 @@ impl Application {
             crate::purge::resume(&self.state.db).await?;
         }
         tracing::info!(address = %self.local_addr(), workers = self.workers, "herald is listening");
+        if let Some(link) = &self.signin_link {
+            tracing::info!(
+                "open the dashboard: {link} (signs you in as admin of org {}, once, within {} minutes)",
+                self.state.signin.org(),
+                crate::http::dashboard::SIGNIN_CODE_TTL.as_secs() / 60
+            );
+        }
         let stopping = self.state.stopping.clone();
         let app = http::router(self.state);
         let (close_tx, mut close_rx) = watch::channel(false);
@@ -233,6 +255,51 @@ impl Application {
                 Ok(())
             }
         }
+    }
+}
+
+/// The dashboard sign-in set-up `HERALD_SIGNIN_LINK` asks for.
+fn signin(config: &Config, secrets: &crate::config::Secrets) -> anyhow::Result<SignIn> {
+    let secret = secrets.jwt_secret.clone();
+    let on = match config.signin_link.as_str() {
+        "off" => false,
+        "on" if secret.is_none() => anyhow::bail!(
+            "HERALD_SIGNIN_LINK=on needs an HS256 secret (HERALD_JWT_SECRET); with HERALD_JWT_PUBLIC_KEY tokens come from your identity provider"
+        ),
+        "on" => true,
+        _ => secrets.jwt_secret_in_data_dir,
+    };
+    let Some(secret) = secret.filter(|_| on) else {
+        return Ok(SignIn::off());
+    };
+    if !herald_domain::is_valid_id(&config.signin_org) {
+        anyhow::bail!(
+            "HERALD_SIGNIN_ORG={:?} is not a valid org id",
+            config.signin_org
+        );
+    }
+    Ok(SignIn::new(
+        secret,
+        config.signin_org.clone(),
+        config.jwt_issuer.clone(),
+        config.jwt_audience.clone(),
+    ))
+}
+
+/// `http://host:port` of the listener, for links a person on this machine follows: an
+/// unspecified address (`0.0.0.0`, `::`) becomes loopback.
+fn local_base(address: std::io::Result<SocketAddr>) -> String {
+    match address {
+        Ok(mut address) => {
+            if address.ip().is_unspecified() {
+                address.set_ip(match address {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{address}")
+        }
+        Err(_) => "http://127.0.0.1:8080".to_string(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod campaigns;
+pub mod dashboard;
 pub mod discovery;
 pub mod engagements;
 pub mod error;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub sender: Arc<crate::sending::run::Sender>,
     /// Set from the stop signal on: `/readyz` answers `503` while requests in flight finish.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// The dashboard's one-time sign-in code (`POST /dashboard/signin`).
+    pub signin: Arc<dashboard::SignIn>,
 }
 
 /// The whole application router.
@@ -89,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api.clone())
         .nest("/api", api)
         .merge(health::router())
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

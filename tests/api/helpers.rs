@@ -290,6 +290,8 @@ pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
         // Tests send as fast as they can; those of the limits set their own.
         rate_limit_org: 0,
         tracking_max_per_token: 0,
+        signin_link: "auto".into(),
+        signin_org: "demo".into(),
     }
 }
 
