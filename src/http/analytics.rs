@@ -11,8 +11,7 @@ use std::sync::LazyLock;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use herald_domain::document::DocumentKind;
 use herald_domain::engagement::{format_micros, EngagementType};
@@ -27,7 +26,8 @@ use sqlx::Row;
 
 use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, Auth, JsonBody, Params};
-use super::AppState;
+use super::routes::Routes;
+use super::{schemas, AppState};
 use crate::campaigns;
 use crate::db::Backend;
 use crate::documents;
@@ -42,18 +42,18 @@ pub const MAX_RANGE_DAYS: i64 = 366;
 /// Campaigns the dashboard ranks.
 const TOP_CAMPAIGNS: usize = 5;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn router() -> Routes {
+    Routes::new()
+        .get(
             "/crm/marketing/campaigns/{id}/analytics",
-            get(campaign_analytics),
+            campaign_analytics,
         )
-        .route(
+        .post(
             "/crm/marketing/campaigns/aggregated-metrics",
-            post(aggregated_metrics),
+            aggregated_metrics,
         )
-        .route("/crm/marketing/dashboard", get(dashboard))
-        .route("/crm/contacts/{id}/activities", get(contact_activities))
+        .get("/crm/marketing/dashboard", dashboard)
+        .get("/crm/contacts/{id}/activities", contact_activities)
 }
 
 /// The counters of `analytics_daily` (the projection's [`Counters`]), summed over any set of its
@@ -410,6 +410,10 @@ fn channels_json(channels: &BTreeMap<String, Metrics>) -> Value {
     )
 }
 
+#[utoipa::path(get, path = "/crm/marketing/campaigns/{id}/analytics", tag = "analytics",
+    summary = "A campaign's metrics: totals, per channel, per day and per step",
+    params(("id" = String, Path, description = "The campaign's id"), schemas::DayRange),
+    responses((status = 200, description = "The campaign's analytics", body = serde_json::Value)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn campaign_analytics(
     State(state): State<AppState>,
@@ -672,6 +676,10 @@ fn series(range: DayRange, by_day: &HashMap<String, Metrics>) -> Vec<DayMetrics>
         .collect()
 }
 
+#[utoipa::path(post, path = "/crm/marketing/campaigns/aggregated-metrics", tag = "analytics",
+    summary = "Metrics of several campaigns over a range",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Per campaign and in total", body = serde_json::Value)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn aggregated_metrics(
     State(state): State<AppState>,
@@ -808,6 +816,10 @@ fn dashboard_range(params: &Params) -> Result<DayRange> {
     Ok(range)
 }
 
+#[utoipa::path(get, path = "/crm/marketing/dashboard", tag = "analytics",
+    summary = "The org's last days: totals, channels, top campaigns, daily series",
+    params(schemas::DashboardRange),
+    responses((status = 200, description = "The dashboard", body = serde_json::Value)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn dashboard(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     let org_id = &auth.0.org_id;
@@ -907,6 +919,10 @@ fn activity_type(name: &str) -> bool {
     name == "send" || EngagementType::parse(name).is_some()
 }
 
+#[utoipa::path(get, path = "/crm/contacts/{id}/activities", tag = "analytics",
+    summary = "A contact's sends and engagements, newest first",
+    params(("id" = String, Path, description = "The contact's id"), schemas::ActivityFilter, schemas::Page),
+    responses((status = 200, description = "A page of activities", body = serde_json::Value)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, contact = %id))]
 async fn contact_activities(
     State(state): State<AppState>,

@@ -3,8 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use herald_domain::campaign::CampaignCommand;
 use herald_domain::drip::Enrollment;
 use herald_domain::error::{CampaignError, FieldError};
@@ -14,26 +13,29 @@ use serde_json::{json, Value};
 use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
 use super::idempotency;
+use super::routes::Routes;
+use super::schemas;
 use super::AppState;
 use crate::campaigns::{self, CommandError, ListQuery, SortKey};
 use crate::sending::{drip, launch};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/crm/marketing/campaigns", get(list).post(create))
-        .route(
-            "/crm/marketing/campaigns/{id}",
-            get(fetch).put(replace).delete(remove),
-        )
-        .route("/crm/marketing/campaigns/{id}/{action}", post(action))
-        .route(
-            "/crm/marketing/campaigns/{id}/enrollments",
-            get(enrollments),
-        )
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/crm/marketing/campaigns", list)
+        .post("/crm/marketing/campaigns", create)
+        .get("/crm/marketing/campaigns/{id}", fetch)
+        .put("/crm/marketing/campaigns/{id}", replace)
+        .delete("/crm/marketing/campaigns/{id}", remove)
+        .post("/crm/marketing/campaigns/{id}/{action}", action)
+        .get("/crm/marketing/campaigns/{id}/enrollments", enrollments)
 }
 
 /// `GET …/enrollments?status=active|completed|exited&limit=&cursor=`: a drip or milestone
 /// campaign's contacts with their step statuses (`api.md` section 11), by contact id.
+#[utoipa::path(get, operation_id = "list_enrollments", path = "/crm/marketing/campaigns/{id}/enrollments", tag = "campaigns",
+    summary = "A drip or milestone campaign's enrollments",
+    params(("id" = String, Path, description = "The campaign's id"), schemas::EnrollmentFilter, schemas::Page),
+    responses((status = 200, description = "A page of enrollments", body = serde_json::Value)))]
 async fn enrollments(
     State(state): State<AppState>,
     auth: Auth,
@@ -162,6 +164,12 @@ async fn check_trigger_campaign(
     )]))
 }
 
+#[utoipa::path(post, operation_id = "create_campaign", path = "/crm/marketing/campaigns", tag = "campaigns",
+    summary = "Create a campaign",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value,
+        headers(("ETag" = String), ("Location" = String)))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn create(
     State(state): State<AppState>,
@@ -232,6 +240,11 @@ async fn create(
     ))
 }
 
+#[utoipa::path(get, operation_id = "get_campaign", path = "/crm/marketing/campaigns/{id}", tag = "campaigns",
+    summary = "A campaign",
+    params(("id" = String, Path, description = "The campaign's id")),
+    responses((status = 200, description = "The campaign", body = serde_json::Value,
+        headers(("ETag" = String)))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn fetch(
     State(state): State<AppState>,
@@ -264,6 +277,12 @@ async fn fetch(
     Ok(response)
 }
 
+#[utoipa::path(put, operation_id = "replace_campaign", path = "/crm/marketing/campaigns/{id}", tag = "campaigns",
+    summary = "Replace a campaign's spec",
+    params(("id" = String, Path, description = "The campaign's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The changed campaign", body = serde_json::Value,
+        headers(("ETag" = String)))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn replace(
     State(state): State<AppState>,
@@ -314,6 +333,10 @@ fn not_found_when_missing(error: CommandError) -> ApiError {
     }
 }
 
+#[utoipa::path(delete, operation_id = "delete_campaign", path = "/crm/marketing/campaigns/{id}", tag = "campaigns",
+    summary = "Delete a campaign (soft: its analytics stay)",
+    params(("id" = String, Path, description = "The campaign's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 204, description = "Deleted")))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn remove(
     State(state): State<AppState>,
@@ -339,6 +362,12 @@ async fn remove(
     }
 }
 
+#[utoipa::path(post, operation_id = "act_on_campaign", path = "/crm/marketing/campaigns/{id}/{action}", tag = "campaigns",
+    summary = "Launch, pause, resume or complete a campaign",
+    params(("id" = String, Path, description = "The campaign's id"), ("action" = schemas::CampaignAction, Path, description = "What to do"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 200, description = "The campaign after the action", body = serde_json::Value,
+        headers(("ETag" = String)))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id, action = %action))]
 async fn action(
     State(state): State<AppState>,
@@ -383,6 +412,10 @@ async fn action(
     ))
 }
 
+#[utoipa::path(get, operation_id = "list_campaigns", path = "/crm/marketing/campaigns", tag = "campaigns",
+    summary = "List campaigns",
+    params(schemas::CampaignFilter, schemas::Page),
+    responses((status = 200, description = "A page of campaigns", body = serde_json::Value)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn list(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     let status = match params.get("status") {

@@ -7,16 +7,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use base64::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, Result};
 use super::extract::JsonBody;
+use super::routes::Routes;
 use super::AppState;
 use crate::auth::{sign_hs256, Claims};
 
@@ -57,11 +56,13 @@ pub const SIGNIN_ACTOR: &str = "dashboard";
 
 /// The routes: `GET /`, `GET /assets/{file}` and `POST /dashboard/signin`. Mounted at the root
 /// only (not under `/api`); every other path keeps its API meaning or the API's `404`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/assets/{file}", get(asset))
-        .route("/dashboard/signin", post(signin))
+/// Served at the root only. The page and its files are for browsers, not API clients, so the
+/// OpenAPI document leaves them out; the sign-in is an API call and is described.
+pub fn router() -> Routes {
+    Routes::new()
+        .undocumented(Method::GET, "/", index)
+        .undocumented(Method::GET, "/assets/{file}", asset)
+        .post("/dashboard/signin", signin)
 }
 
 /// Headers every dashboard file carries. The ETag is the content's SHA-256, so a browser
@@ -212,6 +213,12 @@ impl SignIn {
 
 /// `POST /dashboard/signin` `{"code"}` → `{"token", "orgId", "expiresAt"}`: an admin token for
 /// the configured org. A wrong, used or expired code (or sign-in links off) is `401`.
+#[utoipa::path(post, operation_id = "dashboard_signin", path = "/dashboard/signin", tag = "operations",
+    summary = "Trade the dashboard's one-time sign-in code for an admin token (8 h)",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The token", body = serde_json::Value),
+        (status = 401, description = "A wrong, used or expired code, or sign-in links off",
+            body = super::schemas::Problem, content_type = "application/problem+json")))]
 async fn signin(State(state): State<AppState>, body: JsonBody) -> Result<Response> {
     let code = match body.value.get("code") {
         Some(serde_json::Value::String(code)) if !code.is_empty() && code.len() <= 256 => code,

@@ -1,27 +1,27 @@
 //! Discovery: platforms, campaign types and social profiles (`api.md` section 3).
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use herald_domain::connection::vendors;
 use herald_domain::spec::{CampaignType, Category, Channel};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Result};
 use super::extract::Auth;
+use super::routes::Routes;
 use super::{resources, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/crm/marketing/platforms", get(platforms))
-        .route("/crm/marketing/campaign-types", get(campaign_types))
-        .route("/crm/marketing/social-profiles", get(all_social_profiles))
-        .route(
-            "/crm/marketing/social-profiles/{platform}",
-            get(social_profiles),
-        )
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/crm/marketing/platforms", platforms)
+        .get("/crm/marketing/campaign-types", campaign_types)
+        .get("/crm/marketing/social-profiles", all_social_profiles)
+        .get("/crm/marketing/social-profiles/{platform}", social_profiles)
 }
 
+#[utoipa::path(get, path = "/crm/marketing/platforms", tag = "discovery",
+    summary = "Platforms (channels) and this org's connections for each",
+    responses((status = 200, description = "Every platform", body = serde_json::Value)))]
 async fn platforms(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>> {
     let connections = resources::connections_by_platform(&state, &auth.0.org_id).await?;
     let list: Vec<Value> = Channel::all()
@@ -68,6 +68,9 @@ async fn profiles(state: &AppState, org_id: &str, platform: Option<Channel>) -> 
     Ok(Value::Array(out))
 }
 
+#[utoipa::path(get, path = "/crm/marketing/campaign-types", tag = "discovery",
+    summary = "Campaign types",
+    responses((status = 200, description = "Every campaign type", body = serde_json::Value)))]
 async fn campaign_types(_auth: Auth) -> Json<Value> {
     let list: Vec<Value> = CampaignType::all()
         .iter()
@@ -76,10 +79,17 @@ async fn campaign_types(_auth: Auth) -> Json<Value> {
     Json(Value::Array(list))
 }
 
+#[utoipa::path(get, path = "/crm/marketing/social-profiles", tag = "discovery",
+    summary = "Social profiles of every platform",
+    responses((status = 200, description = "Profiles", body = serde_json::Value)))]
 async fn all_social_profiles(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>> {
     Ok(Json(profiles(&state, &auth.0.org_id, None).await?))
 }
 
+#[utoipa::path(get, path = "/crm/marketing/social-profiles/{platform}", tag = "discovery",
+    summary = "Social profiles of one platform",
+    params(("platform" = String, Path, description = "A platform id")),
+    responses((status = 200, description = "Profiles", body = serde_json::Value)))]
 async fn social_profiles(
     State(state): State<AppState>,
     auth: Auth,

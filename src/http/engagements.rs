@@ -4,22 +4,27 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use herald_domain::engagement::parse_inputs;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, RequestMeta};
+use super::routes::Routes;
 use super::AppState;
 use crate::campaigns;
 use crate::engagements::{Pending, Recorded};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/crm/marketing/campaigns/{id}/engagements", post(record))
+pub fn router() -> Routes {
+    Routes::new().post("/crm/marketing/campaigns/{id}/engagements", record)
 }
 
+#[utoipa::path(post, path = "/crm/marketing/campaigns/{id}/engagements", tag = "engagements",
+    summary = "Record engagements the client reports (conversions, revenue, replies, social metrics)",
+    params(("id" = String, Path, description = "The campaign's id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "What was recorded and what was a duplicate", body = serde_json::Value)))]
 /// Validates the whole array first (one bad item records nothing), then records every item;
 /// an item whose `externalId` was recorded before for this campaign is a `duplicate`.
 /// Answers `200` with `{"recorded", "duplicates", "items": [{"index", "status", "position"?}]}`.

@@ -4,21 +4,21 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures::StreamExt;
 use herald_projections::record::campaign_stream;
 use serde_json::json;
 
 use super::error::{ApiError, Result};
 use super::extract::{Auth, Params};
-use super::AppState;
+use super::routes::Routes;
+use super::{schemas, AppState};
 use crate::store;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/crm/marketing/campaigns/{id}/events", get(campaign_events))
-        .route("/crm/marketing/events", get(org_events))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/crm/marketing/campaigns/{id}/events", campaign_events)
+        .get("/crm/marketing/events", org_events)
 }
 
 fn parse_number(params: &Params, key: &str) -> Result<Option<i64>> {
@@ -33,6 +33,10 @@ fn parse_number(params: &Params, key: &str) -> Result<Option<i64>> {
     }
 }
 
+#[utoipa::path(get, path = "/crm/marketing/campaigns/{id}/events", tag = "events",
+    summary = "A campaign's events (its audit trail), oldest first",
+    params(("id" = String, Path, description = "The campaign's id"), schemas::Page),
+    responses((status = 200, description = "A page of events", body = serde_json::Value)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn campaign_events(
     State(state): State<AppState>,
@@ -70,6 +74,11 @@ async fn campaign_events(
     Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
 }
 
+#[utoipa::path(get, path = "/crm/marketing/events", tag = "events",
+    summary = "The org's event log, oldest first; `Accept: application/x-ndjson` streams it whole",
+    params(schemas::EventFilter, schemas::Page),
+    responses((status = 200, description = "A page of events, or every event as NDJSON",
+        content((serde_json::Value = "application/json"), (String = "application/x-ndjson")))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn org_events(
     State(state): State<AppState>,

@@ -3,32 +3,39 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
 
 use super::error::{ApiError, Result};
 use super::extract::Auth;
+use super::routes::Routes;
 use super::AppState;
 use crate::projector::{self, Projection};
 use crate::sending::{jobs, ledger, scheduler};
 use crate::store;
 
-pub fn router() -> Router<AppState> {
-    let marketing = Router::new().route("/crm/marketing/health", get(marketing_health));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .merge(marketing.clone())
-        .nest("/api", marketing)
+/// `/crm/marketing/health`, mounted at `/` and `/api` with the rest of the API.
+pub fn router() -> Routes {
+    Routes::new().get("/crm/marketing/health", marketing_health)
 }
 
+/// Liveness, readiness and metrics: served at the root only, where probes and scrapers look.
+pub fn root() -> Routes {
+    Routes::new()
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .get("/metrics", metrics)
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
+    responses((status = 200, description = "The process is up", body = serde_json::Value)))]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness",
+    responses((status = 200, description = "The database is reachable and migrated", body = serde_json::Value)))]
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.stopping.load(std::sync::atomic::Ordering::Acquire) {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the process is stopping")
@@ -64,6 +71,9 @@ async fn projection_lag(state: &AppState) -> Result<(i64, Map<String, Value>)> {
     Ok((head, projections))
 }
 
+#[utoipa::path(get, path = "/crm/marketing/health", tag = "operations",
+    summary = "The health view: projections, jobs, channels",
+    responses((status = 200, description = "Health", body = serde_json::Value)))]
 /// The operations view of the caller's org: scheduler heartbeat (any node's), queue depth by
 /// state, the latest send outcomes per channel, and projection positions. `degraded` when the
 /// heartbeat is older than 10 seconds while workers run (here or on any node that registered),
@@ -111,6 +121,9 @@ fn same_secret(given: &str, expected: &str) -> bool {
             == 0
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
+    security((), ("metrics" = [])),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
     if let Some(token) = &state.metrics_token {
         let given = headers

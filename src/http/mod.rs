@@ -10,10 +10,13 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod openapi;
 pub mod preview;
 pub mod purge;
 pub mod resources;
+pub mod routes;
 pub mod sandbox;
+pub mod schemas;
 pub mod settings;
 pub mod shortlinks;
 pub mod suppressions;
@@ -36,6 +39,7 @@ use crate::auth::Verifier;
 use crate::db::Db;
 use crate::projector::Wakeup;
 use error::ApiError;
+use routes::{Route, Routes};
 
 /// Largest request body outside the import endpoints.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -70,13 +74,19 @@ pub struct AppState {
     pub signin: Arc<dashboard::SignIn>,
 }
 
-/// The whole application router.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+/// Every route: the API at `/` and again under `/api`, and the probes at the root only. A new
+/// route is registered through its module's `Routes` (documented with `#[utoipa::path]` and
+/// listed in `openapi::ApiDoc`, or registered as `undocumented` with a reason); the OpenAPI test
+/// fails on any route the document does not list, and on any documented route the server does
+/// not answer.
+pub fn routes() -> Routes {
+    let api = Routes::new()
         .merge(analytics::router())
         .merge(campaigns::router())
         .merge(events::router())
         .merge(discovery::router())
+        .merge(health::router())
+        .merge(openapi::router())
         .merge(resources::router())
         .merge(sandbox::router())
         .merge(settings::router())
@@ -87,12 +97,24 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(tracking::router())
         .merge(engagements::router());
-    let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    Routes::new()
         .merge(api.clone())
-        .nest("/api", api)
-        .merge(health::router())
+        .nest(openapi::API_PREFIX, api)
+        .merge(health::root())
         .merge(dashboard::router())
+}
+
+/// Each (method, path) the server answers, sorted (`api` paths once at `/` and once under
+/// `/api`).
+pub fn route_table() -> Vec<Route> {
+    routes().table()
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    routes()
+        .into_router()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -6,8 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use herald_domain::document::DocumentKind;
 use herald_domain::error::FieldError;
 use herald_domain::spec::{CampaignSpec, Category, Channel};
@@ -16,16 +15,17 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, RequestMeta};
+use super::routes::Routes;
 use super::AppState;
 use crate::campaigns;
 use crate::documents;
 use crate::sending::preview::TestSendError;
 use crate::sending::report::SendRunError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/crm/marketing/campaigns/{id}/preview", post(preview))
-        .route("/crm/marketing/campaigns/{id}/test-send", post(test_send))
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/crm/marketing/campaigns/{id}/preview", preview)
+        .post("/crm/marketing/campaigns/{id}/test-send", test_send)
 }
 
 /// The campaign and its spec; `404` when it is missing, another org's or deleted.
@@ -63,6 +63,11 @@ fn setup_error(error: SendRunError) -> ApiError {
     }
 }
 
+#[utoipa::path(post, operation_id = "preview_campaign", path = "/crm/marketing/campaigns/{id}/preview", tag = "campaigns",
+    summary = "Render every channel (and drip step) for one contact; sends nothing",
+    params(("id" = String, Path, description = "The campaign's id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The rendered messages", body = serde_json::Value)))]
 /// `POST …/preview` `{"contactId"}`: any role that reads campaigns.
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn preview(
@@ -87,6 +92,11 @@ async fn preview(
     Ok(Json(rendered).into_response())
 }
 
+#[utoipa::path(post, path = "/crm/marketing/campaigns/{id}/test-send", tag = "campaigns",
+    summary = "Send one [Test] message through the campaign's connection",
+    params(("id" = String, Path, description = "The campaign's id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "What was sent", body = serde_json::Value)))]
 /// `POST …/test-send` `{"channel", "to", "contactId"?}`: the writer roles.
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn test_send(

@@ -4,18 +4,18 @@
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 
 use super::error::{ApiError, Result};
 use super::extract::Auth;
+use super::routes::Routes;
 use super::AppState;
 use crate::purge;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/crm/marketing/purge", post(start))
-        .route("/crm/marketing/purge/{job_id}", get(show))
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/crm/marketing/purge", start)
+        .get("/crm/marketing/purge/{job_id}", show)
 }
 
 fn admin(auth: &Auth) -> Result<()> {
@@ -26,6 +26,9 @@ fn admin(auth: &Auth) -> Result<()> {
     }
 }
 
+#[utoipa::path(post, operation_id = "start_purge", path = "/crm/marketing/purge", tag = "operations",
+    summary = "Start purging the org's deleted data (admin)",
+    responses((status = 202, description = "The job, started", body = serde_json::Value, headers(("Location" = String)))))]
 async fn start(State(state): State<AppState>, auth: Auth) -> Result<Response> {
     admin(&auth)?;
     let job_id = purge::enqueue(&state.db, &auth.0.org_id, &auth.0.actor).await?;
@@ -45,6 +48,10 @@ async fn start(State(state): State<AppState>, auth: Auth) -> Result<Response> {
         .into_response())
 }
 
+#[utoipa::path(get, operation_id = "get_purge", path = "/crm/marketing/purge/{job_id}", tag = "operations",
+    summary = "A purge job's progress (admin)",
+    params(("job_id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = serde_json::Value)))]
 async fn show(
     State(state): State<AppState>,
     auth: Auth,

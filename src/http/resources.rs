@@ -3,10 +3,10 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
-use axum::{Json, Router};
+use axum::routing::post;
+use axum::Json;
 use herald_domain::audience::parse_audience;
 use herald_domain::connection::parse_connection;
 use herald_domain::contact::parse_contact;
@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
-use super::{idempotency, AppState};
+use super::routes::Routes;
+use super::{idempotency, schemas, AppState};
 use crate::documents::{self, BulkRow, DocError, Extras};
 use crate::secrets::Sealed;
 use crate::suppressions::{self, Suppress};
@@ -28,77 +29,297 @@ pub const IMPORT_LIMIT: usize = 32 * 1024 * 1024;
 /// Most rows one import may carry.
 pub const IMPORT_ROWS: usize = 100_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/crm/contacts", collection(DocumentKind::Contact))
-        .route("/crm/contacts/{id}", item(DocumentKind::Contact))
-        .route(
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/crm/contacts", list_contacts)
+        .post("/crm/contacts", create_contact)
+        .get("/crm/contacts/{id}", get_contact)
+        .put("/crm/contacts/{id}", replace_contact)
+        .delete("/crm/contacts/{id}", delete_contact)
+        .layered(
+            Method::POST,
             "/crm/contacts/import",
             post(import_contacts).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)),
         )
-        .route("/crm/audiences", collection(DocumentKind::Audience))
-        .route("/crm/audiences/preview", post(preview))
-        .route("/crm/audiences/{id}", item(DocumentKind::Audience))
-        .route("/crm/audiences/{id}/reach", get(reach))
-        .route(
-            "/crm/marketing/templates",
-            collection(DocumentKind::Template),
-        )
-        .route(
-            "/crm/marketing/templates/{id}",
-            item(DocumentKind::Template),
-        )
-        .route(
-            "/crm/marketing/templates/{id}/render",
-            post(render_template),
-        )
-        .route(
-            "/crm/integrations/connections",
-            collection(DocumentKind::Connection),
-        )
-        .route(
-            "/crm/integrations/connections/{id}",
-            item(DocumentKind::Connection),
-        )
+        .get("/crm/audiences", list_audiences)
+        .post("/crm/audiences", create_audience)
+        .get("/crm/audiences/{id}", get_audience)
+        .put("/crm/audiences/{id}", replace_audience)
+        .delete("/crm/audiences/{id}", delete_audience)
+        .post("/crm/audiences/preview", preview)
+        .get("/crm/audiences/{id}/reach", reach)
+        .get("/crm/marketing/templates", list_templates)
+        .post("/crm/marketing/templates", create_template)
+        .get("/crm/marketing/templates/{id}", get_template)
+        .put("/crm/marketing/templates/{id}", replace_template)
+        .delete("/crm/marketing/templates/{id}", delete_template)
+        .post("/crm/marketing/templates/{id}/render", render_template)
+        .get("/crm/integrations/connections", list_connections)
+        .post("/crm/integrations/connections", create_connection)
+        .get("/crm/integrations/connections/{id}", get_connection)
+        .delete("/crm/integrations/connections/{id}", delete_connection)
 }
 
-fn collection(kind: DocumentKind) -> MethodRouter<AppState> {
-    get(move |state: State<AppState>, auth: Auth, params: Params| list(kind, state, auth, params))
-        .post(
-            move |state: State<AppState>,
-                  auth: Auth,
-                  request: RequestMeta,
-                  headers: HeaderMap,
-                  body: JsonBody| { create(kind, state, auth, request, headers, body) },
-        )
+/// The routes of each kind: thin handlers that name their kind, each described for the
+/// OpenAPI document.
+#[utoipa::path(get, path = "/crm/contacts", tag = "contacts", summary = "List contacts",
+    params(schemas::Page),
+    responses((status = 200, description = "A page of contacts", body = serde_json::Value)))]
+async fn list_contacts(state: State<AppState>, auth: Auth, params: Params) -> Result<Response> {
+    list(DocumentKind::Contact, state, auth, params).await
 }
 
-fn item(kind: DocumentKind) -> MethodRouter<AppState> {
-    let mut router = get(
-        move |state: State<AppState>, auth: Auth, Path(id): Path<String>| {
-            fetch(kind, state, auth, id)
-        },
+#[utoipa::path(post, path = "/crm/contacts", tag = "contacts", summary = "Create a contact",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value, headers(("ETag" = String), ("Location" = String)))))]
+async fn create_contact(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    create(DocumentKind::Contact, state, auth, request, headers, body).await
+}
+
+#[utoipa::path(get, path = "/crm/contacts/{id}", tag = "contacts", summary = "A contact",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses((status = 200, description = "The contact", body = serde_json::Value, headers(("ETag" = String)))))]
+async fn get_contact(
+    state: State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    fetch(DocumentKind::Contact, state, auth, id).await
+}
+
+#[utoipa::path(put, path = "/crm/contacts/{id}", tag = "contacts", summary = "Replace a contact",
+    params(("id" = String, Path, description = "The contact's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The changed contact", body = serde_json::Value, headers(("ETag" = String)))))]
+async fn replace_contact(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    replace(
+        DocumentKind::Contact,
+        state,
+        auth,
+        request,
+        id,
+        headers,
+        body,
     )
-    .delete(
-        move |state: State<AppState>,
-              auth: Auth,
-              request: RequestMeta,
-              Path(id): Path<String>,
-              headers: HeaderMap| { remove(kind, state, auth, request, id, headers) },
-    );
-    if kind != DocumentKind::Connection {
-        router = router.put(
-            move |state: State<AppState>,
-                  auth: Auth,
-                  request: RequestMeta,
-                  Path(id): Path<String>,
-                  headers: HeaderMap,
-                  body: JsonBody| {
-                replace(kind, state, auth, request, id, headers, body)
-            },
-        );
-    }
-    router
+    .await
+}
+
+#[utoipa::path(delete, path = "/crm/contacts/{id}", tag = "contacts", summary = "Delete a contact",
+    params(("id" = String, Path, description = "The contact's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_contact(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    remove(DocumentKind::Contact, state, auth, request, id, headers).await
+}
+
+#[utoipa::path(get, path = "/crm/audiences", tag = "audiences", summary = "List audiences",
+    params(schemas::Page),
+    responses((status = 200, description = "A page of audiences", body = serde_json::Value)))]
+async fn list_audiences(state: State<AppState>, auth: Auth, params: Params) -> Result<Response> {
+    list(DocumentKind::Audience, state, auth, params).await
+}
+
+#[utoipa::path(post, path = "/crm/audiences", tag = "audiences", summary = "Create a audience",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value, headers(("ETag" = String), ("Location" = String)))))]
+async fn create_audience(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    create(DocumentKind::Audience, state, auth, request, headers, body).await
+}
+
+#[utoipa::path(get, path = "/crm/audiences/{id}", tag = "audiences", summary = "A audience",
+    params(("id" = String, Path, description = "The audience's id")),
+    responses((status = 200, description = "The audience", body = serde_json::Value, headers(("ETag" = String)))))]
+async fn get_audience(
+    state: State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    fetch(DocumentKind::Audience, state, auth, id).await
+}
+
+#[utoipa::path(put, path = "/crm/audiences/{id}", tag = "audiences", summary = "Replace a audience",
+    params(("id" = String, Path, description = "The audience's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The changed audience", body = serde_json::Value, headers(("ETag" = String)))))]
+async fn replace_audience(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    replace(
+        DocumentKind::Audience,
+        state,
+        auth,
+        request,
+        id,
+        headers,
+        body,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/crm/audiences/{id}", tag = "audiences", summary = "Delete a audience",
+    params(("id" = String, Path, description = "The audience's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_audience(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    remove(DocumentKind::Audience, state, auth, request, id, headers).await
+}
+
+#[utoipa::path(get, path = "/crm/marketing/templates", tag = "templates", summary = "List templates",
+    params(schemas::Page),
+    responses((status = 200, description = "A page of templates", body = serde_json::Value)))]
+async fn list_templates(state: State<AppState>, auth: Auth, params: Params) -> Result<Response> {
+    list(DocumentKind::Template, state, auth, params).await
+}
+
+#[utoipa::path(post, path = "/crm/marketing/templates", tag = "templates", summary = "Create a template",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value, headers(("ETag" = String), ("Location" = String)))))]
+async fn create_template(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    create(DocumentKind::Template, state, auth, request, headers, body).await
+}
+
+#[utoipa::path(get, path = "/crm/marketing/templates/{id}", tag = "templates", summary = "A template",
+    params(("id" = String, Path, description = "The template's id")),
+    responses((status = 200, description = "The template", body = serde_json::Value, headers(("ETag" = String)))))]
+async fn get_template(
+    state: State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    fetch(DocumentKind::Template, state, auth, id).await
+}
+
+#[utoipa::path(put, path = "/crm/marketing/templates/{id}", tag = "templates", summary = "Replace a template",
+    params(("id" = String, Path, description = "The template's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The changed template", body = serde_json::Value, headers(("ETag" = String)))))]
+async fn replace_template(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    replace(
+        DocumentKind::Template,
+        state,
+        auth,
+        request,
+        id,
+        headers,
+        body,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/crm/marketing/templates/{id}", tag = "templates", summary = "Delete a template",
+    params(("id" = String, Path, description = "The template's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_template(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    remove(DocumentKind::Template, state, auth, request, id, headers).await
+}
+
+#[utoipa::path(get, path = "/crm/integrations/connections", tag = "integrations", summary = "List connections (admin)",
+    params(schemas::Page),
+    responses((status = 200, description = "A page of connections", body = serde_json::Value)))]
+async fn list_connections(state: State<AppState>, auth: Auth, params: Params) -> Result<Response> {
+    list(DocumentKind::Connection, state, auth, params).await
+}
+
+#[utoipa::path(post, path = "/crm/integrations/connections", tag = "integrations", summary = "Create a connection (admin)",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = serde_json::Value, headers(("ETag" = String), ("Location" = String)))))]
+async fn create_connection(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    create(
+        DocumentKind::Connection,
+        state,
+        auth,
+        request,
+        headers,
+        body,
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/crm/integrations/connections/{id}", tag = "integrations", summary = "A connection (admin)",
+    params(("id" = String, Path, description = "The connection's id")),
+    responses((status = 200, description = "The connection", body = serde_json::Value, headers(("ETag" = String)))))]
+async fn get_connection(
+    state: State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    fetch(DocumentKind::Connection, state, auth, id).await
+}
+
+#[utoipa::path(delete, path = "/crm/integrations/connections/{id}", tag = "integrations", summary = "Delete a connection (admin)",
+    params(("id" = String, Path, description = "The connection's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_connection(
+    state: State<AppState>,
+    auth: Auth,
+    request: RequestMeta,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    remove(DocumentKind::Connection, state, auth, request, id, headers).await
 }
 
 /// Who may read and write each kind: connections are admin-only, even to read.
@@ -371,6 +592,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/crm/contacts/import", tag = "contacts",
+    summary = "Import contacts: a JSON array, or NDJSON (up to 32 MiB, 100 000 rows)",
+    request_body(content((serde_json::Value = "application/json"), (String = "application/x-ndjson"))),
+    responses((status = 200, description = "What was imported and each bad row", body = serde_json::Value)))]
 /// `POST /crm/contacts/import`: a JSON array, or NDJSON with `application/x-ndjson`. Good rows
 /// are kept; each bad one is reported with its 1-based line (array element) number.
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
@@ -525,6 +750,10 @@ pub async fn evaluate_reach(
     Ok(crate::reach::evaluate(&state.db, org_id, filter, crate::reach::SAMPLE).await?)
 }
 
+#[utoipa::path(get, path = "/crm/audiences/{id}/reach", tag = "audiences",
+    summary = "How many contacts an audience reaches, with a sample",
+    params(("id" = String, Path, description = "The audience's id")),
+    responses((status = 200, description = "The count and up to ten contacts", body = serde_json::Value)))]
 async fn reach(
     State(state): State<AppState>,
     auth: Auth,
@@ -539,6 +768,10 @@ async fn reach(
     Ok(Json(json!({ "audienceId": id, "count": count, "sample": sample })).into_response())
 }
 
+#[utoipa::path(post, operation_id = "preview_audience", path = "/crm/audiences/preview", tag = "audiences",
+    summary = "How many contacts a filter reaches, with a sample",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The count and up to ten contacts", body = serde_json::Value)))]
 async fn preview(State(state): State<AppState>, auth: Auth, body: JsonBody) -> Result<Response> {
     let filter_value = body
         .value
@@ -565,6 +798,11 @@ async fn preview(State(state): State<AppState>, auth: Auth, body: JsonBody) -> R
     Ok(Json(json!({ "count": count, "sample": sample })).into_response())
 }
 
+#[utoipa::path(post, path = "/crm/marketing/templates/{id}/render", tag = "templates",
+    summary = "Render a template for a contact",
+    params(("id" = String, Path, description = "The template's id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The rendered template", body = serde_json::Value)))]
 async fn render_template(
     State(state): State<AppState>,
     auth: Auth,

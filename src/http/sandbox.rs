@@ -3,8 +3,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use herald_domain::spec::Channel;
 use serde_json::{json, Value};
@@ -12,12 +11,17 @@ use sqlx::Row;
 
 use super::error::{ApiError, Result};
 use super::extract::{Auth, Params};
-use super::AppState;
+use super::routes::Routes;
+use super::{schemas, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/crm/integrations/sandbox/messages", get(list))
+pub fn router() -> Routes {
+    Routes::new().get("/crm/integrations/sandbox/messages", list)
 }
 
+#[utoipa::path(get, operation_id = "list_sandbox_messages", path = "/crm/integrations/sandbox/messages", tag = "integrations",
+    summary = "What the sandbox connections would have sent, oldest first (admin)",
+    params(schemas::SandboxFilter, schemas::Page),
+    responses((status = 200, description = "A page of messages", body = serde_json::Value)))]
 /// `GET /crm/integrations/sandbox/messages?campaignId=&channel=&contactId=&limit=&cursor=`.
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn list(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {

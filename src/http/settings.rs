@@ -2,23 +2,32 @@
 //! `PUT` needs the admin role and replaces them whole.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use herald_domain::settings::{parse_settings, OrgSettings};
 
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, RequestMeta};
+use super::routes::Routes;
 use super::AppState;
 use crate::settings;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/crm/marketing/settings", get(show).put(replace))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/crm/marketing/settings", show)
+        .put("/crm/marketing/settings", replace)
 }
 
+#[utoipa::path(get, operation_id = "get_settings", path = "/crm/marketing/settings", tag = "settings",
+    summary = "The org's marketing settings",
+    responses((status = 200, description = "The settings", body = serde_json::Value)))]
 async fn show(State(state): State<AppState>, auth: Auth) -> Result<Json<OrgSettings>> {
     Ok(Json(settings::get(&state.db, &auth.0.org_id).await?))
 }
 
+#[utoipa::path(put, operation_id = "replace_settings", path = "/crm/marketing/settings", tag = "settings",
+    summary = "Replace the org's marketing settings (admin)",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The settings", body = serde_json::Value)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn replace(
     State(state): State<AppState>,

@@ -4,20 +4,23 @@
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 
 use super::error::{ApiError, Result};
+use super::routes::Routes;
 use super::AppState;
 
 /// Codes are 12 base62 characters today; anything longer or of other characters is refused
 /// without a lookup.
 const MAX_CODE_CHARS: usize = 64;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/connect/s/{code}", get(follow))
+pub fn router() -> Routes {
+    Routes::new().get("/connect/s/{code}", follow)
 }
 
+#[utoipa::path(get, path = "/connect/s/{code}", tag = "tracking",
+    summary = "Follow a short link of an SMS",
+    params(("code" = String, Path, description = "The link's code")),
+    responses((status = 302, description = "To the link's target", headers(("Location" = String)))))]
 /// `GET /connect/s/{code}` → `302` to the stored target (a signed click URL, or Herald's own
 /// unsubscribe URL); an unknown code is `404`. Targets are only ever written by the sender, so
 /// this can never be an open redirect.

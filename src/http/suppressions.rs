@@ -4,21 +4,22 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use herald_domain::error::FieldError;
 use herald_domain::suppression::{self, parse_suppression};
 use serde_json::json;
 
 use super::error::{ApiError, Result};
 use super::extract::{decode_cursor, encode_cursor, Auth, JsonBody, Params, RequestMeta};
-use super::AppState;
+use super::routes::Routes;
+use super::{schemas, AppState};
 use crate::suppressions::{self as list, Suppress};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/crm/suppressions", get(index).post(create))
-        .route("/crm/suppressions/{channel}/{address}", delete(remove))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/crm/suppressions", index)
+        .post("/crm/suppressions", create)
+        .delete("/crm/suppressions/{channel}/{address}", remove)
 }
 
 fn admin(auth: &Auth) -> Result<()> {
@@ -31,6 +32,10 @@ fn admin(auth: &Auth) -> Result<()> {
     }
 }
 
+#[utoipa::path(get, operation_id = "list_suppressions", path = "/crm/suppressions", tag = "consent",
+    summary = "The org's suppression list",
+    params(schemas::SuppressionFilter, schemas::Page),
+    responses((status = 200, description = "A page of suppressed addresses", body = serde_json::Value)))]
 async fn index(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     let channel = params
         .get("channel")
@@ -46,6 +51,11 @@ async fn index(State(state): State<AppState>, auth: Auth, params: Params) -> Res
     Ok(Json(json!({ "items": items, "nextCursor": next })).into_response())
 }
 
+#[utoipa::path(post, operation_id = "add_suppression", path = "/crm/suppressions", tag = "consent",
+    summary = "Suppress an address (admin)",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Added", body = serde_json::Value),
+        (status = 200, description = "Already suppressed", body = serde_json::Value)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn create(
     State(state): State<AppState>,
@@ -74,6 +84,11 @@ async fn create(
     Ok((status, Json(stored)).into_response())
 }
 
+#[utoipa::path(delete, operation_id = "remove_suppression", path = "/crm/suppressions/{channel}/{address}", tag = "consent",
+    summary = "Lift a suppression (admin)",
+    params(("channel" = String, Path, description = "`email` or `sms`"),
+        ("address" = String, Path, description = "The address, URL-encoded")),
+    responses((status = 204, description = "Removed")))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn remove(
     State(state): State<AppState>,

@@ -15,8 +15,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::Utc;
 use herald_domain::document::DocumentKind;
 use herald_domain::engagement::{self, Classification, Engagement, EngagementType};
@@ -24,7 +22,8 @@ use herald_domain::tracking::{self, TrackingClaims, TrackingKind};
 
 use super::error::{ApiError, Result};
 use super::extract::RequestMeta;
-use super::AppState;
+use super::routes::Routes;
+use super::{schemas, AppState};
 use crate::campaigns::CommandMeta;
 use crate::documents;
 use crate::engagements::{Pending, RecordError};
@@ -43,27 +42,37 @@ pub const UNSUBSCRIBE_ACTOR: &str = "tracking:unsubscribe";
 
 /// The routes, with and without the trailing slash the sender writes. Mounted at `/` and
 /// `/api` with the rest of the API.
-pub fn router() -> Router<AppState> {
-    let mut router = Router::new();
-    for path in [
-        "/connect/automation/{id}/{step}/email/open",
-        "/connect/automation/{id}/{step}/email/open/",
-    ] {
-        router = router.route(path, get(open));
-    }
-    for path in [
-        "/connect/automation/{id}/{step}/link/click",
-        "/connect/automation/{id}/{step}/link/click/",
-    ] {
-        router = router.route(path, get(click));
-    }
-    for path in [
-        "/connect/automation/{id}/{step}/unsubscribe",
-        "/connect/automation/{id}/{step}/unsubscribe/",
-    ] {
-        router = router.route(path, get(unsubscribe_page).post(unsubscribe));
-    }
-    router
+pub fn router() -> Routes {
+    // The twins without the trailing slash serve the same handlers; the document lists the
+    // form the sender writes, once.
+    Routes::new()
+        .get("/connect/automation/{id}/{step}/email/open/", open)
+        .undocumented(
+            Method::GET,
+            "/connect/automation/{id}/{step}/email/open",
+            open,
+        )
+        .get("/connect/automation/{id}/{step}/link/click/", click)
+        .undocumented(
+            Method::GET,
+            "/connect/automation/{id}/{step}/link/click",
+            click,
+        )
+        .get(
+            "/connect/automation/{id}/{step}/unsubscribe/",
+            unsubscribe_page,
+        )
+        .post("/connect/automation/{id}/{step}/unsubscribe/", unsubscribe)
+        .undocumented(
+            Method::GET,
+            "/connect/automation/{id}/{step}/unsubscribe",
+            unsubscribe_page,
+        )
+        .undocumented(
+            Method::POST,
+            "/connect/automation/{id}/{step}/unsubscribe",
+            unsubscribe,
+        )
 }
 
 /// The `t` query parameter, if the query string has one.
@@ -173,6 +182,11 @@ fn pixel() -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/connect/automation/{id}/{step}/email/open/", tag = "tracking",
+    summary = "The open pixel of an email",
+    params(("id" = String, Path, description = "The campaign's id"),
+        ("step" = String, Path, description = "The run's or the drip step's id"), schemas::TrackingToken),
+    responses((status = 200, description = "A 1×1 GIF, whatever the token", content_type = "image/gif", body = Vec<u8>)))]
 /// `GET|HEAD …/email/open/?t=` → always the GIF; a valid open token records an open.
 #[tracing::instrument(skip_all)]
 async fn open(
@@ -206,6 +220,11 @@ async fn open(
     pixel()
 }
 
+#[utoipa::path(get, path = "/connect/automation/{id}/{step}/link/click/", tag = "tracking",
+    summary = "A tracked link",
+    params(("id" = String, Path, description = "The campaign's id"),
+        ("step" = String, Path, description = "The run's or the drip step's id"), schemas::TrackingToken),
+    responses((status = 302, description = "To the link the token carries", headers(("Location" = String)))))]
 /// `GET|HEAD …/link/click/?t=` → a valid click token records a click and redirects (`302`) to
 /// the link the token carries; anything else is `404`, never a redirect.
 #[tracing::instrument(skip_all)]
@@ -295,6 +314,11 @@ fn escape_html(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+#[utoipa::path(get, path = "/connect/automation/{id}/{step}/unsubscribe/", tag = "tracking",
+    summary = "The unsubscribe confirmation page; changes nothing",
+    params(("id" = String, Path, description = "The campaign's id"),
+        ("step" = String, Path, description = "The run's or the drip step's id"), schemas::TrackingToken),
+    responses((status = 200, description = "An HTML page whose button posts to the same URL", content_type = "text/html", body = String)))]
 /// `GET …/unsubscribe/?t=` → a confirmation page whose button `POST`s to the same URL. Changes
 /// nothing: link scanners fetch every URL of a message.
 #[tracing::instrument(skip_all)]
@@ -324,6 +348,11 @@ enum ContactChange {
     Gone,
 }
 
+#[utoipa::path(post, path = "/connect/automation/{id}/{step}/unsubscribe/", tag = "tracking",
+    summary = "Unsubscribe (RFC 8058 one-click; any body)",
+    params(("id" = String, Path, description = "The campaign's id"),
+        ("step" = String, Path, description = "The run's or the drip step's id"), schemas::TrackingToken),
+    responses((status = 200, description = "An HTML page saying it is done", content_type = "text/html", body = String)))]
 /// `POST …/unsubscribe/?t=` (RFC 8058 one-click; any body, no cookies, no JWT) → suppresses
 /// the contact's address on the channel and records one `unsubscribe` engagement per
 /// (campaign, run, contact, channel). Repeating it changes nothing and answers the same page.

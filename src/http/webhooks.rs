@@ -9,8 +9,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use herald_domain::engagement::{Engagement, EngagementType};
 use herald_domain::ids::is_valid_id;
@@ -20,12 +19,13 @@ use serde_json::json;
 
 use super::error::{ApiError, Result};
 use super::extract::RequestMeta;
+use super::routes::Routes;
 use super::AppState;
 use crate::engagements::{Pending, Recorded};
 use crate::webhooks::{lookup, Incoming, Received, Target, Vendor, WebhookError};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/connect/webhooks/{vendor}/{connection_id}", post(receive))
+pub fn router() -> Routes {
+    Routes::new().post("/connect/webhooks/{vendor}/{connection_id}", receive)
 }
 
 impl From<WebhookError> for ApiError {
@@ -37,6 +37,12 @@ impl From<WebhookError> for ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/connect/webhooks/{vendor}/{connection_id}", tag = "tracking",
+    summary = "A vendor's delivery and engagement callbacks (signed by the vendor)",
+    params(("vendor" = String, Path, description = "The connection's vendor"),
+        ("connection_id" = String, Path, description = "The connection's id")),
+    request_body(content = serde_json::Value, description = "The vendor's own payload"),
+    responses((status = 200, description = "What was recorded", body = serde_json::Value)))]
 /// Checks the signature against each connection the id names, records the events of the first
 /// one it matches, and answers `{"recorded", "duplicates", "ignored"}`.
 #[tracing::instrument(skip_all, fields(vendor, connection))]

@@ -25,6 +25,7 @@ mod integrations;
 mod lifecycle;
 mod limits;
 mod logging;
+mod openapi;
 mod preview;
 mod purge;
 mod scheduling;
