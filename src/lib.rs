@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod documents;
 pub mod engagements;
+pub mod frequency;
 pub mod http;
 pub mod limits;
 pub mod projector;

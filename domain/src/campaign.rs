@@ -117,6 +117,9 @@ pub struct RunInfo {
     pub channels: Vec<Channel>,
     /// Requested channels it did not go out on, and why.
     pub skipped: Vec<Blocker>,
+    /// Sends the org's frequency caps held back, once the run is sent (`RunReported`).
+    #[serde(default)]
+    pub capped: u64,
 }
 
 /// What a client, the scheduler or the app asks of a campaign.
@@ -146,6 +149,9 @@ pub enum CampaignCommand {
     RunDue { ctx: LaunchContext },
     /// `DELETE /campaigns/:id`: soft delete.
     Delete,
+    /// The sender finished run `run_id`: what it reports about it (`RunReported`). Only the
+    /// last run's report is kept; an unchanged report writes nothing.
+    ReportRun { run_id: String, capped: u64 },
 }
 
 /// What happened to a campaign. Stored data is the variant's fields in camelCase
@@ -209,10 +215,15 @@ pub enum CampaignEvent {
     Completed {},
     /// Soft delete: the record stays, commands are refused.
     SoftDeleted {},
+    /// The last run is sent; `capped` of its sends were held back by the org's frequency caps.
+    RunReported {
+        run_id: String,
+        capped: u64,
+    },
 }
 
 /// Every event type name, as stored.
-const EVENT_TYPES: [&str; 12] = [
+const EVENT_TYPES: [&str; 13] = [
     "Created",
     "Updated",
     "Scheduled",
@@ -225,6 +236,7 @@ const EVENT_TYPES: [&str; 12] = [
     "Resumed",
     "Completed",
     "SoftDeleted",
+    "RunReported",
 ];
 
 impl CampaignEvent {
@@ -246,6 +258,7 @@ impl CampaignEvent {
             CampaignEvent::Resumed { .. } => "Resumed",
             CampaignEvent::Completed { .. } => "Completed",
             CampaignEvent::SoftDeleted { .. } => "SoftDeleted",
+            CampaignEvent::RunReported { .. } => "RunReported",
         }
     }
 
@@ -381,6 +394,13 @@ impl Campaign {
             CampaignCommand::Act { action, ctx } => self.act(action, &ctx),
             CampaignCommand::RunDue { ctx } => Ok(self.run_due(&ctx)),
             CampaignCommand::Delete => Ok(vec![CampaignEvent::SoftDeleted {}]),
+            CampaignCommand::ReportRun { run_id, capped } => Ok(self
+                .last_run
+                .as_ref()
+                .filter(|run| run.run_id == run_id && run.capped != capped)
+                .map(|_| CampaignEvent::RunReported { run_id, capped })
+                .into_iter()
+                .collect()),
         }
     }
 
@@ -840,6 +860,7 @@ impl Aggregate for Campaign {
                     reach,
                     channels,
                     skipped,
+                    capped: 0,
                 });
                 self.next_run_at = next_run_at;
                 self.blockers.clear();
@@ -869,6 +890,11 @@ impl Aggregate for Campaign {
             CampaignEvent::SoftDeleted {} => {
                 self.deleted = true;
                 self.next_run_at = None;
+            }
+            CampaignEvent::RunReported { run_id, capped } => {
+                if let Some(run) = self.last_run.as_mut().filter(|r| r.run_id == run_id) {
+                    run.capped = capped;
+                }
             }
         }
     }
@@ -1935,6 +1961,10 @@ mod tests {
             },
             CampaignEvent::Completed {},
             CampaignEvent::SoftDeleted {},
+            CampaignEvent::RunReported {
+                run_id: "run-1".into(),
+                capped: 3,
+            },
         ]
     }
 
@@ -2043,8 +2073,34 @@ mod tests {
                 reach: 1300,
                 channels: vec![Channel::Email],
                 skipped: vec![],
+                capped: 0,
             })
         );
+
+        // The sender's report of that run lands on lastRun; another run's does not.
+        let reported = state
+            .decide(CampaignCommand::ReportRun {
+                run_id: "run-2".into(),
+                capped: 7,
+            })
+            .unwrap();
+        assert_eq!(
+            reported,
+            vec![CampaignEvent::RunReported {
+                run_id: "run-2".into(),
+                capped: 7
+            }]
+        );
+        let mut with_report = state.clone();
+        with_report.apply(reported[0].clone());
+        assert_eq!(with_report.last_run().unwrap().capped, 7);
+        for (run_id, capped) in [("run-1", 3), ("run-2", 7)] {
+            let again = with_report.decide(CampaignCommand::ReportRun {
+                run_id: run_id.into(),
+                capped,
+            });
+            assert_eq!(again, Ok(vec![]), "{run_id}: stale or unchanged");
+        }
 
         let mut deleted = state.clone();
         deleted.apply(CampaignEvent::SoftDeleted {});

@@ -194,6 +194,9 @@ pub struct SendsRecorded {
     pub failed: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bounced: Vec<String>,
+    /// Not sent: the org's frequency caps held them back (`api.md` section 12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capped: Vec<String>,
     #[serde(default)]
     pub delivered: bool,
     pub at: DateTime<Utc>,

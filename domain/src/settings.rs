@@ -1,9 +1,12 @@
 //! An org's marketing settings (`api.md` section 12): its default time zone, frequency caps and
 //! quiet hours. Parsing and validation of a settings body, and the event that replaces them.
 
+use chrono::{DateTime, Datelike, NaiveTime, Utc};
+pub use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::drip::next_local;
 use crate::error::FieldError;
 use crate::schedule::parse_timezone;
 
@@ -57,6 +60,71 @@ impl Default for OrgSettings {
             frequency_caps: Vec::new(),
             quiet_hours: None,
         }
+    }
+}
+
+impl OrgSettings {
+    /// The counters a send on `channel` takes: `(cap channel, per, max)` for each cap on that
+    /// channel or on `*`, the lowest `max` where two caps share a channel and period.
+    pub fn caps_for(&self, channel: &str) -> Vec<(&str, Per, u32)> {
+        let mut out: Vec<(&str, Per, u32)> = Vec::new();
+        for cap in &self.frequency_caps {
+            if cap.channel != channel && cap.channel != "*" {
+                continue;
+            }
+            match out
+                .iter_mut()
+                .find(|(c, per, _)| *c == cap.channel && *per == cap.per)
+            {
+                Some(found) => found.2 = found.2.min(cap.max),
+                None => out.push((&cap.channel, cap.per, cap.max)),
+            }
+        }
+        out
+    }
+
+    /// The org's default zone (UTC if it cannot be read).
+    pub fn default_zone(&self) -> Tz {
+        parse_timezone(&self.default_timezone).unwrap_or(Tz::UTC)
+    }
+
+    /// When a send on `channel` due at `now` may go, if the quiet hours hold it: the end of the
+    /// window `now` falls in, in `tz`. `None` when it may go now.
+    pub fn quiet_until(&self, channel: &str, now: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        self.quiet_hours.as_ref()?.until(channel, now, tz)
+    }
+}
+
+impl Per {
+    /// The period `at` falls in, in `tz`: `day:2026-12-06` or the ISO week `week:2026-W49`.
+    pub fn period(self, at: DateTime<Utc>, tz: Tz) -> String {
+        let local = at.with_timezone(&tz).date_naive();
+        match self {
+            Per::Day => format!("day:{}", local.format("%Y-%m-%d")),
+            Per::Week => {
+                let week = local.iso_week();
+                format!("week:{}-W{:02}", week.year(), week.week())
+            }
+        }
+    }
+}
+
+impl QuietHours {
+    /// The end of the window `now` falls in, in `tz`, for a send on `channel`; `None` outside
+    /// the window or for a channel it does not hold.
+    pub fn until(&self, channel: &str, now: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        if !self.channels.iter().any(|c| c == channel) {
+            return None;
+        }
+        let clock = |text: &str| NaiveTime::parse_from_str(text, "%H:%M").ok();
+        let (start, end) = (clock(&self.start)?, clock(&self.end)?);
+        let local = now.with_timezone(&tz).time();
+        let inside = if start < end {
+            start <= local && local < end
+        } else {
+            local >= start || local < end
+        };
+        inside.then(|| next_local(now, end, tz))
     }
 }
 
@@ -268,5 +336,109 @@ mod tests {
             let text = format!("{h:02}:{m:02}");
             prop_assert!(is_clock_time(&text));
         }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn night() -> QuietHours {
+        QuietHours {
+            start: "21:00".into(),
+            end: "08:00".into(),
+            channels: vec!["sms".into()],
+        }
+    }
+
+    #[test]
+    fn a_window_that_wraps_midnight_holds_a_send_until_its_end_in_the_contacts_zone() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // 22:30 in Berlin (21:30 UTC): held until 08:00 Berlin the next morning.
+        assert_eq!(
+            night().until("sms", at("2026-12-06T21:30:00Z"), berlin),
+            Some(at("2026-12-07T07:00:00Z"))
+        );
+        // 03:00 in Berlin: held until 08:00 the same morning.
+        assert_eq!(
+            night().until("sms", at("2026-12-07T02:00:00Z"), berlin),
+            Some(at("2026-12-07T07:00:00Z"))
+        );
+        // 08:00 sharp and 20:59 are outside; email is not held by an sms window.
+        assert_eq!(
+            night().until("sms", at("2026-12-07T07:00:00Z"), berlin),
+            None
+        );
+        assert_eq!(
+            night().until("sms", at("2026-12-07T19:59:00Z"), berlin),
+            None
+        );
+        assert_eq!(
+            night().until("email", at("2026-12-06T21:30:00Z"), berlin),
+            None
+        );
+    }
+
+    #[test]
+    fn a_window_within_one_day_holds_only_inside_it() {
+        let lunch = QuietHours {
+            start: "12:00".into(),
+            end: "13:30".into(),
+            channels: vec!["email".into()],
+        };
+        assert_eq!(
+            lunch.until("email", at("2026-12-06T12:10:00Z"), Tz::UTC),
+            Some(at("2026-12-06T13:30:00Z"))
+        );
+        assert_eq!(
+            lunch.until("email", at("2026-12-06T13:30:00Z"), Tz::UTC),
+            None
+        );
+        assert_eq!(
+            lunch.until("email", at("2026-12-06T11:59:59Z"), Tz::UTC),
+            None
+        );
+    }
+
+    #[test]
+    fn caps_count_in_the_local_day_and_iso_week() {
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        // 2026-12-06T20:00Z is Monday 7 December in Tokyo, ISO week 50.
+        assert_eq!(
+            Per::Day.period(at("2026-12-06T20:00:00Z"), tokyo),
+            "day:2026-12-07"
+        );
+        assert_eq!(
+            Per::Week.period(at("2026-12-06T20:00:00Z"), tokyo),
+            "week:2026-W50"
+        );
+        assert_eq!(
+            Per::Week.period(at("2026-12-06T20:00:00Z"), Tz::UTC),
+            "week:2026-W49"
+        );
+        // 1 January 2027 is in ISO week 53 of 2026.
+        assert_eq!(
+            Per::Week.period(at("2027-01-01T12:00:00Z"), Tz::UTC),
+            "week:2026-W53"
+        );
+    }
+
+    #[test]
+    fn a_send_takes_its_channels_caps_and_the_star_caps_the_lowest_max_winning() {
+        let settings = parse_settings(&json!({"frequencyCaps": [
+            {"channel": "email", "max": 3, "per": "day"},
+            {"channel": "email", "max": 2, "per": "day"},
+            {"channel": "*", "max": 5, "per": "week"},
+            {"channel": "sms", "max": 1, "per": "day"}]}))
+        .unwrap();
+        assert_eq!(
+            settings.caps_for("email"),
+            vec![("email", Per::Day, 2), ("*", Per::Week, 5)]
+        );
+        assert_eq!(
+            settings.caps_for("sms"),
+            vec![("*", Per::Week, 5), ("sms", Per::Day, 1)]
+        );
     }
 }

@@ -398,6 +398,14 @@ pub struct CampaignSpec {
     /// When each contact enters a milestone campaign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// The org's frequency caps neither hold back this campaign's sends nor count them
+    /// (`api.md` section 12).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ignore_frequency_caps: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl CampaignSpec {
@@ -626,6 +634,15 @@ pub fn parse_campaign(body: &Value) -> Result<CampaignInput, Vec<FieldError>> {
 
     let sequence = drip::parse(obj, &mut errors);
 
+    let ignore_frequency_caps = match present(obj, "ignoreFrequencyCaps") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(FieldError::new("ignoreFrequencyCaps", "must be a boolean"));
+            false
+        }
+    };
+
     let id = optional_id(&mut errors, obj, "id");
     if id.as_deref() == Some(RESERVED_CAMPAIGN_ID) {
         errors.push(FieldError::new(
@@ -651,6 +668,7 @@ pub fn parse_campaign(body: &Value) -> Result<CampaignInput, Vec<FieldError>> {
                 exit: sequence.exit,
                 enrollment: sequence.enrollment,
                 trigger: sequence.trigger,
+                ignore_frequency_caps,
             };
             // Steps that failed to parse are reported already; the rules between fields are
             // checked on what parsed, once every step did.
@@ -977,6 +995,7 @@ mod tests {
                     exit: None,
                     enrollment: None,
                     trigger: None,
+                    ignore_frequency_caps: false,
                 },
                 status: Some(Status::Draft),
                 id: None,

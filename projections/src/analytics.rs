@@ -74,6 +74,7 @@ counters! {
     revenue_micros => "revenue",
     impressions => "impressions",
     interactions => "interactions",
+    capped => "capped",
 }
 
 impl std::ops::AddAssign for Counters {
@@ -183,6 +184,7 @@ fn fold_sends(changes: &mut Changes, org_id: &str, position: i64, sends: &SendsR
     row.sends += sent + sends.bounced.len() as i64;
     row.failures += sends.failed.len() as i64;
     row.bounces += sends.bounced.len() as i64;
+    row.capped += sends.capped.len() as i64;
     if sends.delivered {
         row.deliveries += sent;
     }

@@ -99,6 +99,7 @@ impl CampaignView {
                 "reach": run.reach,
                 "channels": run.channels,
                 "skipped": run.skipped,
+                "capped": run.capped,
             })
         });
         let fields = json!({

@@ -6,6 +6,8 @@
 //!
 //! Each page's ledger transaction first reads the suppression list for the page's addresses
 //! and leaves the suppressed out, so an address suppressed before that commit gets nothing.
+//! It then weighs the rest against the org's frequency caps (`frequency.rs`): a contact over a
+//! cap gets a `capped` ledger row and no message, and the page's `SendsRecorded` lists it.
 //!
 //! Every page is fenced by the job's lease: its ledger rows commit only in a transaction that
 //! still holds the lease (`Lease::fence`), and no vendor call starts once another node holds it.
@@ -26,6 +28,7 @@ use super::message::{Prepared, RunCtx};
 use super::report::{RunReport, SendRunError};
 use super::route::Route;
 use crate::db::{Db, Tx};
+use crate::frequency::{self, Candidate, Caps};
 use crate::store::{self, format_time, AppendError, NewEvent};
 use crate::suppressions::{self, Suppress};
 use crate::vendors::{Adapter, OutboundMessage, SendError};
@@ -48,6 +51,7 @@ struct SendsPage {
     sent: Vec<String>,
     failed: Vec<String>,
     bounced: Vec<String>,
+    capped: Vec<String>,
 }
 
 pub async fn deliver(
@@ -103,13 +107,25 @@ async fn record_sandbox(
     let mut tx = db.begin().await?;
     let outcomes =
         drop_suppressed(&mut tx, ctx, route.channel, outcomes, |(p, _)| p, report).await?;
+    let caps = take_caps(db, &mut tx, ctx, route.channel, &outcomes, |(p, _)| p).await?;
     let rows: Vec<LedgerRow> = outcomes
         .iter()
-        .map(|(p, outcome)| LedgerRow {
-            contact_id: &p.contact_id,
-            channel: p.channel,
-            state: if outcome.is_ok() { "sent" } else { "failed" },
-            error: outcome.as_ref().err().map(String::as_str),
+        .map(|(p, outcome)| {
+            let capped = caps.is_capped(&p.contact_id);
+            LedgerRow {
+                contact_id: &p.contact_id,
+                channel: p.channel,
+                state: match outcome {
+                    _ if capped => "capped",
+                    Ok(()) => "sent",
+                    Err(_) => "failed",
+                },
+                error: outcome
+                    .as_ref()
+                    .err()
+                    .filter(|_| !capped)
+                    .map(String::as_str),
+            }
         })
         .collect();
     let inserted = ledger::insert_ledger(&mut tx, ctx, &rows, &now).await?;
@@ -119,6 +135,11 @@ async fn record_sandbox(
     for (p, outcome) in &outcomes {
         if !inserted.contains(&(p.contact_id.clone(), p.channel.id().to_string())) {
             report.already_in_ledger += 1;
+            continue;
+        }
+        if caps.is_capped(&p.contact_id) {
+            report.capped += 1;
+            sends.capped.push(p.contact_id.clone());
             continue;
         }
         results.push(outcome.is_ok());
@@ -138,7 +159,18 @@ async fn record_sandbox(
             }
         }
     }
-    suppress_hard_bounces(db, &mut tx, ctx, route.channel, &outcomes, &bounce).await?;
+    caps.commit(
+        &mut tx,
+        ctx.org_id,
+        |contact| inserted.contains(&(contact.to_string(), route.channel.id().to_string())),
+        chrono::Utc::now(),
+    )
+    .await?;
+    let attempted: Vec<&(Prepared, Result<(), String>)> = outcomes
+        .iter()
+        .filter(|(p, _)| !caps.is_capped(&p.contact_id))
+        .collect();
+    suppress_hard_bounces(db, &mut tx, ctx, route.channel, &attempted, &bounce).await?;
     record_sends(db, &mut tx, ctx, route.channel, sends, true).await?;
     for chunk in outbox.chunks(200) {
         ledger::insert_outbox(&mut tx, ctx, chunk, &now).await?;
@@ -165,37 +197,59 @@ async fn call_vendor(
     report: &mut RunReport,
 ) -> Result<(), SendRunError> {
     let now = format_time(chrono::Utc::now());
-    let (claimed, prepared) = {
+    let (claimed, prepared, caps) = {
         let mut tx = db.begin().await?;
         let prepared =
             drop_suppressed(&mut tx, ctx, route.channel, prepared, |p| p, report).await?;
+        let caps = take_caps(db, &mut tx, ctx, route.channel, &prepared, |p| p).await?;
         let rows: Vec<LedgerRow> = prepared
             .iter()
             .map(|p| LedgerRow {
                 contact_id: &p.contact_id,
                 channel: p.channel,
-                state: "sending",
+                state: if caps.is_capped(&p.contact_id) {
+                    "capped"
+                } else {
+                    "sending"
+                },
                 error: None,
             })
             .collect();
         let inserted = ledger::insert_ledger(&mut tx, ctx, &rows, &now).await?;
         let claimed = prepared
             .iter()
-            .filter(|p| inserted.contains(&p.ledger_key()));
+            .filter(|p| inserted.contains(&p.ledger_key()) && !caps.is_capped(&p.contact_id));
         ledger::insert_short_links(&mut tx, ctx, claimed, &now).await?;
+        caps.commit(
+            &mut tx,
+            ctx.org_id,
+            |contact| inserted.contains(&(contact.to_string(), route.channel.id().to_string())),
+            chrono::Utc::now(),
+        )
+        .await?;
+        let capped = SendsPage {
+            capped: prepared
+                .iter()
+                .filter(|p| inserted.contains(&p.ledger_key()) && caps.is_capped(&p.contact_id))
+                .map(|p| p.contact_id.clone())
+                .collect(),
+            ..SendsPage::default()
+        };
+        report.capped += capped.capped.len() as u64;
+        record_sends(db, &mut tx, ctx, route.channel, capped, false).await?;
         if !fenced(ctx, &mut tx).await? {
             tx.rollback().await?;
             return Err(SendRunError::LeaseLost);
         }
         tx.commit().await?;
-        (inserted, prepared)
+        (inserted, prepared, caps)
     };
     let mut mine = Vec::new();
     for p in prepared {
-        if claimed.contains(&(p.contact_id.clone(), p.channel.id().to_string())) {
-            mine.push(p);
-        } else {
+        if !claimed.contains(&p.ledger_key()) {
             report.already_in_ledger += 1;
+        } else if !caps.is_capped(&p.contact_id) {
+            mine.push(p);
         }
     }
     let adapter = route.adapter.as_ref();
@@ -279,6 +333,42 @@ async fn drop_suppressed<T>(
     Ok(kept)
 }
 
+/// Weighs a page against the org's frequency caps (`frequency.rs`), in its ledger transaction.
+/// Only email and SMS reach one person; a campaign with `ignoreFrequencyCaps` is neither capped
+/// nor counted; a message that could not be made is not counted.
+async fn take_caps<T>(
+    db: &Db,
+    tx: &mut Tx,
+    ctx: &RunCtx<'_>,
+    channel: Channel,
+    items: &[T],
+    prepared: impl Fn(&T) -> &Prepared,
+) -> Result<Caps, sqlx::Error> {
+    if !SUPPRESSIBLE.contains(&channel) || ctx.campaign["ignoreFrequencyCaps"] == true {
+        return Ok(Caps::default());
+    }
+    let settings = crate::settings::get(db, ctx.org_id).await?;
+    let candidates: Vec<Candidate> = items
+        .iter()
+        .map(prepared)
+        .filter(|p| p.message.is_ok())
+        .map(|p| Candidate {
+            contact_id: &p.contact_id,
+            timezone: p.timezone.as_deref(),
+        })
+        .collect();
+    frequency::take(
+        tx,
+        ctx.org_id,
+        &settings,
+        channel,
+        ctx.campaign["schedule"]["timezone"].as_str(),
+        &candidates,
+        chrono::Utc::now(),
+    )
+    .await
+}
+
 /// Puts the addresses the sandbox bounced (its hard bounces) on the suppression list, in the
 /// page's transaction.
 async fn suppress_hard_bounces(
@@ -286,7 +376,7 @@ async fn suppress_hard_bounces(
     tx: &mut Tx,
     ctx: &RunCtx<'_>,
     channel: Channel,
-    outcomes: &[(Prepared, Result<(), String>)],
+    outcomes: &[&(Prepared, Result<(), String>)],
     bounce: &HashSet<String>,
 ) -> Result<(), SendRunError> {
     let entries: Vec<Suppress> = outcomes
@@ -331,7 +421,11 @@ async fn record_sends(
     page: SendsPage,
     delivered: bool,
 ) -> Result<(), SendRunError> {
-    if page.sent.is_empty() && page.failed.is_empty() && page.bounced.is_empty() {
+    if page.sent.is_empty()
+        && page.failed.is_empty()
+        && page.bounced.is_empty()
+        && page.capped.is_empty()
+    {
         return Ok(());
     }
     let now = chrono::Utc::now();
@@ -342,6 +436,7 @@ async fn record_sends(
         sent: page.sent,
         failed: page.failed,
         bounced: page.bounced,
+        capped: page.capped,
         delivered,
         at: now,
     };

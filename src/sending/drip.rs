@@ -391,6 +391,9 @@ enum Outcome {
     Exited(&'static str),
     /// The campaign is paused: held until it resumes.
     Held,
+    /// Some of the step's sends fell inside the org's quiet hours: the same step is due again
+    /// at the window's end (the ledger keeps what already went from going twice).
+    Deferred(String),
 }
 
 impl Sender {
@@ -588,6 +591,7 @@ impl Sender {
             ));
         }
         let mut templates: HashMap<String, CompiledTemplate> = HashMap::new();
+        let mut deferred: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
         for ((index, milestone), members) in sends {
             let step = &spec.steps[index];
             let Some(template_id) = step.template_id.as_ref().or(spec.template_id.as_ref()) else {
@@ -632,6 +636,18 @@ impl Sender {
             let mut report = RunReport::default();
             self.send_page(&ctx, &step_routes, &members, true, &mut report)
                 .await?;
+            for (contact_id, until) in report.deferred_until {
+                deferred.insert((contact_id, milestone.clone()), until);
+            }
+        }
+        for (row, outcome) in &mut outcomes {
+            if let Some(until) = deferred.get(&(row.contact_id.clone(), row.milestone.clone())) {
+                *outcome = Outcome::Deferred(format_time(*until));
+            }
+        }
+        if !deferred.is_empty() {
+            // A deferred yearly milestone renews when its last step is sent, not before.
+            renewals.retain(|r| !deferred.keys().any(|(contact, _)| *contact == r.contact_id));
         }
         Ok(self
             .record(node_id, org_id, campaign_id, outcomes, &renewals)
@@ -677,6 +693,7 @@ impl Sender {
                         "status = 'exited', exit_reason = ${n}, step_due_at = null, poll_at = null"
                     ),
                     Outcome::Held => "held = 1, poll_at = step_due_at".to_string(),
+                    Outcome::Deferred(_) => format!("poll_at = ${n}"),
                 };
                 let sql = format!(
                     "update enrollments set {set}, locked_by = null, updated_at = $1
@@ -706,6 +723,7 @@ impl Sender {
                     }
                     Outcome::Exited(reason) => query.bind(*reason),
                     Outcome::Held => query,
+                    Outcome::Deferred(until) => query.bind(until.clone()),
                 };
                 query.execute(&mut *tx).await?;
             }

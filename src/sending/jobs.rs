@@ -604,6 +604,27 @@ impl Jobs {
         }
     }
 
+    /// Hands a sent run's job back to run again, from its first page, at `at` (the end of the
+    /// quiet hours that held some of its sends). Nothing happens when another node has claimed
+    /// the job since.
+    pub async fn defer(&self, job: &Job, at: DateTime<Utc>) {
+        let result = sqlx::query(
+            "update jobs set state = 'scheduled', run_at = $1, last_error = null, attempts = 0, resume_after = null,
+               locked_by = null, locked_until = null, updated_at = $2
+             where id = $3 and locked_by = $4 and lease_generation = $5",
+        )
+        .bind(format_time(at))
+        .bind(format_time(self.settings.clock.now()))
+        .bind(&job.id)
+        .bind(&self.node_id)
+        .bind(job.generation)
+        .execute(&self.db.write)
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, job = %job.id, "could not defer a job");
+        }
+    }
+
     /// Hands a job back to run again at `at` (a retry, a pause, or a stop before the end);
     /// a failing job is dead-lettered after [`MAX_JOB_ATTEMPTS`]. Nothing happens when another
     /// node has claimed the job since.

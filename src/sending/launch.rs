@@ -201,6 +201,31 @@ pub async fn complete_one_shot(
     }
 }
 
+/// Records on the campaign what its sent run `run_id` reports (`RunReported`: the sends the
+/// frequency caps held back, in `lastRun.capped`). Nothing when that is not the last run or the
+/// report is unchanged. Returns whether the campaign changed.
+pub async fn report_run(
+    db: &Db,
+    meta: &CommandMeta,
+    campaign_id: &str,
+    run_id: &str,
+    capped: u64,
+) -> Result<bool, CommandError> {
+    let run = run_id.to_string();
+    let outcome = campaigns::execute(db, meta, campaign_id, false, None, None, move |_, _| {
+        CampaignCommand::ReportRun {
+            run_id: run.clone(),
+            capped,
+        }
+    })
+    .await;
+    match outcome {
+        Ok(outcome) => Ok(outcome.changed),
+        Err(CommandError::Domain(_)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 /// Whether a campaign read row has a run due by `by`.
 pub fn is_due(doc: &Value, by: DateTime<Utc>) -> bool {
     let active =

@@ -27,6 +27,18 @@ pub async fn ledger_started(db: &Db, org_id: &str, run_id: &str) -> Result<bool,
     Ok(row.is_some())
 }
 
+/// How many of the run's sends the frequency caps held back (its `capped` rows).
+pub async fn capped_in_run(db: &Db, org_id: &str, run_id: &str) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "select count(*) from send_ledger where org_id = $1 and run_id = $2 and state = 'capped'",
+    )
+    .bind(org_id)
+    .bind(run_id)
+    .fetch_one(&db.read)
+    .await?;
+    Ok(n.max(0) as u64)
+}
+
 /// The `(contact, channel)` pairs of this run already in the ledger, among `contacts`.
 pub async fn in_ledger(
     db: &Db,

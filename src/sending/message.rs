@@ -44,6 +44,9 @@ pub struct Prepared {
     /// The short links in an SMS body: written (`ledger::insert_short_links`) with the
     /// message's ledger row, so they resolve once the message is out.
     pub short_links: Vec<ShortLink>,
+    /// The contact's `timezone` as stored (it may not be a valid zone): where its frequency
+    /// caps count (`frequency.rs`).
+    pub timezone: Option<String>,
 }
 
 impl Prepared {
@@ -243,6 +246,7 @@ impl Composer {
             message,
             tracking,
             short_links,
+            timezone: contact["timezone"].as_str().map(str::to_string),
         }
     }
 
@@ -329,6 +333,7 @@ impl Composer {
             message,
             tracking: json!({"open": null, "clicks": [], "unsubscribe": null}),
             short_links: Vec::new(),
+            timezone: None,
         }
     }
 }

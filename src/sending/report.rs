@@ -1,5 +1,8 @@
 //! What one fan-out attempt reports: its counts, and why it could not run.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use herald_domain::spec::Channel;
 use serde::Serialize;
 
@@ -12,8 +15,32 @@ pub struct RunReport {
     pub skipped_unsubscribed: u64,
     /// Not sent: the address is on the org's suppression list.
     pub skipped_suppressed: u64,
+    /// Not sent: the org's frequency caps held them back (a `capped` ledger row each).
+    pub capped: u64,
     pub skipped_no_address: u64,
+    /// Not sent yet: due inside the org's quiet hours, waiting for the window's end.
+    pub deferred: u64,
     pub channels_without_connection: Vec<Channel>,
+    /// Each deferred contact, and when its window ends.
+    #[serde(skip)]
+    pub deferred_until: HashMap<String, DateTime<Utc>>,
+}
+
+impl RunReport {
+    /// Holds `contact_id`'s send until `until`, the end of its quiet hours.
+    pub fn defer(&mut self, contact_id: &str, until: DateTime<Utc>) {
+        self.deferred += 1;
+        let at = self
+            .deferred_until
+            .entry(contact_id.to_string())
+            .or_insert(until);
+        *at = (*at).min(until);
+    }
+
+    /// When the earliest deferred send may go, if any was deferred.
+    pub fn wake_at(&self) -> Option<DateTime<Utc>> {
+        self.deferred_until.values().min().copied()
+    }
 }
 
 /// Why a fan-out could not run; the job is retried and, in the end, dead-lettered.

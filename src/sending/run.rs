@@ -19,7 +19,7 @@ use super::report::{RunReport, SendRunError};
 use super::route::{Route, Routing};
 use crate::db::Db;
 use crate::secrets::Sealer;
-use crate::{campaigns, documents};
+use crate::{campaigns, documents, frequency};
 
 /// How far a fan-out got.
 #[derive(Debug)]
@@ -32,6 +32,9 @@ pub enum RunOutcome {
     Paused,
     /// Nothing more will be sent for this run (the campaign was deleted or completed).
     Cancelled(String),
+    /// Every eligible send is in the ledger but those due inside the org's quiet hours: run
+    /// again from the first page at this time, the earliest end of their windows.
+    Deferred(chrono::DateTime<chrono::Utc>, RunReport),
 }
 
 /// Everything a fan-out needs from the process: the database, the routes and the composer.
@@ -214,7 +217,10 @@ impl Sender {
                 None => break,
             }
         }
-        Ok(RunOutcome::Finished(report))
+        match report.wake_at() {
+            Some(at) => Ok(RunOutcome::Deferred(at, report)),
+            None => Ok(RunOutcome::Finished(report)),
+        }
     }
 
     /// The campaign's read row and spec while it runs, or how a run of it must stop (deleted,
@@ -265,7 +271,8 @@ impl Sender {
     }
 
     /// Sends one page of members on each route: skips what the ledger holds (when asked to
-    /// look), the unsubscribed and those without an address.
+    /// look), the unsubscribed and those without an address, and defers (`RunReport::defer`)
+    /// those whose local time is inside the org's quiet hours for the channel.
     pub async fn send_page(
         &self,
         ctx: &RunCtx<'_>,
@@ -280,6 +287,10 @@ impl Sender {
         } else {
             HashSet::new()
         };
+        let settings = crate::settings::get(&self.db, ctx.org_id).await?;
+        let default_zone = settings.default_zone();
+        let campaign_zone = ctx.campaign["schedule"]["timezone"].as_str();
+        let now = chrono::Utc::now();
         for route in routes {
             let mut prepared = Vec::new();
             for (id, contact) in members {
@@ -296,6 +307,17 @@ impl Sender {
                     report.skipped_no_address += 1;
                     continue;
                 };
+                if settings.quiet_hours.is_some() {
+                    let tz = frequency::local_zone(
+                        contact["timezone"].as_str(),
+                        campaign_zone,
+                        default_zone,
+                    );
+                    if let Some(until) = settings.quiet_until(route.channel.id(), now, tz) {
+                        report.defer(id, until);
+                        continue;
+                    }
+                }
                 let mut message =
                     self.composer
                         .prepare_message(ctx, route.channel, id, contact, to);

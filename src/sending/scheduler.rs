@@ -23,6 +23,7 @@ use super::audience;
 use super::drip;
 use super::jobs::{self, Job, Jobs, Lease, LeaseSettings, RunPlan};
 use super::launch::{self, LaunchClock, Woken};
+use super::ledger;
 use super::run::{RunOutcome, Sender};
 use crate::campaigns::{self, CommandMeta};
 use crate::db::{Backend, Db, Tx};
@@ -485,11 +486,20 @@ impl Scheduler {
             Ok(RunOutcome::Finished(report)) => {
                 tracing::info!(run = %run_id, ?report, "run sent");
                 let note = serde_json::to_string(&report).ok();
+                if !sequence {
+                    self.report_run(&job, &run_id).await;
+                }
                 self.complete_one_shot(&job, &run_id).await;
                 self.jobs.finish(&job, "done", note).await;
                 if sequence {
                     self.complete_sequence(&job.org_id, &job.campaign_id).await;
                 }
+            }
+            Ok(RunOutcome::Deferred(at, report)) => {
+                // Sends held by quiet hours: the run goes again, from its first page, when the
+                // earliest window ends; the ledger keeps what went out from going twice.
+                tracing::info!(run = %run_id, ?report, %at, "run sent but for quiet hours");
+                self.jobs.defer(&job, at).await;
             }
             Ok(RunOutcome::Interrupted) => {
                 // Resume at once, here after a restart or on another node.
@@ -561,6 +571,24 @@ impl Scheduler {
             Err(error) => {
                 tracing::warn!(%error, campaign = %campaign_id, "could not complete the drip")
             }
+        }
+    }
+
+    /// Puts what the sent run reports on the campaign (`lastRun.capped`, `launch::report_run`),
+    /// counted from the ledger so a run resumed after a crash reports all of it.
+    async fn report_run(&self, job: &Job, run_id: &str) {
+        let capped = match ledger::capped_in_run(&self.db, &job.org_id, run_id).await {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(error) => {
+                tracing::warn!(%error, run = %run_id, "could not count the run's capped sends");
+                return;
+            }
+        };
+        if let Err(error) =
+            launch::report_run(&self.db, &self.meta(job), &job.campaign_id, run_id, capped).await
+        {
+            tracing::warn!(%error, run = %run_id, "could not report the run");
         }
     }
 

@@ -92,7 +92,7 @@ fn fields(reply: &Reply) -> Vec<String> {
         .collect()
 }
 
-const COUNTS: [&str; 17] = [
+const COUNTS: [&str; 18] = [
     "sends",
     "failures",
     "deliveries",
@@ -109,6 +109,7 @@ const COUNTS: [&str; 17] = [
     "conversions",
     "impressions",
     "interactions",
+    "capped",
     "revenue",
 ];
 
@@ -999,7 +1000,7 @@ db_test!(
         let expected = json!({"sends": 1000, "failures": 0, "deliveries": 1000, "opens": 30,
             "uniqueOpens": 20, "machineOpens": 1, "clicks": 5, "uniqueClicks": 5, "machineClicks": 1,
             "replies": 0, "bounces": 0, "complaints": 0, "unsubscribes": 1, "conversions": 3,
-            "revenue": 25.29, "impressions": 0, "interactions": 0, "openRate": 0.02, "clickRate": 0.005});
+            "revenue": 25.29, "impressions": 0, "interactions": 0, "capped": 0, "openRate": 0.02, "clickRate": 0.005});
         assert_eq!(totals, &expected, "{body}");
         assert_eq!(body["channels"], json!({"email": expected}));
         assert!(body["updatedAt"].as_str().unwrap().ends_with('Z'));

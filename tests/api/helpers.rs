@@ -705,6 +705,7 @@ pub const NOT_REBUILT_TABLES: &[&str] = &[
     "connection_secrets",
     "engagement_keys",
     "enrollments",
+    "frequency_counts",
     "events",
     "idempotency_keys",
     "job_counters",

@@ -12,6 +12,7 @@ mod browser;
 mod campaigns;
 mod cli;
 mod concurrency;
+mod consent;
 mod contacts;
 mod contract;
 mod dashboard;

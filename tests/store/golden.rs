@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 /// `src/sender.rs`, `src/engagements.rs`, `src/purge.rs`, `src/suppressions.rs`,
 /// `src/settings.rs`, `src/sending/drip.rs`; `docs/events.md`). `ConnectionUpdated`
 /// is not among them: connections have no `PUT`, so nothing writes it.
-const STORED_TYPES: [&str; 32] = [
+const STORED_TYPES: [&str; 33] = [
     "Created",
     "Updated",
     "Scheduled",
@@ -51,6 +51,7 @@ const STORED_TYPES: [&str; 32] = [
     "ContactsEnrolled",
     "EnrollmentsExited",
     "TestSent",
+    "RunReported",
 ];
 
 /// The stored records, literally.
@@ -1170,6 +1171,53 @@ const GOLDEN: &[&str] = &[
     "causationId": "req-golden"
   }
 }"##,
+    r##"{
+  "eventId": "01a21c65-c000-7000-8000-000000000015",
+  "streamId": "campaign-acme:camp-spring",
+  "revision": 20,
+  "position": 55,
+  "eventType": "RunReported",
+  "eventVersion": "1",
+  "created": "2026-12-09T12:00:00.000001Z",
+  "data": {
+    "capped": 1,
+    "runId": "run-2"
+  },
+  "metadata": {
+    "actor": "herald-scheduler",
+    "orgId": "acme",
+    "requestId": "",
+    "correlationId": "camp-spring",
+    "causationId": ""
+  }
+}"##,
+    r##"{
+  "eventId": "01a21c65-c000-7000-8000-000000000016",
+  "streamId": "run-acme:camp-spring:run-2",
+  "revision": 1,
+  "position": 56,
+  "eventType": "SendsRecorded",
+  "eventVersion": "1",
+  "created": "2026-12-09T12:00:00.000002Z",
+  "data": {
+    "at": "2026-12-09T12:00:00.000002Z",
+    "campaignId": "camp-spring",
+    "capped": [
+      "ct-dee"
+    ],
+    "channel": "email",
+    "delivered": true,
+    "runId": "run-2",
+    "sent": []
+  },
+  "metadata": {
+    "actor": "herald:sender",
+    "orgId": "acme",
+    "requestId": "",
+    "correlationId": "run-2",
+    "causationId": "run-2"
+  }
+}"##,
 ];
 
 fn records() -> Vec<EventRecord> {
@@ -1345,10 +1393,21 @@ fn version_1_records_read_into_the_values_they_were_written_from() {
             sent: vec!["ct-ada".into(), "profile:fb-page-1".into()],
             failed: vec!["ct-cy".into()],
             bounced: vec!["ct-bob".into()],
+            capped: vec![],
             delivered: false,
             at: at("2026-12-08T10:00:00.300Z"),
         }
     );
+    assert_eq!(
+        campaign(55),
+        CampaignEvent::RunReported {
+            run_id: "run-2".into(),
+            capped: 1
+        }
+    );
+    let capped: SendsRecorded = serde_json::from_value(by_position(56).data).unwrap();
+    assert_eq!(capped.capped, vec!["ct-dee".to_string()]);
+    assert!(capped.sent.is_empty());
     let engagement = |position: i64| -> Engagement {
         serde_json::from_value(by_position(position).data).unwrap()
     };
