@@ -158,6 +158,24 @@ async fn receive(
             key: Some(format!("{}:{}", vendor.id(), event.event_id)),
         });
     }
+    // Soft bounces are not engagements: counted per address, the third in 30 days suppresses.
+    for soft in parsed.soft_bounces {
+        ignored += 1;
+        let resolution = match resolved.get(&soft.target) {
+            Some(resolution) => resolution.clone(),
+            None => lookup::resolve(&state.db, &org_id, &soft.target).await?,
+        };
+        let Some(send) = resolution.send else {
+            continue;
+        };
+        let at = soft.occurred_at.map_or(now, |at| at.min(now));
+        lookup::soft_bounce(&state.db, &meta, &send, at, vendor.id())
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, contact = %send.contact_id, "soft bounce not stored");
+                unavailable()
+            })?;
+    }
     // Suppressions first: if recording then fails, the vendor's retry finds them listed
     // already and records the events; the reverse order could count an unsubscribe for a
     // contact who still gets messages.

@@ -207,6 +207,60 @@ async fn latest_sms_send(
     Ok(row.as_ref().map(send_from_row).transpose()?.flatten())
 }
 
+/// Soft bounces of an address that suppress it, and the window they are counted in.
+pub const SOFT_BOUNCES_TO_SUPPRESS: i64 = 3;
+pub const SOFT_BOUNCE_WINDOW_DAYS: i64 = 30;
+
+/// Records a soft bounce of `send` at `at`, once per message (a vendor reports each deferral of
+/// one message, and retries its posts), and puts the address on the suppression list (reason
+/// `bounce`) when it is the third message to it that soft-bounced within 30 days. Owns the
+/// `soft_bounces` table. Returns whether it suppressed the address now.
+pub async fn soft_bounce(
+    db: &Db,
+    meta: &CommandMeta,
+    send: &Send,
+    at: chrono::DateTime<chrono::Utc>,
+    source: &str,
+) -> Result<bool, sqlx::Error> {
+    let Some(contact) =
+        documents::get(db, &meta.org_id, DocumentKind::Contact, &send.contact_id).await?
+    else {
+        return Ok(false);
+    };
+    let Some(address) = suppressions::contact_address(&contact, send.channel) else {
+        return Ok(false);
+    };
+    let message = format!("{}:{}:{}", send.run_id, send.contact_id, send.channel.id());
+    sqlx::query(
+        "insert into soft_bounces (org_id, channel, address, message_key, at) values ($1, $2, $3, $4, $5)
+         on conflict (org_id, channel, address, message_key) do nothing",
+    )
+    .bind(&meta.org_id)
+    .bind(send.channel.id())
+    .bind(&address)
+    .bind(&message)
+    .bind(crate::store::format_time(at))
+    .execute(&db.write)
+    .await?;
+    let since = at - chrono::Duration::days(SOFT_BOUNCE_WINDOW_DAYS);
+    let count: i64 = sqlx::query_scalar(
+        "select count(*) from soft_bounces where org_id = $1 and channel = $2 and address = $3 and at >= $4",
+    )
+    .bind(&meta.org_id)
+    .bind(send.channel.id())
+    .bind(&address)
+    .bind(crate::store::format_time(since))
+    .fetch_one(&db.write)
+    .await?;
+    if count < SOFT_BOUNCES_TO_SUPPRESS {
+        return Ok(false);
+    }
+    let Some(entry) = Suppress::new(send.channel, &address, Reason::Bounce, source) else {
+        return Ok(false);
+    };
+    Ok(suppressions::add_now(db, &[entry], &meta.metadata()).await? > 0)
+}
+
 /// Puts the contact's address on `channel` on the org's suppression list with `reason`
 /// (`source`: the vendor). False when the contact is gone, has no such address, or the address
 /// was already listed.

@@ -67,14 +67,20 @@ impl Request {
             .get("event-data")
             .and_then(Value::as_object)
             .ok_or_else(|| malformed("the body has no event-data object"))?;
+        if let Some(soft) = soft_bounce(data) {
+            return Ok(Parsed {
+                soft_bounces: vec![soft],
+                ..Parsed::default()
+            });
+        }
         Ok(match event(data) {
             Some(event) => Parsed {
                 events: vec![event],
-                ignored: 0,
+                ..Parsed::default()
             },
             None => Parsed {
-                events: Vec::new(),
                 ignored: 1,
+                ..Parsed::default()
             },
         })
     }
@@ -89,6 +95,16 @@ fn signs(key: &str, timestamp: &str, token: &str, hex_signature: &str) -> bool {
     mac.update(timestamp.as_bytes());
     mac.update(token.as_bytes());
     mac.verify_slice(&expected).is_ok()
+}
+
+/// A temporary failure (`failed` with `severity: temporary`), read like a bounce: a soft bounce.
+fn soft_bounce(data: &Map<String, Value>) -> Option<VendorEvent> {
+    if text(data, "event") != Some("failed") || text(data, "severity") != Some("temporary") {
+        return None;
+    }
+    let mut permanent = data.clone();
+    permanent.insert("severity".into(), Value::String("permanent".into()));
+    event(&permanent).filter(|e| e.kind == EngagementType::Bounce)
 }
 
 /// One event, or `None` for types Herald ignores (`accepted`, `stored`, temporary failures...)
@@ -229,7 +245,11 @@ mod tests {
         assert_eq!(bounce.events[0].reason.as_deref(), Some("bounce 550"));
         let drop = failed("permanent", "suppress-bounce");
         assert_eq!(drop.events[0].kind, EngagementType::Dropped);
-        assert_eq!(failed("temporary", "generic").ignored, 1);
+        let soft = failed("temporary", "generic");
+        assert!(soft.events.is_empty());
+        assert_eq!(soft.ignored, 0);
+        assert_eq!(soft.soft_bounces[0].kind, EngagementType::Bounce);
+        assert_eq!(soft.soft_bounces[0].reason.as_deref(), Some("generic 550"));
     }
 
     #[test]

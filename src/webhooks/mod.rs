@@ -143,6 +143,9 @@ pub struct VendorEvent {
 pub struct Parsed {
     pub events: Vec<VendorEvent>,
     pub ignored: usize,
+    /// Temporary delivery failures (soft bounces): not engagements, but the third of them
+    /// within 30 days suppresses the address (`lookup::soft_bounce`).
+    pub soft_bounces: Vec<VendorEvent>,
 }
 
 /// A webhook request, read as far as its signature check needs.

@@ -85,6 +85,9 @@ impl Request {
         let mut parsed = Parsed::default();
         for item in &items {
             match item.as_object().and_then(event) {
+                Some(event) if item.as_object().is_some_and(is_soft) => {
+                    parsed.soft_bounces.push(event)
+                }
                 Some(event) => parsed.events.push(event),
                 None => parsed.ignored += 1,
             }
@@ -107,12 +110,24 @@ pub fn verifying_key(text: &str) -> Option<VerifyingKey> {
         .ok()
 }
 
-/// One event, or `None` for the types Herald ignores (`processed`, `deferred`,
-/// `group_resubscribe`, account events) and events without an `sg_event_id`.
+/// Whether an event is a soft bounce: a `deferred` delivery (the receiving server asked
+/// SendGrid to try again later) or a `bounce` of `type: "blocked"` (refused for now, not an
+/// invalid address).
+fn is_soft(object: &Map<String, Value>) -> bool {
+    match text(object, "event") {
+        Some("deferred") => true,
+        Some("bounce") => text(object, "type") == Some("blocked"),
+        _ => false,
+    }
+}
+
+/// One event, or `None` for the types Herald ignores (`processed`, `group_resubscribe`,
+/// account events) and events without an `sg_event_id`. A soft bounce ([`is_soft`]) reads as a
+/// bounce.
 fn event(object: &Map<String, Value>) -> Option<VendorEvent> {
     let kind = match text(object, "event")? {
         "delivered" => EngagementType::Delivery,
-        "bounce" => EngagementType::Bounce,
+        "bounce" | "deferred" => EngagementType::Bounce,
         "dropped" => EngagementType::Dropped,
         "spamreport" => EngagementType::Complaint,
         "unsubscribe" | "group_unsubscribe" => EngagementType::Unsubscribe,
@@ -280,5 +295,26 @@ mod tests {
             };
             assert!(matches!(request.events(), Err(WebhookError::Malformed(_))));
         }
+    }
+
+    #[test]
+    fn deferrals_and_blocked_bounces_are_soft_bounces() {
+        let body = serde_json::json!([
+            {"event": "deferred", "sg_event_id": "s1", "attempt": "2", "response": "400 try again later"},
+            {"event": "bounce", "sg_event_id": "s2", "type": "blocked"},
+            {"event": "bounce", "sg_event_id": "h1", "type": "bounce"}
+        ]);
+        let request = Request {
+            body: serde_json::to_vec(&body).unwrap(),
+            timestamp: None,
+            signature: None,
+        };
+        let parsed = request.events().unwrap();
+        let ids = |events: &[VendorEvent]| -> Vec<String> {
+            events.iter().map(|e| e.event_id.clone()).collect()
+        };
+        assert_eq!(ids(&parsed.soft_bounces), ["s1", "s2"]);
+        assert_eq!(ids(&parsed.events), ["h1"]);
+        assert_eq!(parsed.events[0].kind, EngagementType::Bounce);
     }
 }

@@ -111,8 +111,8 @@ impl Request {
             Some("failed") => EngagementType::Dropped,
             _ => {
                 return Ok(Parsed {
-                    events: Vec::new(),
                     ignored: 1,
+                    ..Parsed::default()
                 })
             }
         };
@@ -135,7 +135,7 @@ impl Request {
                     phone: None,
                 },
             }],
-            ignored: 0,
+            ..Parsed::default()
         })
     }
 
@@ -170,7 +170,10 @@ impl Request {
                 target,
             });
         }
-        Ok(Parsed { events, ignored: 0 })
+        Ok(Parsed {
+            events,
+            ..Parsed::default()
+        })
     }
 }
 

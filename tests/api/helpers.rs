@@ -706,6 +706,7 @@ pub const NOT_REBUILT_TABLES: &[&str] = &[
     "engagement_keys",
     "enrollments",
     "frequency_counts",
+    "soft_bounces",
     "events",
     "idempotency_keys",
     "job_counters",

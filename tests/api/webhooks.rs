@@ -737,3 +737,93 @@ webhook_test!(
         assert_eq!(engagements(&app).await.len(), 5);
     }
 );
+
+webhook_test!(
+    a_third_mailgun_soft_bounce_within_30_days_suppresses_the_address,
+    |app: TestApp| async move {
+        let vendor = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v3/acme.test/messages"))
+            .respond_with(MailgunStandIn)
+            .mount(&vendor)
+            .await;
+        prepare_audience(&app).await;
+        let signing_key = "key-acme-webhook-signing";
+        let connection = connect(
+            &app,
+            json!({"id": "conn-mg", "platform": "email", "vendor": "mailgun",
+                "credentials": {"apiKey": "mg-api-key", "webhookSigningKey": signing_key},
+                "settings": {"domain": "acme.test", "fromEmail": "news@acme.test", "baseUrl": vendor.uri()}}),
+        )
+        .await;
+        let mut keys = Vec::new();
+        for id in ["camp-s1", "camp-s2", "camp-s3"] {
+            run_campaign(&app, id, "email").await;
+            let key = vendor
+                .received_requests()
+                .await
+                .unwrap()
+                .iter()
+                .map(form)
+                .filter(|f| f["to"] == "ada@acme.test")
+                .map(|f| f["v:herald_message_key"].clone())
+                .next_back()
+                .unwrap();
+            keys.push(key);
+        }
+        let path = format!("/connect/webhooks/mailgun/{connection}");
+        let soft = |event_id: &str, key: &str| {
+            mailgun_signed(
+                json!({"event-data": {"event": "failed", "severity": "temporary",
+                    "reason": "generic", "id": event_id, "recipient": "ada@acme.test",
+                    "timestamp": chrono::Utc::now().timestamp(),
+                    "delivery-status": {"code": 452, "message": "Mailbox full, try later"},
+                    "user-variables": {"herald_message_key": key}}}),
+                signing_key,
+            )
+        };
+        let suppressed = || async {
+            app.admin(Method::GET, "/crm/suppressions?channel=email")
+                .send()
+                .await
+                .body["items"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        // Two messages soft-bounce, one of them reported twice and the post retried: two.
+        for (event_id, key) in [
+            ("soft-1", &keys[0]),
+            ("soft-2", &keys[1]),
+            ("soft-2b", &keys[1]),
+            ("soft-2b", &keys[1]),
+        ] {
+            let reply = post_json(&app, &path, soft(event_id, key)).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            assert_eq!(
+                reply.body["recorded"], 0,
+                "not an engagement: {}",
+                reply.text
+            );
+        }
+        assert!(suppressed().await.is_empty());
+        assert_eq!(
+            contact(&app, "ct-ada").await["unsubscribed"]["email"],
+            Value::Null
+        );
+
+        // The third message: the address goes on the list as a bounce.
+        let reply = post_json(&app, &path, soft("soft-3", &keys[2])).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let listed = suppressed().await;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0]["address"], "ada@acme.test");
+        assert_eq!(listed[0]["reason"], "bounce");
+        assert_eq!(listed[0]["source"], "mailgun");
+        assert_eq!(contact(&app, "ct-ada").await["unsubscribed"]["email"], true);
+        assert!(
+            engagements(&app).await.is_empty(),
+            "soft bounces count in no analytics"
+        );
+    }
+);
