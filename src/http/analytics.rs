@@ -413,7 +413,7 @@ fn channels_json(channels: &BTreeMap<String, Metrics>) -> Value {
 #[utoipa::path(get, path = "/crm/marketing/campaigns/{id}/analytics", tag = "analytics",
     summary = "A campaign's metrics: totals, per channel, per day and per step",
     params(("id" = String, Path, description = "The campaign's id"), schemas::DayRange),
-    responses((status = 200, description = "The campaign's analytics", body = serde_json::Value)))]
+    responses((status = 200, description = "The campaign's analytics", body = schemas::CampaignAnalytics)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn campaign_analytics(
     State(state): State<AppState>,
@@ -678,8 +678,8 @@ fn series(range: DayRange, by_day: &HashMap<String, Metrics>) -> Vec<DayMetrics>
 
 #[utoipa::path(post, path = "/crm/marketing/campaigns/aggregated-metrics", tag = "analytics",
     summary = "Metrics of several campaigns over a range",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "Per campaign and in total", body = serde_json::Value)))]
+    request_body(content = schemas::AggregateRequest, content_type = "application/json"),
+    responses((status = 200, description = "Per campaign and in total", body = schemas::AggregateMetrics)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn aggregated_metrics(
     State(state): State<AppState>,
@@ -922,7 +922,7 @@ fn activity_type(name: &str) -> bool {
 #[utoipa::path(get, path = "/crm/contacts/{id}/activities", tag = "analytics",
     summary = "A contact's sends and engagements, newest first",
     params(("id" = String, Path, description = "The contact's id"), schemas::ActivityFilter, schemas::Page),
-    responses((status = 200, description = "A page of activities", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of activities", body = schemas::ItemList)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, contact = %id))]
 async fn contact_activities(
     State(state): State<AppState>,

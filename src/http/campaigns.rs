@@ -35,7 +35,7 @@ pub fn router() -> Routes {
 #[utoipa::path(get, operation_id = "list_enrollments", path = "/crm/marketing/campaigns/{id}/enrollments", tag = "campaigns",
     summary = "A drip or milestone campaign's enrollments",
     params(("id" = String, Path, description = "The campaign's id"), schemas::EnrollmentFilter, schemas::Page),
-    responses((status = 200, description = "A page of enrollments", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of enrollments", body = schemas::ItemList)))]
 async fn enrollments(
     State(state): State<AppState>,
     auth: Auth,
@@ -167,8 +167,8 @@ async fn check_trigger_campaign(
 #[utoipa::path(post, operation_id = "create_campaign", path = "/crm/marketing/campaigns", tag = "campaigns",
     summary = "Create a campaign",
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Created", body = serde_json::Value,
+    request_body(content = schemas::CampaignInput, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = schemas::Campaign,
         headers(("ETag" = String), ("Location" = String)))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn create(
@@ -243,7 +243,7 @@ async fn create(
 #[utoipa::path(get, operation_id = "get_campaign", path = "/crm/marketing/campaigns/{id}", tag = "campaigns",
     summary = "A campaign",
     params(("id" = String, Path, description = "The campaign's id")),
-    responses((status = 200, description = "The campaign", body = serde_json::Value,
+    responses((status = 200, description = "The campaign", body = schemas::Campaign,
         headers(("ETag" = String)))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn fetch(
@@ -280,8 +280,8 @@ async fn fetch(
 #[utoipa::path(put, operation_id = "replace_campaign", path = "/crm/marketing/campaigns/{id}", tag = "campaigns",
     summary = "Replace a campaign's spec",
     params(("id" = String, Path, description = "The campaign's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The changed campaign", body = serde_json::Value,
+    request_body(content = schemas::CampaignInput, content_type = "application/json"),
+    responses((status = 200, description = "The changed campaign", body = schemas::Campaign,
         headers(("ETag" = String)))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn replace(
@@ -366,7 +366,7 @@ async fn remove(
     summary = "Launch, pause, resume or complete a campaign",
     params(("id" = String, Path, description = "The campaign's id"), ("action" = schemas::CampaignAction, Path, description = "What to do"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    responses((status = 200, description = "The campaign after the action", body = serde_json::Value,
+    responses((status = 200, description = "The campaign after the action", body = schemas::Campaign,
         headers(("ETag" = String)))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id, action = %action))]
 async fn action(
@@ -415,7 +415,7 @@ async fn action(
 #[utoipa::path(get, operation_id = "list_campaigns", path = "/crm/marketing/campaigns", tag = "campaigns",
     summary = "List campaigns",
     params(schemas::CampaignFilter, schemas::Page),
-    responses((status = 200, description = "A page of campaigns", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of campaigns", body = schemas::CampaignList)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn list(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     let status = match params.get("status") {

@@ -36,7 +36,7 @@ fn parse_number(params: &Params, key: &str) -> Result<Option<i64>> {
 #[utoipa::path(get, path = "/crm/marketing/campaigns/{id}/events", tag = "events",
     summary = "A campaign's events (its audit trail), oldest first",
     params(("id" = String, Path, description = "The campaign's id"), schemas::Page),
-    responses((status = 200, description = "A page of events", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of events", body = schemas::EventList)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, campaign = %id))]
 async fn campaign_events(
     State(state): State<AppState>,
@@ -78,7 +78,7 @@ async fn campaign_events(
     summary = "The org's event log, oldest first; `Accept: application/x-ndjson` streams it whole",
     params(schemas::EventFilter, schemas::Page),
     responses((status = 200, description = "A page of events, or every event as NDJSON",
-        content((serde_json::Value = "application/json"), (String = "application/x-ndjson")))))]
+        content((schemas::EventList = "application/json"), (String = "application/x-ndjson")))))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn org_events(
     State(state): State<AppState>,

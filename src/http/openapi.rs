@@ -97,7 +97,7 @@ pub const API_PREFIX: &str = "/api";
         tracking::unsubscribe,
         webhooks::receive,
     ),
-    components(schemas(schemas::Problem, schemas::ProblemField)),
+    components(schemas(schemas::Problem, schemas::ProblemField, schemas::CampaignAction)),
     tags(
         (name = "campaigns", description = "Campaigns and their lifecycle (`api.md` section 2)"),
         (name = "discovery", description = "Platforms, campaign types, social profiles (section 3)"),

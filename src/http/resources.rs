@@ -64,15 +64,15 @@ pub fn router() -> Routes {
 /// OpenAPI document.
 #[utoipa::path(get, path = "/crm/contacts", tag = "contacts", summary = "List contacts",
     params(schemas::Page),
-    responses((status = 200, description = "A page of contacts", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of contacts", body = schemas::ContactList)))]
 async fn list_contacts(state: State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     list(DocumentKind::Contact, state, auth, params).await
 }
 
 #[utoipa::path(post, path = "/crm/contacts", tag = "contacts", summary = "Create a contact",
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Created", body = serde_json::Value, headers(("ETag" = String), ("Location" = String)))))]
+    request_body(content = schemas::ContactInput, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = schemas::Contact, headers(("ETag" = String), ("Location" = String)))))]
 async fn create_contact(
     state: State<AppState>,
     auth: Auth,
@@ -85,7 +85,7 @@ async fn create_contact(
 
 #[utoipa::path(get, path = "/crm/contacts/{id}", tag = "contacts", summary = "A contact",
     params(("id" = String, Path, description = "The contact's id")),
-    responses((status = 200, description = "The contact", body = serde_json::Value, headers(("ETag" = String)))))]
+    responses((status = 200, description = "The contact", body = schemas::Contact, headers(("ETag" = String)))))]
 async fn get_contact(
     state: State<AppState>,
     auth: Auth,
@@ -96,8 +96,8 @@ async fn get_contact(
 
 #[utoipa::path(put, path = "/crm/contacts/{id}", tag = "contacts", summary = "Replace a contact",
     params(("id" = String, Path, description = "The contact's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The changed contact", body = serde_json::Value, headers(("ETag" = String)))))]
+    request_body(content = schemas::ContactInput, content_type = "application/json"),
+    responses((status = 200, description = "The changed contact", body = schemas::Contact, headers(("ETag" = String)))))]
 async fn replace_contact(
     state: State<AppState>,
     auth: Auth,
@@ -133,15 +133,15 @@ async fn delete_contact(
 
 #[utoipa::path(get, path = "/crm/audiences", tag = "audiences", summary = "List audiences",
     params(schemas::Page),
-    responses((status = 200, description = "A page of audiences", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of audiences", body = schemas::AudienceList)))]
 async fn list_audiences(state: State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     list(DocumentKind::Audience, state, auth, params).await
 }
 
 #[utoipa::path(post, path = "/crm/audiences", tag = "audiences", summary = "Create a audience",
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Created", body = serde_json::Value, headers(("ETag" = String), ("Location" = String)))))]
+    request_body(content = schemas::AudienceInput, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = schemas::Audience, headers(("ETag" = String), ("Location" = String)))))]
 async fn create_audience(
     state: State<AppState>,
     auth: Auth,
@@ -154,7 +154,7 @@ async fn create_audience(
 
 #[utoipa::path(get, path = "/crm/audiences/{id}", tag = "audiences", summary = "A audience",
     params(("id" = String, Path, description = "The audience's id")),
-    responses((status = 200, description = "The audience", body = serde_json::Value, headers(("ETag" = String)))))]
+    responses((status = 200, description = "The audience", body = schemas::Audience, headers(("ETag" = String)))))]
 async fn get_audience(
     state: State<AppState>,
     auth: Auth,
@@ -165,8 +165,8 @@ async fn get_audience(
 
 #[utoipa::path(put, path = "/crm/audiences/{id}", tag = "audiences", summary = "Replace a audience",
     params(("id" = String, Path, description = "The audience's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The changed audience", body = serde_json::Value, headers(("ETag" = String)))))]
+    request_body(content = schemas::AudienceInput, content_type = "application/json"),
+    responses((status = 200, description = "The changed audience", body = schemas::Audience, headers(("ETag" = String)))))]
 async fn replace_audience(
     state: State<AppState>,
     auth: Auth,
@@ -202,15 +202,15 @@ async fn delete_audience(
 
 #[utoipa::path(get, path = "/crm/marketing/templates", tag = "templates", summary = "List templates",
     params(schemas::Page),
-    responses((status = 200, description = "A page of templates", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of templates", body = schemas::TemplateList)))]
 async fn list_templates(state: State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     list(DocumentKind::Template, state, auth, params).await
 }
 
 #[utoipa::path(post, path = "/crm/marketing/templates", tag = "templates", summary = "Create a template",
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Created", body = serde_json::Value, headers(("ETag" = String), ("Location" = String)))))]
+    request_body(content = schemas::TemplateInput, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = schemas::Template, headers(("ETag" = String), ("Location" = String)))))]
 async fn create_template(
     state: State<AppState>,
     auth: Auth,
@@ -223,7 +223,7 @@ async fn create_template(
 
 #[utoipa::path(get, path = "/crm/marketing/templates/{id}", tag = "templates", summary = "A template",
     params(("id" = String, Path, description = "The template's id")),
-    responses((status = 200, description = "The template", body = serde_json::Value, headers(("ETag" = String)))))]
+    responses((status = 200, description = "The template", body = schemas::Template, headers(("ETag" = String)))))]
 async fn get_template(
     state: State<AppState>,
     auth: Auth,
@@ -234,8 +234,8 @@ async fn get_template(
 
 #[utoipa::path(put, path = "/crm/marketing/templates/{id}", tag = "templates", summary = "Replace a template",
     params(("id" = String, Path, description = "The template's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The changed template", body = serde_json::Value, headers(("ETag" = String)))))]
+    request_body(content = schemas::TemplateInput, content_type = "application/json"),
+    responses((status = 200, description = "The changed template", body = schemas::Template, headers(("ETag" = String)))))]
 async fn replace_template(
     state: State<AppState>,
     auth: Auth,
@@ -271,15 +271,15 @@ async fn delete_template(
 
 #[utoipa::path(get, path = "/crm/integrations/connections", tag = "integrations", summary = "List connections (admin)",
     params(schemas::Page),
-    responses((status = 200, description = "A page of connections", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of connections", body = schemas::ConnectionList)))]
 async fn list_connections(state: State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     list(DocumentKind::Connection, state, auth, params).await
 }
 
 #[utoipa::path(post, path = "/crm/integrations/connections", tag = "integrations", summary = "Create a connection (admin)",
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Created", body = serde_json::Value, headers(("ETag" = String), ("Location" = String)))))]
+    request_body(content = schemas::ConnectionInput, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = schemas::Connection, headers(("ETag" = String), ("Location" = String)))))]
 async fn create_connection(
     state: State<AppState>,
     auth: Auth,
@@ -300,7 +300,7 @@ async fn create_connection(
 
 #[utoipa::path(get, path = "/crm/integrations/connections/{id}", tag = "integrations", summary = "A connection (admin)",
     params(("id" = String, Path, description = "The connection's id")),
-    responses((status = 200, description = "The connection", body = serde_json::Value, headers(("ETag" = String)))))]
+    responses((status = 200, description = "The connection", body = schemas::Connection, headers(("ETag" = String)))))]
 async fn get_connection(
     state: State<AppState>,
     auth: Auth,
@@ -594,8 +594,8 @@ async fn remove(
 
 #[utoipa::path(post, path = "/crm/contacts/import", tag = "contacts",
     summary = "Import contacts: a JSON array, or NDJSON (up to 32 MiB, 100 000 rows)",
-    request_body(content((serde_json::Value = "application/json"), (String = "application/x-ndjson"))),
-    responses((status = 200, description = "What was imported and each bad row", body = serde_json::Value)))]
+    request_body(content((Vec<schemas::ContactInput> = "application/json"), (String = "application/x-ndjson"))),
+    responses((status = 200, description = "What was imported and each bad row", body = schemas::ImportResult)))]
 /// `POST /crm/contacts/import`: a JSON array, or NDJSON with `application/x-ndjson`. Good rows
 /// are kept; each bad one is reported with its 1-based line (array element) number.
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
@@ -753,7 +753,7 @@ pub async fn evaluate_reach(
 #[utoipa::path(get, path = "/crm/audiences/{id}/reach", tag = "audiences",
     summary = "How many contacts an audience reaches, with a sample",
     params(("id" = String, Path, description = "The audience's id")),
-    responses((status = 200, description = "The count and up to ten contacts", body = serde_json::Value)))]
+    responses((status = 200, description = "The count and up to ten contacts", body = schemas::Reach)))]
 async fn reach(
     State(state): State<AppState>,
     auth: Auth,
@@ -771,7 +771,7 @@ async fn reach(
 #[utoipa::path(post, operation_id = "preview_audience", path = "/crm/audiences/preview", tag = "audiences",
     summary = "How many contacts a filter reaches, with a sample",
     request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The count and up to ten contacts", body = serde_json::Value)))]
+    responses((status = 200, description = "The count and up to ten contacts", body = schemas::Reach)))]
 async fn preview(State(state): State<AppState>, auth: Auth, body: JsonBody) -> Result<Response> {
     let filter_value = body
         .value

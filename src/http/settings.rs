@@ -8,6 +8,7 @@ use herald_domain::settings::{parse_settings, OrgSettings};
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, RequestMeta};
 use super::routes::Routes;
+use super::schemas;
 use super::AppState;
 use crate::settings;
 
@@ -19,15 +20,15 @@ pub fn router() -> Routes {
 
 #[utoipa::path(get, operation_id = "get_settings", path = "/crm/marketing/settings", tag = "settings",
     summary = "The org's marketing settings",
-    responses((status = 200, description = "The settings", body = serde_json::Value)))]
+    responses((status = 200, description = "The settings", body = schemas::Settings)))]
 async fn show(State(state): State<AppState>, auth: Auth) -> Result<Json<OrgSettings>> {
     Ok(Json(settings::get(&state.db, &auth.0.org_id).await?))
 }
 
 #[utoipa::path(put, operation_id = "replace_settings", path = "/crm/marketing/settings", tag = "settings",
     summary = "Replace the org's marketing settings (admin)",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The settings", body = serde_json::Value)))]
+    request_body(content = schemas::Settings, content_type = "application/json"),
+    responses((status = 200, description = "The settings", body = schemas::Settings)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn replace(
     State(state): State<AppState>,

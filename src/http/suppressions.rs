@@ -35,7 +35,7 @@ fn admin(auth: &Auth) -> Result<()> {
 #[utoipa::path(get, operation_id = "list_suppressions", path = "/crm/suppressions", tag = "consent",
     summary = "The org's suppression list",
     params(schemas::SuppressionFilter, schemas::Page),
-    responses((status = 200, description = "A page of suppressed addresses", body = serde_json::Value)))]
+    responses((status = 200, description = "A page of suppressed addresses", body = schemas::SuppressionList)))]
 async fn index(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     let channel = params
         .get("channel")
@@ -53,9 +53,9 @@ async fn index(State(state): State<AppState>, auth: Auth, params: Params) -> Res
 
 #[utoipa::path(post, operation_id = "add_suppression", path = "/crm/suppressions", tag = "consent",
     summary = "Suppress an address (admin)",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Added", body = serde_json::Value),
-        (status = 200, description = "Already suppressed", body = serde_json::Value)))]
+    request_body(content = schemas::SuppressionInput, content_type = "application/json"),
+    responses((status = 201, description = "Added", body = schemas::Suppression),
+        (status = 200, description = "Already suppressed", body = schemas::Suppression)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn create(
     State(state): State<AppState>,

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::db_test;
-use crate::helpers::TestApp;
+use crate::helpers::{seed_campaign, Reply, TestApp};
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
@@ -227,5 +227,219 @@ db_test!(
             .send()
             .await;
         assert_eq!(with_junk.status, 200);
+    }
+);
+
+/// The Python tools of the test suite (schemathesis, openapi-spec-validator): the venv `.ci/run`
+/// makes, at `HERALD_PY_VENV` or `~/.cache/herald/venv`.
+pub fn venv() -> std::path::PathBuf {
+    match std::env::var_os("HERALD_PY_VENV") {
+        Some(dir) => dir.into(),
+        None => std::path::Path::new(&std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/herald/venv"),
+    }
+}
+
+/// A tool of the venv; a missing one fails the test, saying how to install it.
+pub fn venv_tool(name: &str) -> std::path::PathBuf {
+    let path = venv().join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run .ci/run once, or `python3 -m venv {dir} && {dir}/bin/pip install \
+         schemathesis openapi-spec-validator` (see README)",
+        path.display(),
+        dir = venv().display()
+    );
+    path
+}
+
+/// The official OpenAPI 3.1 meta-schema, as the `openapi-spec-validator` package ships it.
+fn oas31_meta_schema() -> Value {
+    let python = venv_tool("python");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import os, openapi_spec_validator as v; print(os.path.join(os.path.dirname(v.__file__), \
+             'resources', 'schemas', 'v3.1', 'schema.json'))",
+        ])
+        .output()
+        .expect("run the venv's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8(out.stdout).unwrap();
+    let text = std::fs::read_to_string(path.trim()).expect("the OpenAPI 3.1 meta-schema");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_document_validates_against_the_openapi_3_1_meta_schema() {
+    let doc = herald::http::openapi::document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let meta = oas31_meta_schema();
+    assert_eq!(
+        meta["$id"],
+        "https://spec.openapis.org/oas/3.1/schema/2022-10-07"
+    );
+    let validator = jsonschema::draft202012::new(&meta).expect("the meta-schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // And the reference validator of the OpenAPI ecosystem, which also checks each schema
+    // object against the 3.1 dialect and every `$ref`.
+    let file = std::env::temp_dir().join(format!("herald-openapi-{}.json", std::process::id()));
+    std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
+    let out = std::process::Command::new(venv_tool("openapi-spec-validator"))
+        .arg(&file)
+        .output()
+        .expect("run openapi-spec-validator");
+    let _ = std::fs::remove_file(&file);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Its messages quote the whole document after the finding.
+    assert!(
+        out.status.success(),
+        "{}",
+        said.chars().take(600).collect::<String>()
+    );
+}
+
+/// Asserts that a reply matches what the document says `method path` answers with its status
+/// (or `default`) and content type.
+#[track_caller]
+pub fn assert_documented(reply: &Reply, method: &str, path: &str) {
+    let doc = herald::http::openapi::document();
+    let op = &doc["paths"][path][method.to_lowercase()];
+    assert!(op.is_object(), "{method} {path} is not in the document");
+    let responses = &op["responses"];
+    let status = reply.status.as_u16().to_string();
+    let mut response = responses
+        .get(&status)
+        .or_else(|| responses.get("default"))
+        .unwrap_or_else(|| panic!("{method} {path} documents no {status}"));
+    if let Some(name) = response["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/responses/"))
+    {
+        response = &doc["components"]["responses"][name];
+    }
+    let content_type = reply
+        .header("content-type")
+        .map(|v| v.split(';').next().unwrap().trim().to_string())
+        .unwrap_or_default();
+    let schema = &response["content"][&content_type]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} {status}: {content_type} is not documented: {response}"
+    );
+    let root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::draft202012::new(&root).expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(&reply.body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status} does not match its schema: {errors:#?}\n{}",
+        reply.text
+    );
+}
+
+db_test!(
+    campaign_contact_list_and_analytics_responses_match_their_schemas,
+    |app: TestApp| async move {
+        let created = app.post_campaign(&seed_campaign()).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_documented(&created, "POST", "/crm/marketing/campaigns");
+        let id = created.body["id"].as_str().unwrap().to_string();
+        let got = app.get_campaign(&id).await;
+        assert_eq!(got.status, 200);
+        assert_documented(&got, "GET", "/crm/marketing/campaigns/{id}");
+        let list = app
+            .admin(Method::GET, "/crm/marketing/campaigns")
+            .send()
+            .await;
+        assert_eq!(list.status, 200);
+        assert_documented(&list, "GET", "/crm/marketing/campaigns");
+
+        let contact = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(
+                &serde_json::json!({"email": "ann@acme.test", "firstName": "Ann", "tags": ["vip"],
+            "attributes": {"plan": "pro"}, "unsubscribed": {"sms": true}}),
+            )
+            .send()
+            .await;
+        assert_eq!(contact.status, 201, "{}", contact.text);
+        assert_documented(&contact, "POST", "/crm/contacts");
+        let contacts = app.admin(Method::GET, "/crm/contacts?limit=1").send().await;
+        assert_eq!(contacts.status, 200);
+        assert_documented(&contacts, "GET", "/crm/contacts");
+
+        let analytics = app
+            .admin(
+                Method::GET,
+                &format!("/crm/marketing/campaigns/{id}/analytics"),
+            )
+            .send()
+            .await;
+        assert_eq!(analytics.status, 200, "{}", analytics.text);
+        assert_documented(&analytics, "GET", "/crm/marketing/campaigns/{id}/analytics");
+        let ranged = app
+            .admin(
+                Method::GET,
+                &format!("/crm/marketing/campaigns/{id}/analytics?from=2026-01-01&to=2026-01-31"),
+            )
+            .send()
+            .await;
+        assert_documented(&ranged, "GET", "/crm/marketing/campaigns/{id}/analytics");
+        let aggregated = app
+        .admin(Method::POST, "/crm/marketing/campaigns/aggregated-metrics")
+        .json(&serde_json::json!({"campaignIds": [id, "camp-none"], "range": {"start": "2026-01-01", "end": "2026-01-03"}}))
+        .send()
+        .await;
+        assert_eq!(aggregated.status, 200, "{}", aggregated.text);
+        assert_documented(
+            &aggregated,
+            "POST",
+            "/crm/marketing/campaigns/aggregated-metrics",
+        );
+    }
+);
+
+db_test!(
+    problem_responses_match_the_problem_schema,
+    |app: TestApp| async move {
+        let missing = app.get_campaign("camp-none").await;
+        missing.assert_problem(404);
+        assert_documented(&missing, "GET", "/crm/marketing/campaigns/{id}");
+        let invalid = app
+            .post_campaign(&serde_json::json!({"name": "", "type": "one-shot", "channels": []}))
+            .await;
+        invalid.assert_problem(422);
+        assert!(invalid.body["errors"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()));
+        assert_documented(&invalid, "POST", "/crm/marketing/campaigns");
+        let anonymous = app
+            .anonymous(Method::GET, "/crm/marketing/campaigns")
+            .send()
+            .await;
+        anonymous.assert_problem(401);
+        assert_documented(&anonymous, "GET", "/crm/marketing/campaigns");
+        let bad_query = app.admin(Method::GET, "/crm/contacts?limit=0").send().await;
+        bad_query.assert_problem(400);
+        assert_documented(&bad_query, "GET", "/crm/contacts");
     }
 );
