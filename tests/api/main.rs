@@ -21,6 +21,7 @@ mod drip;
 mod engagements;
 mod events;
 mod failover;
+mod fuzz;
 mod health;
 mod integrations;
 mod lifecycle;
