@@ -22,7 +22,10 @@ use super::extract::RequestMeta;
 use super::routes::Routes;
 use super::AppState;
 use crate::engagements::{Pending, Recorded};
-use crate::webhooks::{lookup, Incoming, Received, Target, Vendor, WebhookError};
+use crate::webhooks::{
+    lookup, Incoming, Received, Target, Vendor, WebhookError, MAILGUN_MAX_SIGNATURE_AGE,
+    MAX_CLOCK_SKEW,
+};
 
 pub fn router() -> Routes {
     Routes::new().post("/connect/webhooks/{vendor}/{connection_id}", receive)
@@ -64,10 +67,6 @@ async fn receive(
     if !is_valid_id(&connection_id) {
         return Err(ApiError::not_found("no such connection"));
     }
-    let candidates = lookup::connections(&state.db, &state.sealer, vendor, &connection_id).await?;
-    if candidates.is_empty() {
-        return Err(ApiError::not_found("no such connection"));
-    }
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(rejection.status(), "the request body is larger than 1 MiB")
@@ -88,9 +87,24 @@ async fn receive(
         },
     )?;
     let now = Utc::now();
-    let org_id = signed_for(&received, &candidates, now).inspect_err(|error| {
+    // An unknown connection id is answered like a signature that fits none of the
+    // connections with that id, so the answer does not tell which ids exist in some org.
+    let candidates = lookup::connections(&state.db, &state.sealer, vendor, &connection_id).await?;
+    let org_id = signed_for(&received, &candidates, now).map_err(|error| {
         tracing::warn!(reason = %error, "webhook signature refused");
+        ApiError::forbidden(NO_SIGNATURE_MATCH)
     })?;
+    let replay_token = received.replay_token().map(str::to_owned);
+    if let Some(token) = &replay_token {
+        if lookup::token_used(&state.db, vendor, token).await? {
+            tracing::warn!("webhook signature token reused; refused as a replay");
+            // 406 is what tells Mailgun not to retry a post.
+            return Err(ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "this signature's token was already used: a replayed post is not recorded",
+            ));
+        }
+    }
     let parsed = received.events()?;
 
     let meta = request.command_meta(&org_id, &format!("webhook:{}:{connection_id}", vendor.id()));
@@ -196,6 +210,15 @@ async fn receive(
         .filter(|a| matches!(a, Recorded::Stored(_)))
         .count();
     let duplicates = answers.len() - recorded;
+    if let Some(token) = &replay_token {
+        let forget_before = now - MAILGUN_MAX_SIGNATURE_AGE - MAX_CLOCK_SKEW;
+        lookup::remember_token(&state.db, vendor, token, now, forget_before)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "webhook signature token not stored");
+                unavailable()
+            })?;
+    }
     tracing::info!(org = %org_id, recorded, duplicates, ignored, "webhook events");
     Ok((
         StatusCode::OK,
@@ -220,11 +243,16 @@ fn signed_for(
     }
     match refusals.pop() {
         Some(only) if refusals.is_empty() => Err(only),
-        _ => Err(WebhookError::BadSignature(
-            "the signature matches no connection with this id".into(),
+        Some(_) => Err(WebhookError::BadSignature(NO_SIGNATURE_MATCH.into())),
+        None => Err(WebhookError::BadSignature(
+            "no connection has this id".into(),
         )),
     }
 }
+
+/// The one answer to every refused signature, whether the connection id exists or not (the
+/// reason is logged).
+const NO_SIGNATURE_MATCH: &str = "the signature matches no connection with this id";
 
 /// `503`: the vendor retries, and what was stored before the failure is not recorded twice.
 fn unavailable() -> ApiError {

@@ -66,12 +66,13 @@ pub async fn connections(
             nonce: row.try_get("nonce")?,
             ciphertext: row.try_get("ciphertext")?,
         };
+        let org_id: String = row.try_get("org_id")?;
         let credentials = sealer
-            .open(&sealed)
+            .open_for(&org_id, id, &sealed)
             .and_then(|plain| serde_json::from_slice(&plain).ok())
             .unwrap_or_default();
         out.push(Candidate {
-            org_id: row.try_get("org_id")?,
+            org_id,
             credentials,
         });
     }
@@ -282,4 +283,43 @@ pub async fn suppress(
         return Ok(false);
     };
     Ok(suppressions::add_now(db, &[entry], &meta.metadata()).await? > 0)
+}
+
+/// The key a replay token is remembered by: a digest, so every row has the same width.
+fn token_key(vendor: Vendor, token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}:{token}", vendor.id()).as_bytes());
+    hex::encode(digest)
+}
+
+/// Whether a post with this signature token was already accepted within the signature window.
+pub async fn token_used(db: &Db, vendor: Vendor, token: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("select 1 from webhook_tokens where token = $1")
+        .bind(token_key(vendor, token))
+        .fetch_optional(&db.write)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Remembers an accepted post's signature token until `forget_before` has passed for it, and
+/// forgets the tokens whose signatures can no longer be accepted anyway.
+pub async fn remember_token(
+    db: &Db,
+    vendor: Vendor,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    forget_before: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into webhook_tokens (token, seen_at) values ($1, $2) on conflict (token) do nothing",
+    )
+    .bind(token_key(vendor, token))
+    .bind(crate::store::format_time(now))
+    .execute(&db.write)
+    .await?;
+    sqlx::query("delete from webhook_tokens where seen_at < $1")
+        .bind(crate::store::format_time(forget_before))
+        .execute(&db.write)
+        .await?;
+    Ok(())
 }

@@ -48,7 +48,7 @@ impl Request {
         let seconds: i64 = timestamp
             .parse()
             .map_err(|_| bad_signature("the signature timestamp is not a number"))?;
-        check_timestamp(seconds, now)?;
+        check_timestamp(seconds, now, super::MAILGUN_MAX_SIGNATURE_AGE)?;
         // A subaccount's events also carry the primary account's signature.
         let matches = ["signature", "parent-signature"]
             .iter()
@@ -59,6 +59,14 @@ impl Request {
         } else {
             Err(bad_signature("the signature does not match"))
         }
+    }
+
+    /// The signature's token, Mailgun's defence against replay: one use per token.
+    pub(super) fn token(&self) -> Option<&str> {
+        self.body
+            .get("signature")
+            .and_then(Value::as_object)
+            .and_then(|signature| text(signature, "token"))
     }
 
     pub(super) fn events(&self) -> Result<Parsed, WebhookError> {

@@ -24,10 +24,16 @@ use serde_json::{Map, Value};
 /// Twilio `StatusCallback` query): `<runId>:<contactId>:<channel>`.
 pub use crate::vendors::MESSAGE_KEY_ARG;
 
-/// How old a signed timestamp (SendGrid, Mailgun) may be. Vendors retry failed posts for up to
-/// a day and may not sign a retry anew; a replay inside the window records nothing new, since
-/// every event is keyed by the vendor's event id.
+/// How old a signed SendGrid timestamp may be. SendGrid retries failed posts for up to a day
+/// and signs each retry with its original timestamp; its signature covers the payload, so a
+/// replay inside the window can only repeat events, which are keyed by the vendor's event id.
 pub const MAX_SIGNATURE_AGE: chrono::Duration = chrono::Duration::hours(24);
+
+/// How old a signed Mailgun timestamp may be: Mailgun retries a failed post for 8 hours
+/// ("Automatic Retries" in its webhook documentation), and its signature covers only the
+/// timestamp and token, so the token of each accepted post is remembered for this long and a
+/// second use is refused ([`Received::replay_token`]).
+pub const MAILGUN_MAX_SIGNATURE_AGE: chrono::Duration = chrono::Duration::hours(8);
 
 /// How far in the future a signed timestamp may be (clock skew).
 pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
@@ -201,6 +207,16 @@ impl Received {
         }
     }
 
+    /// The one-use token a signature carries, where the signature does not cover the events
+    /// (Mailgun): a second post with the same token is a replay, refused for as long as the
+    /// signature's timestamp is accepted.
+    pub fn replay_token(&self) -> Option<&str> {
+        match self {
+            Received::Mailgun(request) => request.token(),
+            Received::SendGrid(_) | Received::Twilio(_) => None,
+        }
+    }
+
     /// The vendor's events (call after [`Received::verify`]).
     pub fn events(&self) -> Result<Parsed, WebhookError> {
         match self {
@@ -212,11 +228,15 @@ impl Received {
 }
 
 /// Checks a signed Unix timestamp against the accepted window.
-fn check_timestamp(seconds: i64, now: DateTime<Utc>) -> Result<(), WebhookError> {
+fn check_timestamp(
+    seconds: i64,
+    now: DateTime<Utc>,
+    max_age: chrono::Duration,
+) -> Result<(), WebhookError> {
     let Some(at) = Utc.timestamp_opt(seconds, 0).single() else {
         return Err(bad_signature("the signature timestamp is not a time"));
     };
-    if at < now - MAX_SIGNATURE_AGE {
+    if at < now - max_age {
         return Err(bad_signature("the signature timestamp is too old"));
     }
     if at > now + MAX_CLOCK_SKEW {
@@ -312,11 +332,15 @@ mod tests {
     #[test]
     fn timestamps_outside_the_window_are_refused() {
         let now = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
-        assert!(check_timestamp(1_800_000_000, now).is_ok());
-        assert!(check_timestamp(1_800_000_000 - 23 * 3600, now).is_ok());
-        assert!(check_timestamp(1_800_000_000 - 25 * 3600, now).is_err());
-        assert!(check_timestamp(1_800_000_000 + 3600, now).is_err());
-        assert!(check_timestamp(i64::MAX, now).is_err());
+        let day = MAX_SIGNATURE_AGE;
+        assert!(check_timestamp(1_800_000_000, now, day).is_ok());
+        assert!(check_timestamp(1_800_000_000 - 23 * 3600, now, day).is_ok());
+        assert!(check_timestamp(1_800_000_000 - 25 * 3600, now, day).is_err());
+        assert!(check_timestamp(1_800_000_000 + 3600, now, day).is_err());
+        assert!(check_timestamp(i64::MAX, now, day).is_err());
+        let mailgun = MAILGUN_MAX_SIGNATURE_AGE;
+        assert!(check_timestamp(1_800_000_000 - 7 * 3600, now, mailgun).is_ok());
+        assert!(check_timestamp(1_800_000_000 - 9 * 3600, now, mailgun).is_err());
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Request {
         let seconds: i64 = timestamp
             .parse()
             .map_err(|_| bad_signature("the signature timestamp is not a number"))?;
-        check_timestamp(seconds, now)?;
+        check_timestamp(seconds, now, super::MAX_SIGNATURE_AGE)?;
         let key = verifying_key(public_key).ok_or_else(|| {
             bad_signature("the connection's webhookVerificationKey is not a P-256 public key")
         })?;

@@ -383,16 +383,23 @@ webhook_test!(
         post_sendgrid(&app, &path, &signing, broken, broken)
             .await
             .assert_problem(400);
-        // Unknown connection or vendor: 404.
-        post_sendgrid(
+        // An unknown connection is answered exactly like a known one whose signature does
+        // not match, so the answer does not tell which connection ids exist.
+        let unknown = post_sendgrid(
             &app,
             "/connect/webhooks/sendgrid/conn-nope",
             &signing,
             &body,
             &body,
         )
-        .await
-        .assert_problem(404);
+        .await;
+        unknown.assert_problem(403);
+        let wrong_key = post_sendgrid(&app, &path, &signing, &body, &forged).await;
+        assert_eq!(
+            (unknown.status, &unknown.body["detail"]),
+            (wrong_key.status, &wrong_key.body["detail"])
+        );
+        // A SendGrid body is no Mailgun post; an unknown vendor is 404.
         post_sendgrid(
             &app,
             &format!("/connect/webhooks/mailgun/{connection}"),
@@ -401,7 +408,7 @@ webhook_test!(
             &body,
         )
         .await
-        .assert_problem(404);
+        .assert_problem(400);
         post_sendgrid(
             &app,
             &format!("/connect/webhooks/pigeon/{connection}"),
@@ -505,9 +512,24 @@ webhook_test!(
             totals,
             BTreeMap::from([("duplicates", 0), ("ignored", 2), ("recorded", 9)])
         );
-        // The same posts again (Mailgun retries): duplicates, nothing new.
-        for body in signed_bodies {
-            let reply = post_json(&app, &format!("/api{path}"), body).await;
+        // The same posts again: each signature's token was used, so each is a replay,
+        // refused with 406 (which tells Mailgun not to retry) and recorded nowhere.
+        for body in &signed_bodies {
+            post_json(&app, &format!("/api{path}"), body.clone())
+                .await
+                .assert_problem(406);
+        }
+        // A captured signature with other events in it: refused the same way. Mailgun signs
+        // only the timestamp and token, so this is the forgery the token memory stops.
+        let mut forged: Value = serde_json::from_slice(&signed_bodies[0]).unwrap();
+        forged["event-data"] = posts[7]["event-data"].clone();
+        forged["event-data"]["id"] = json!("forged-unsubscribe");
+        post_json(&app, &path, serde_json::to_vec(&forged).unwrap())
+            .await
+            .assert_problem(406);
+        // Mailgun's retries of the same events under fresh signatures: duplicates, nothing new.
+        for post in &posts {
+            let reply = post_json(&app, &path, mailgun_signed(post.clone(), signing_key)).await;
             assert_eq!(reply.status, 200, "{}", reply.text);
             assert_eq!(reply.body["recorded"], 0, "{}", reply.text);
         }
