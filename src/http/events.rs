@@ -98,6 +98,8 @@ async fn org_events(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/x-ndjson"));
     let org_id = auth.0.org_id.clone();
+    // Connection events carry settings and profiles: only admins read them.
+    let admin = auth.0.is_admin();
     if wants_ndjson {
         // Stream the whole log after `after`, a page at a time, so memory stays flat.
         let limit = match params.get("limit") {
@@ -116,9 +118,15 @@ async fn org_events(
                         return None;
                     }
                     let page = remaining.min(1000);
-                    match store::read_org(&db, Some(&org_id), after, event_type.as_deref(), page)
-                        .await
-                    {
+                    let read = store::read_org_as(
+                        &db,
+                        Some(&org_id),
+                        after,
+                        event_type.as_deref(),
+                        page,
+                        admin,
+                    );
+                    match read.await {
                         Ok(events) if events.is_empty() => None,
                         Ok(events) => {
                             let last = events.last().map(|e| e.record.position).unwrap_or(after);
@@ -156,12 +164,13 @@ async fn org_events(
         return Ok(response);
     }
     let limit = params.limit()?;
-    let events = store::read_org(
+    let events = store::read_org_as(
         &state.db,
         Some(&org_id),
         after,
         event_type.as_deref(),
         limit + 1,
+        admin,
     )
     .await?;
     let more = events.len() as i64 > limit;

@@ -493,6 +493,26 @@ pub async fn read_org(
     event_type: Option<&str>,
     limit: i64,
 ) -> Result<Vec<LoggedEvent>, sqlx::Error> {
+    read_org_as(db, org_id, after, event_type, limit, true).await
+}
+
+/// The event types only admins read: a connection's events carry its settings and profiles
+/// (vendor hosts, sender names, account ids), though never its credentials.
+pub const ADMIN_ONLY_EVENT_TYPES: [&str; 3] = [
+    "ConnectionCreated",
+    "ConnectionUpdated",
+    "ConnectionDeleted",
+];
+
+/// [`read_org`], leaving out [`ADMIN_ONLY_EVENT_TYPES`] unless `admin`.
+pub async fn read_org_as(
+    db: &Db,
+    org_id: Option<&str>,
+    after: i64,
+    event_type: Option<&str>,
+    limit: i64,
+    admin: bool,
+) -> Result<Vec<LoggedEvent>, sqlx::Error> {
     let settled = settled_head(db).await?;
     if settled <= after {
         return Ok(Vec::new());
@@ -500,15 +520,21 @@ pub async fn read_org(
     let sql = format!(
         "select {} from events where ($1 = '' or org_id = $1) and position > $2 and position <= $5
            and ($3 = '' or event_type = $3)
+           and ($6 = 1 or event_type not in ($7, $8, $9))
          order by position limit $4",
         columns(db.backend)
     );
+    let [created, updated, deleted] = ADMIN_ONLY_EVENT_TYPES;
     let rows = sqlx::query(&sql)
         .bind(org_id.unwrap_or(""))
         .bind(after)
         .bind(event_type.unwrap_or(""))
         .bind(limit)
         .bind(settled)
+        .bind(i64::from(admin))
+        .bind(created)
+        .bind(updated)
+        .bind(deleted)
         .fetch_all(&db.read)
         .await?;
     rows.iter().map(decode).collect()

@@ -95,3 +95,65 @@ db_test!(
         assert_eq!(lines[0]["position"].as_i64(), Some(positions[2]));
     }
 );
+
+db_test!(
+    only_admins_read_connection_events,
+    |app: TestApp| async move {
+        let created = app
+            .admin(Method::POST, "/crm/integrations/connections")
+            .json(&json!({"id": "conn-sg", "platform": "email", "vendor": "sendgrid",
+                "credentials": {"apiKey": "SG.secret-key-value"},
+                "settings": {"fromEmail": "news@acme.test", "baseUrl": "https://sendgrid.example"}}))
+            .send()
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        app.post_campaign(&seed_campaign()).await;
+
+        let admin = app
+            .admin(Method::GET, "/crm/marketing/events?type=ConnectionCreated")
+            .send()
+            .await;
+        let items = admin.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{}", admin.text);
+        assert!(!admin.text.contains("secret-key-value"));
+
+        for role in ["marketer", "analyst", "auditor"] {
+            let token = token(&["acme"], &[role], "mallory");
+            for path in [
+                "/crm/marketing/events?type=ConnectionCreated",
+                "/crm/marketing/events",
+            ] {
+                let reply = app.as_user(&token, "acme", Method::GET, path).send().await;
+                assert_eq!(reply.status, 200, "{}", reply.text);
+                assert!(
+                    !reply.text.contains("sendgrid.example"),
+                    "{role}: {}",
+                    reply.text
+                );
+                assert!(
+                    !reply.text.contains("ConnectionCreated"),
+                    "{role}: {}",
+                    reply.text
+                );
+            }
+            // The campaign's event is still there for them.
+            let all = app
+                .as_user(&token, "acme", Method::GET, "/crm/marketing/events")
+                .send()
+                .await;
+            assert_eq!(
+                all.body["items"].as_array().unwrap().len(),
+                1,
+                "{}",
+                all.text
+            );
+            let ndjson = app
+                .as_user(&token, "acme", Method::GET, "/crm/marketing/events")
+                .header("accept", "application/x-ndjson")
+                .send()
+                .await;
+            assert_eq!(ndjson.text.lines().count(), 1, "{}", ndjson.text);
+            assert!(!ndjson.text.contains("ConnectionCreated"));
+        }
+    }
+);
