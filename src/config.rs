@@ -49,7 +49,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Store {
     /// `sqlite://…` or `postgres://…`; default: `herald.db` in the data dir.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// The server's data dir: its SQLite database and generated secrets.
     #[arg(long, env = "HERALD_DATA_DIR", default_value = "./data")]
@@ -182,11 +182,11 @@ pub struct ExportArgs {
     pub store: Store,
 }
 
-/// Everything the service reads from its environment.
-#[derive(Debug, Clone, Args)]
+/// Everything the service reads from its environment. Its `Debug` leaves the secrets out.
+#[derive(Clone, Args)]
 pub struct Config {
     /// `sqlite://…` (embedded, the default) or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     #[arg(long, env = "HERALD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
@@ -239,6 +239,21 @@ pub struct Config {
     /// not recorded. Per process. `0` turns it off.
     #[arg(long, env = "HERALD_TRACKING_MAX_PER_TOKEN", default_value_t = 20)]
     pub tracking_max_per_token: u32,
+    /// Hosts, addresses and networks (CIDR) vendor calls may reach although they are not
+    /// public, comma-separated (`relay.lan,10.0.0.0/8`). By default a connection's `baseUrl` or
+    /// SMTP host may not point at loopback, private, link-local or other non-public addresses.
+    /// Read with [`Config::outbound_policy`].
+    #[arg(long, env = "HERALD_OUTBOUND_ALLOW", default_value = "")]
+    pub outbound_allow: String,
+    /// Most HTTP connections open at once; at the cap new ones wait in the listen backlog until
+    /// one closes.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Longest a request's headers may take to arrive (against clients that trickle them), and
+    /// how long an idle keep-alive connection stays open. Read with
+    /// [`Config::connection_limits`].
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT", default_value = "30s")]
+    pub header_read_timeout: String,
     /// Tests only, hidden: this node's clock set ahead of the wall clock (`10s`), for the job
     /// table's due checks and the launch clock; leases keep the database's clock (`jobs.rs`).
     #[arg(long, env = "HERALD_TEST_CLOCK_SKEW", hide = true, value_parser = parse_ttl)]
@@ -312,6 +327,29 @@ impl Config {
     }
 
     /// `HERALD_SHUTDOWN_TIMEOUT`, refused unless it is a duration longer than zero.
+    /// `HERALD_OUTBOUND_ALLOW`, parsed.
+    pub fn outbound_policy(&self) -> anyhow::Result<crate::vendors::OutboundPolicy> {
+        crate::vendors::OutboundPolicy::parse(&self.outbound_allow).map_err(anyhow::Error::msg)
+    }
+
+    /// The connection cap and header deadline of the accept loop.
+    pub fn connection_limits(&self) -> anyhow::Result<crate::serve::ConnectionLimits> {
+        let header_read_timeout = match parse_duration(&self.header_read_timeout) {
+            Some(timeout) if !timeout.is_zero() => timeout,
+            _ => anyhow::bail!(
+                "HERALD_HEADER_READ_TIMEOUT={:?} is not a duration longer than zero; write e.g. 30s",
+                self.header_read_timeout
+            ),
+        };
+        if self.max_connections == 0 {
+            anyhow::bail!("HERALD_MAX_CONNECTIONS must be at least 1");
+        }
+        Ok(crate::serve::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout,
+        })
+    }
+
     pub fn shutdown_timeout(&self) -> anyhow::Result<std::time::Duration> {
         match parse_duration(&self.shutdown_timeout) {
             Some(timeout) if !timeout.is_zero() => Ok(timeout),
@@ -387,8 +425,19 @@ impl Config {
         let tracking_secret = resolve(&self.tracking_secret, "tracking-secret")?;
         let secrets_key = resolve(&self.secrets_key, "secrets-key")?;
         if let Some(secret) = &jwt_secret {
-            if secret.len() < 32 {
-                anyhow::bail!("HERALD_JWT_SECRET must be at least 32 bytes");
+            if secret.len() < MIN_SECRET_BYTES {
+                anyhow::bail!("HERALD_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes");
+            }
+        }
+        // Short keys can be guessed offline from one tracking link or one sealed credential.
+        for (name, value) in [
+            ("HERALD_TRACKING_SECRET", &tracking_secret),
+            ("HERALD_SECRETS_KEY", &secrets_key),
+        ] {
+            if value.len() < MIN_SECRET_BYTES {
+                anyhow::bail!(
+                    "{name} must be at least {MIN_SECRET_BYTES} bytes; generate one with `openssl rand -base64 48`"
+                );
             }
         }
         Ok(Secrets {
@@ -400,6 +449,43 @@ impl Config {
         })
     }
 }
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "***");
+        f.debug_struct("Config")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(without_password),
+            )
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("jwt_secret", &hidden(&self.jwt_secret))
+            .field("jwt_public_key", &self.jwt_public_key)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("tracking_secret", &hidden(&self.tracking_secret))
+            .field("secrets_key", &hidden(&self.secrets_key))
+            .field("public_url", &self.public_url)
+            .field("workers", &self.workers)
+            .field("log_format", &self.log_format)
+            .field("metrics_token", &hidden(&self.metrics_token))
+            .field("db_connections", &self.db_connections)
+            .field("job_lease", &self.job_lease)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("rate_limit_org", &self.rate_limit_org)
+            .field("tracking_max_per_token", &self.tracking_max_per_token)
+            .field("signin_link", &self.signin_link)
+            .field("signin_org", &self.signin_org)
+            .field("outbound_allow", &self.outbound_allow)
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shortest secret accepted for signing and sealing keys.
+const MIN_SECRET_BYTES: usize = 32;
 
 /// `DATABASE_URL`, or the SQLite database in the data dir.
 fn database_url(given: Option<&str>, data_dir: &Path) -> String {
@@ -460,31 +546,51 @@ fn load_or_generate(path: &Path) -> anyhow::Result<(String, bool)> {
         return Ok((existing, false));
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::db::create_private_dir(dir)?;
     }
     let mut bytes = [0u8; 48];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
     let value = base64::engine::general_purpose::STANDARD.encode(bytes);
-    write_private(path, &value).with_context(|| format!("writing {}", path.display()))?;
-    Ok((value, true))
+    match write_new_private(path, &value) {
+        Ok(()) => Ok((value, true)),
+        // Another process starting at the same moment wrote it first: use theirs, so both
+        // sign and seal with the same secret.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            for _ in 0..50 {
+                if let Some(theirs) = read_secret(path) {
+                    return Ok((theirs, false));
+                }
+                // Created but not yet written.
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            anyhow::bail!("{} exists but holds no secret", path.display())
+        }
+        Err(error) => Err(error).with_context(|| format!("writing {}", path.display())),
+    }
 }
 
+/// Writes a new file readable by this user only (`0600`); `AlreadyExists` if it is there.
 #[cfg(unix)]
-fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+fn write_new_private(path: &Path, value: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(value.as_bytes())
+    file.write_all(value.as_bytes())?;
+    file.sync_all()
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
-    std::fs::write(path, value)
+fn write_new_private(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(value.as_bytes())
 }
 
 /// Parses a duration like `1500ms`, `4s`, `1m` or `1h`.
@@ -525,6 +631,89 @@ pub fn parse_ttl(ttl: &str) -> anyhow::Result<chrono::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn two_first_starts_at_once_end_up_with_one_secret() {
+        let dir = std::env::temp_dir().join(format!("herald-secret-{}", uuid::Uuid::now_v7()));
+        let path = dir.join("tracking-secret");
+        let values: Vec<(String, bool)> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| load_or_generate(&path).unwrap()))
+                .collect();
+            starts.into_iter().map(|s| s.join().unwrap()).collect()
+        });
+        let stored = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            values.iter().all(|(value, _)| *value == stored),
+            "{values:?}"
+        );
+        assert_eq!(values.iter().filter(|(_, fresh)| *fresh).count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn short_tracking_and_sealing_keys_are_refused() {
+        let config = Cli::parse_from([
+            "herald",
+            "--database-url",
+            "sqlite://x.db",
+            "--jwt-secret",
+            "jwt-secret-value-jwt-secret-value-0000",
+            "--tracking-secret",
+            "short",
+            "--secrets-key",
+            "secrets-key-value-secrets-key-value-00",
+        ])
+        .config;
+        let error = config.secrets().unwrap_err().to_string();
+        assert!(error.contains("HERALD_TRACKING_SECRET"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_and_help_hold_no_secret() {
+        use clap::CommandFactory;
+        let config = Cli::parse_from([
+            "herald",
+            "--database-url",
+            "postgres://herald:db-password-1@db.example/herald",
+            "--jwt-secret",
+            "jwt-secret-value-jwt-secret-value-0000",
+            "--tracking-secret",
+            "tracking-secret-value-tracking-secret",
+            "--secrets-key",
+            "secrets-key-value-secrets-key-value-00",
+            "--metrics-token",
+            "metrics-token-value",
+        ])
+        .config;
+        let shown = format!("{config:?}");
+        for secret in [
+            "db-password-1",
+            "jwt-secret-value",
+            "tracking-secret-value",
+            "secrets-key-value",
+            "metrics-token-value",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db.example"), "{shown}");
+        // --help shows no value taken from the environment for these.
+        let help = Cli::command().render_long_help().to_string();
+        for env in [
+            "DATABASE_URL",
+            "HERALD_JWT_SECRET",
+            "HERALD_TRACKING_SECRET",
+            "HERALD_SECRETS_KEY",
+            "HERALD_METRICS_TOKEN",
+        ] {
+            let arg = Cli::command()
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == env))
+                .map(|a| a.is_hide_env_values_set());
+            assert_eq!(arg, Some(true), "{env} shows its value in --help: {help}");
+        }
+    }
 
     #[test]
     fn links_to_this_machine_only_are_told_apart_from_public_ones() {

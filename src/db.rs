@@ -133,7 +133,10 @@ impl Db {
                 let url = if create {
                     let url = with_create_mode(url);
                     if let Some(dir) = sqlite_parent_dir(&url) {
-                        std::fs::create_dir_all(dir)?;
+                        create_private_dir(&dir)?;
+                    }
+                    if let Some(file) = sqlite_file(&url) {
+                        create_private_file(&file)?;
                     }
                     url
                 } else {
@@ -284,6 +287,34 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
+/// Creates `dir` (and its parents) readable by this user only (`0700`) where it is new.
+pub fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))
+}
+
+/// Creates a new, empty database file readable by this user only (`0600`) before SQLite opens
+/// it, so the data never sits in a file others can read; SQLite gives its `-wal` and `-shm`
+/// files the database file's mode. An existing file is left as it is.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
+        _ => Ok(()),
+    }
+}
+
 fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
     let path = url
         .trim_start_matches("sqlite://")
@@ -355,6 +386,26 @@ impl Db {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_data_dir_and_database_file_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("herald-perm-{}", uuid::Uuid::now_v7()));
+        let dir = root.join("data");
+        create_private_dir(&dir).unwrap();
+        let file = dir.join("herald.db");
+        create_private_file(&file).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        // Existing ones are left as they are.
+        std::fs::write(&file, b"kept").unwrap();
+        create_private_file(&file).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"kept");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn a_sqlite_url_names_its_file() {

@@ -23,6 +23,7 @@ pub mod purge;
 pub mod reach;
 pub mod secrets;
 pub mod sending;
+pub mod serve;
 pub mod settings;
 pub mod startup;
 pub mod store;

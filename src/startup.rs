@@ -2,7 +2,6 @@
 //! stops within `HERALD_SHUTDOWN_TIMEOUT`: readiness off, workers' jobs handed back, requests
 //! in flight finished.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,6 +33,7 @@ pub struct Application {
     shutdown_timeout: Duration,
     /// The one-time dashboard sign-in link printed once listening, when sign-in links are on.
     signin_link: Option<String>,
+    connection_limits: crate::serve::ConnectionLimits,
 }
 
 /// How long a stopping process keeps answering (with `/readyz` at `503`) before it closes its
@@ -49,6 +49,8 @@ impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Application> {
         let job_lease = config.job_lease()?;
         let shutdown_timeout = config.shutdown_timeout()?;
+        let connection_limits = config.connection_limits()?;
+        let outbound_policy = Arc::new(config.outbound_policy()?);
         let secrets = config.secrets()?;
         let db = Db::connect(&config.database_url(), config.db_connections()).await?;
         db.migrate().await?;
@@ -78,6 +80,13 @@ impl Application {
             .map(|code| format!("{}/#signin={code}", local_base(listener.local_addr())));
         let wakeup = Wakeup::default();
         let sealer = Arc::new(crate::secrets::Sealer::new(&secrets.secrets_key));
+        let resealed = crate::secrets::reseal_unbound(&db, &sealer).await?;
+        if resealed > 0 {
+            tracing::info!(
+                resealed,
+                "bound stored connection credentials to their org and connection"
+            );
+        }
         let public_url: Arc<str> = config.public_url().into();
         let state = AppState {
             sender: Arc::new(Sender::new(
@@ -85,7 +94,7 @@ impl Application {
                 sealer.clone(),
                 &secrets.tracking_secret,
                 public_url.clone(),
-                crate::vendors::http_client(std::time::Duration::from_secs(30)),
+                crate::vendors::Outbound::new(Duration::from_secs(30), outbound_policy.clone()),
             )),
             db: db.clone(),
             verifier: Arc::new(verifier),
@@ -108,6 +117,7 @@ impl Application {
             ),
             stopping: Arc::default(),
             signin,
+            metrics_cache: Arc::default(),
             limits: Arc::new(Limits::new(
                 config.rate_limit_org,
                 config.tracking_max_per_token,
@@ -119,7 +129,7 @@ impl Application {
                 state.sealer.clone(),
                 &secrets.tracking_secret,
                 state.public_url.clone(),
-                crate::vendors::http_client(std::time::Duration::from_secs(30)),
+                crate::vendors::Outbound::new(Duration::from_secs(30), outbound_policy.clone()),
             );
             Arc::new(Scheduler::new(
                 state.db.clone(),
@@ -143,6 +153,7 @@ impl Application {
             scheduler,
             shutdown_timeout,
             signin_link,
+            connection_limits,
         })
     }
 
@@ -210,13 +221,14 @@ impl Application {
         let stopping = self.state.stopping.clone();
         let app = http::router(self.state);
         let (close_tx, mut close_rx) = watch::channel(false);
-        let mut server = tokio::spawn(
-            axum::serve(self.listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = close_rx.wait_for(|close| *close).await;
-                })
-                .into_future(),
-        );
+        let mut server = tokio::spawn(crate::serve::serve(
+            self.listener,
+            app,
+            self.connection_limits,
+            async move {
+                let _ = close_rx.wait_for(|close| *close).await;
+            },
+        ));
         tokio::select! {
             _ = shutdown_signal() => {}
             served = &mut server => return served?.map_err(Into::into),

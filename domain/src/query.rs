@@ -150,8 +150,8 @@ enum Op {
     Eq(Value),
     Ne(Value),
     Cmp(Comparison, Value),
-    In(Vec<Value>),
-    Nin(Vec<Value>),
+    In(ValueSet),
+    Nin(ValueSet),
     Exists(bool),
     Regex(Regex),
     Not(Vec<Op>),
@@ -403,8 +403,34 @@ fn eq_item(item: Option<&Value>, operand: &Value) -> bool {
     }
 }
 
-fn in_item(item: Option<&Value>, operands: &[Value]) -> bool {
-    operands.iter().any(|operand| eq_item(item, operand))
+/// The operands of `$in`/`$nin`, sorted in the canonical order so a lookup is a binary search:
+/// a 1 MiB list costs each contact a few dozen comparisons, not one per operand.
+/// `canonical_cmp` is `Equal` exactly when [`values_equal`] holds (values of different type
+/// ranks are never equal), so this matches what a linear scan with `eq_item` would.
+#[derive(Debug, Clone)]
+struct ValueSet(Vec<Value>);
+
+impl ValueSet {
+    fn new(mut values: Vec<Value>) -> ValueSet {
+        values.sort_by(canonical_cmp);
+        values.dedup_by(|a, b| canonical_cmp(a, b).is_eq());
+        ValueSet(values)
+    }
+
+    fn contains(&self, value: &Value) -> bool {
+        self.0
+            .binary_search_by(|member| canonical_cmp(member, value))
+            .is_ok()
+    }
+}
+
+/// [`eq_item`] against any of the set's values.
+fn in_item(item: Option<&Value>, set: &ValueSet) -> bool {
+    match item {
+        None => set.contains(&Value::Null),
+        Some(whole @ Value::Array(xs)) => set.contains(whole) || xs.iter().any(|x| set.contains(x)),
+        Some(x) => set.contains(x),
+    }
 }
 
 fn regex_item(item: Option<&Value>, re: &Regex) -> bool {
@@ -668,8 +694,12 @@ impl Parser {
                 "$gte" => self.comparison(Comparison::Gte, operand, &at),
                 "$lt" => self.comparison(Comparison::Lt, operand, &at),
                 "$lte" => self.comparison(Comparison::Lte, operand, &at),
-                "$in" => self.values(operand, &at).map(Op::In),
-                "$nin" => self.values(operand, &at).map(Op::Nin),
+                "$in" => self
+                    .values(operand, &at)
+                    .map(|vs| Op::In(ValueSet::new(vs))),
+                "$nin" => self
+                    .values(operand, &at)
+                    .map(|vs| Op::Nin(ValueSet::new(vs))),
                 "$all" => self.values(operand, &at).map(Op::All),
                 "$exists" => self.exists(operand, &at),
                 "$regex" => self.regex(operand, obj.get("$options"), &at),

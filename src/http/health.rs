@@ -149,7 +149,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
             "herald_projection_lag_events{{projection=\"{name}\"}} {lag}\n"
         ));
     }
-    send_metrics(&state, &mut out).await?;
+    out.push_str(&state.metrics_cache.read(&state).await?);
     out.push_str("# HELP herald_tracking_hits_over_cap_total Tracking hits (opens, clicks) this process answered without recording them: their token was over HERALD_TRACKING_MAX_PER_TOKEN for the hour.\n");
     out.push_str("# TYPE herald_tracking_hits_over_cap_total counter\n");
     out.push_str(&format!(
@@ -163,6 +163,33 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     out.push_str("# TYPE herald_uptime_seconds gauge\n");
     out.push_str(&format!("herald_uptime_seconds {uptime}\n"));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// How long `/metrics` reuses its database series.
+const METRICS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The database series of `/metrics`, computed by one scrape at a time and reused for
+/// [`METRICS_TTL`]: a scraper (or anyone, without `HERALD_METRICS_TOKEN`) hitting `/metrics`
+/// in a loop costs the database one round of these queries a second, not one per hit.
+#[derive(Default)]
+pub struct MetricsCache {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+impl MetricsCache {
+    async fn read(&self, state: &AppState) -> Result<String> {
+        // Held while computing: concurrent scrapes wait for the one in flight and share it.
+        let mut last = self.last.lock().await;
+        if let Some((at, text)) = last.as_ref() {
+            if at.elapsed() < METRICS_TTL {
+                return Ok(text.clone());
+            }
+        }
+        let mut text = String::new();
+        send_metrics(state, &mut text).await?;
+        *last = Some((std::time::Instant::now(), text.clone()));
+        Ok(text)
+    }
 }
 
 /// The sending series, read from the database so every process reports the same figures:

@@ -72,6 +72,8 @@ pub struct AppState {
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     /// The dashboard's one-time sign-in code (`POST /dashboard/signin`).
     pub signin: Arc<dashboard::SignIn>,
+    /// `/metrics`' database series, read at most once a second however often it is scraped.
+    pub metrics_cache: Arc<health::MetricsCache>,
 }
 
 /// Every route: the API at `/` and again under `/api`, and the probes at the root only. A new

@@ -426,10 +426,50 @@ async fn answer(state: &AppState, org_id: &str, kind: DocumentKind, doc: Value) 
     Ok(doc)
 }
 
-fn seal(state: &AppState, credentials: &Option<Value>) -> Option<Sealed> {
+/// A connection whose settings point vendor calls at an address they may not reach
+/// (`HERALD_OUTBOUND_ALLOW`): `422`, naming the setting. Checked again at every call.
+async fn check_outbound(state: &AppState, body: &Value) -> Result<()> {
+    let policy = state.sender.outbound_policy();
+    let settings = &body["settings"];
+    let base_host = settings
+        .get("baseUrl")
+        .and_then(Value::as_str)
+        .and_then(|url| reqwest::Url::parse(url).ok())
+        .and_then(|url| url.host_str().map(str::to_owned));
+    let smtp_host = settings
+        .get("host")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut errors = Vec::new();
+    for (field, host) in [
+        ("settings.baseUrl", base_host),
+        ("settings.host", smtp_host),
+    ] {
+        let Some(host) = host else { continue };
+        if let Err(refusal) = policy.check_literal(&host) {
+            errors.push(FieldError::new(field, refusal));
+            continue;
+        }
+        // A name that does not resolve now (or not quickly) is checked at every call instead.
+        let resolved =
+            tokio::time::timeout(std::time::Duration::from_secs(2), policy.resolve(&host, 0)).await;
+        if let Ok(Err(error)) = resolved {
+            if error.kind() == std::io::ErrorKind::PermissionDenied {
+                errors.push(FieldError::new(field, error.to_string()));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(errors))
+    }
+}
+
+fn seal(state: &AppState, org_id: &str, id: &str, credentials: &Option<Value>) -> Option<Sealed> {
     credentials
         .as_ref()
-        .map(|c| state.sealer.seal(c.to_string().as_bytes()))
+        .map(|c| state.sealer.seal_for(org_id, id, c.to_string().as_bytes()))
 }
 
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, kind = kind.as_str()))]
@@ -451,11 +491,14 @@ async fn create(
         }
     }
     let parsed = parse(kind, &body.value).map_err(ApiError::unprocessable)?;
+    if kind == DocumentKind::Connection {
+        check_outbound(&state, &parsed.body).await?;
+    }
     let id = parsed
         .id
         .clone()
         .unwrap_or_else(|| format!("{}{}", kind.id_prefix(), uuid::Uuid::now_v7()));
-    let sealed = seal(&state, &parsed.credentials);
+    let sealed = seal(&state, &org_id, &id, &parsed.credentials);
     let outcome = documents::execute(
         &state.db,
         &request.of(&auth.0),
@@ -645,22 +688,7 @@ async fn import_contacts(
                 );
             }
         }
-        "" | "application/json" | "text/plain" => {
-            let value: Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
-            let Value::Array(items) = value else {
-                return Err(ApiError::field(
-                    "body",
-                    "must be a JSON array of contacts (or NDJSON)",
-                ));
-            };
-            if items.len() > IMPORT_ROWS {
-                return Err(too_many_rows(items.len()));
-            }
-            for (i, item) in items.into_iter().enumerate() {
-                import.take(i + 1, Ok(item));
-            }
-        }
+        "" | "application/json" | "text/plain" => read_array(&body, &mut import)?,
         other => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -688,6 +716,77 @@ async fn import_contacts(
         "errors": errors,
     }))
     .into_response())
+}
+
+/// Reads a JSON array of contacts one element at a time, so what a body costs is one element
+/// plus the rows kept, never a parsed tree of the whole array, and stops at the first row over
+/// [`IMPORT_ROWS`] without reading further.
+fn read_array(body: &[u8], import: &mut ImportRows) -> Result<()> {
+    use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
+
+    struct Rows<'a> {
+        import: &'a mut ImportRows,
+        over_limit: &'a mut bool,
+    }
+    impl<'de> Visitor<'de> for Rows<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of contacts")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            let mut line = 0;
+            while let Some(item) = seq.next_element::<Value>()? {
+                line += 1;
+                if line > IMPORT_ROWS {
+                    *self.over_limit = true;
+                    return Err(A::Error::custom("too many rows"));
+                }
+                self.import.take(line, Ok(item));
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Rows<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> std::result::Result<(), D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+    }
+
+    let starts_as_array = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'[');
+    if !starts_as_array {
+        // Still a JSON syntax error first, if it is one.
+        serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+        return Err(ApiError::field(
+            "body",
+            "must be a JSON array of contacts (or NDJSON)",
+        ));
+    }
+    let mut over_limit = false;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let read = Rows {
+        import,
+        over_limit: &mut over_limit,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|()| deserializer.end());
+    match read {
+        Ok(()) => Ok(()),
+        Err(_) if over_limit => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("an import holds at most {IMPORT_ROWS} rows; this one has more"),
+        )),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
 }
 
 fn too_many_rows(rows: usize) -> ApiError {

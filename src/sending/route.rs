@@ -36,12 +36,17 @@ impl Route {
 pub struct Routing {
     db: Db,
     sealer: Arc<Sealer>,
-    http: reqwest::Client,
+    http: crate::vendors::Outbound,
 }
 
 impl Routing {
-    pub fn new(db: Db, sealer: Arc<Sealer>, http: reqwest::Client) -> Routing {
+    pub fn new(db: Db, sealer: Arc<Sealer>, http: crate::vendors::Outbound) -> Routing {
         Routing { db, sealer, http }
+    }
+
+    /// Where vendor calls may go.
+    pub fn outbound_policy(&self) -> &crate::vendors::OutboundPolicy {
+        &self.http.policy
     }
 
     /// The connection a channel goes through: `channelSettings.<channel>.connectionId` when set,
@@ -140,7 +145,7 @@ impl Routing {
         };
         Ok(self
             .sealer
-            .open(&sealed)
+            .open_for(org_id, connection_id, &sealed)
             .and_then(|plain| serde_json::from_slice(&plain).ok())
             .unwrap_or_default())
     }

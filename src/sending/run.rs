@@ -53,12 +53,17 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
+    /// Where vendor calls may go (`HERALD_OUTBOUND_ALLOW`).
+    pub fn outbound_policy(&self) -> &crate::vendors::OutboundPolicy {
+        self.routing.outbound_policy()
+    }
+
     pub fn new(
         db: Db,
         sealer: Arc<Sealer>,
         tracking_secret: &str,
         public_url: Arc<str>,
-        http: reqwest::Client,
+        http: crate::vendors::Outbound,
     ) -> Sender {
         Sender {
             routing: Routing::new(db.clone(), sealer, http),

@@ -29,7 +29,7 @@ pub(super) struct LinkedIn {
 impl LinkedIn {
     pub(super) fn from_config(
         config: &ConnectionConfig,
-        http: reqwest::Client,
+        http: super::Outbound,
     ) -> Result<Self, String> {
         let version = config.setting("linkedinVersion").unwrap_or(DEFAULT_VERSION);
         if !version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {

@@ -20,7 +20,7 @@ pub(super) struct Mailgun {
 impl Mailgun {
     pub(super) fn from_config(
         config: &ConnectionConfig,
-        http: reqwest::Client,
+        http: super::Outbound,
     ) -> Result<Self, String> {
         let from_email = config.required_setting("fromEmail")?;
         let from = match config.setting("fromName") {

@@ -31,7 +31,7 @@ pub(super) struct MetaGraph {
 impl MetaGraph {
     pub(super) fn from_config(
         config: &ConnectionConfig,
-        http: reqwest::Client,
+        http: super::Outbound,
     ) -> Result<Self, String> {
         Ok(MetaGraph {
             endpoint: Endpoint::new(VENDOR, config, http, DEFAULT_BASE)?,

@@ -13,6 +13,7 @@ mod ads;
 mod linkedin;
 mod mailgun;
 mod meta;
+pub mod outbound;
 mod rate_limit;
 mod sendgrid;
 mod smtp;
@@ -28,6 +29,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde_json::{Map, Value};
 
+pub use outbound::{Outbound, OutboundPolicy};
 pub use rate_limit::RateLimiter;
 
 /// The custom argument (SendGrid `custom_args`, Mailgun `v:` variable) that carries
@@ -125,17 +127,14 @@ impl std::fmt::Debug for ConnectionConfig {
 
 /// Builds the adapter for a connection. `Err` names what is wrong (never a secret value): the
 /// `sandbox` vendor, an unknown vendor, or a missing credential or setting.
-pub fn adapter_for(
-    config: &ConnectionConfig,
-    http: reqwest::Client,
-) -> Result<Box<dyn Adapter>, String> {
+pub fn adapter_for(config: &ConnectionConfig, http: Outbound) -> Result<Box<dyn Adapter>, String> {
     let Some(vendor) = Vendor::parse(&config.vendor) else {
         return Err(format!("no adapter for vendor {:?}", config.vendor));
     };
     Ok(match vendor {
         Vendor::SendGrid => Box::new(sendgrid::SendGrid::from_config(config, http)?),
         Vendor::Mailgun => Box::new(mailgun::Mailgun::from_config(config, http)?),
-        Vendor::Smtp => Box::new(smtp::Smtp::from_config(config)?),
+        Vendor::Smtp => Box::new(smtp::Smtp::from_config(config, http.policy)?),
         Vendor::Twilio => Box::new(twilio::Twilio::from_config(config, http)?),
         Vendor::MetaGraph => Box::new(meta::MetaGraph::from_config(config, http)?),
         Vendor::Linkedin => Box::new(linkedin::LinkedIn::from_config(config, http)?),
@@ -145,18 +144,6 @@ pub fn adapter_for(
             return Err("the sandbox vendor is recorded by the sender, not sent".into())
         }
     })
-}
-
-/// The HTTP client adapters share: a whole-request timeout, no redirects (a vendor API that
-/// redirects is misconfigured, and following one would resend credentials), rustls.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the rustls HTTP client builds with a static configuration")
 }
 
 impl ConnectionConfig {
@@ -285,7 +272,7 @@ impl Endpoint {
     fn new(
         vendor: &'static str,
         config: &ConnectionConfig,
-        http: reqwest::Client,
+        http: Outbound,
         default_base: &str,
     ) -> Result<Endpoint, String> {
         let base = config.setting("baseUrl").unwrap_or(default_base);
@@ -294,9 +281,15 @@ impl Endpoint {
         if parsed.cannot_be_a_base() || !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("{vendor} settings.baseUrl must be an http(s) URL"));
         }
+        // The resolver checks every name; a literal address is never resolved, so here.
+        if let Some(host) = parsed.host_str() {
+            http.policy
+                .check_literal(host)
+                .map_err(|refusal| format!("{vendor} settings.baseUrl: {refusal}"))?;
+        }
         Ok(Endpoint {
             vendor,
-            http,
+            http: http.http,
             base: base.trim_end_matches('/').to_owned(),
             secrets: config.secrets(),
             limiter: config.rate_limiter()?,
@@ -330,7 +323,7 @@ impl Endpoint {
         let status = response.status();
         let headers = response.headers().clone();
         // A body that cannot be read after a 2xx still means the vendor accepted the message.
-        let body = response.text().await.unwrap_or_default();
+        let body = read_capped(response).await;
         Ok(Reply {
             status,
             headers,
@@ -347,6 +340,24 @@ impl Endpoint {
             Err(classify(self.vendor, &reply, &self.secrets))
         }
     }
+}
+
+/// Most of a vendor's answer Herald reads: what it needs (an id, an error) is at the start, and
+/// a server that streams without end must not grow Herald's memory.
+const MAX_VENDOR_BODY: usize = 64 * 1024;
+
+/// The answer's body as text, cut at [`MAX_VENDOR_BODY`] bytes (the rest is not read); empty
+/// when it cannot be read.
+async fn read_capped(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_VENDOR_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_VENDOR_BODY {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The one mapping from a vendor's non-2xx answer to a [`SendError`]: 408, 429 and 5xx are
@@ -411,6 +422,16 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 fn transport_error(vendor: &str, error: &reqwest::Error) -> SendError {
     if error.is_builder() {
         return permanent(vendor, "the request could not be built");
+    }
+    // The outbound policy refused every address of the host: a setting to fix, not a retry.
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::PermissionDenied {
+                return permanent(vendor, io.to_string());
+            }
+        }
+        source = cause.source();
     }
     let reason = if error.is_timeout() {
         "timed out"

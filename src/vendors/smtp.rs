@@ -4,16 +4,18 @@
 //! One connection per message: lettre's pool spawns tokio tasks when built and dropped, which
 //! would panic wherever an adapter is built or dropped outside a runtime.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{
-    check_email, permanent, Adapter, ConnectionConfig, OutboundMessage, RateLimiter, Receipt,
-    Secrets, SendError,
+    check_email, permanent, Adapter, ConnectionConfig, OutboundMessage, OutboundPolicy,
+    RateLimiter, Receipt, Secrets, SendError,
 };
 
 const VENDOR: &str = "smtp";
@@ -21,14 +23,27 @@ const VENDOR: &str = "smtp";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) struct Smtp {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    credentials: Option<Credentials>,
+    policy: Arc<OutboundPolicy>,
     from: Mailbox,
     secrets: Secrets,
     limiter: Option<RateLimiter>,
 }
 
+enum TlsMode {
+    None,
+    StartTls(TlsParameters),
+    Wrapper(TlsParameters),
+}
+
 impl Smtp {
-    pub(super) fn from_config(config: &ConnectionConfig) -> Result<Self, String> {
+    pub(super) fn from_config(
+        config: &ConnectionConfig,
+        policy: Arc<OutboundPolicy>,
+    ) -> Result<Self, String> {
         let host = config.required_setting("host")?;
         let port = config
             .settings
@@ -42,33 +57,78 @@ impl Smtp {
             .parse()
             .map_err(|_| "smtp settings.fromEmail is not an email address")?;
         let from = Mailbox::new(config.setting("fromName").map(str::to_owned), from_address);
-        let builder = match config.setting("tls").unwrap_or("starttls") {
-            "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
-            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
-                .map_err(|_| "smtp settings.host is not a valid TLS server name")?,
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
-                .map_err(|_| "smtp settings.host is not a valid TLS server name")?,
+        let tls_parameters = || {
+            TlsParameters::new(host.clone())
+                .map_err(|_| "smtp settings.host is not a valid TLS server name")
+        };
+        let tls = match config.setting("tls").unwrap_or("starttls") {
+            "none" => TlsMode::None,
+            "starttls" => TlsMode::StartTls(tls_parameters()?),
+            "tls" => TlsMode::Wrapper(tls_parameters()?),
             _ => return Err("smtp settings.tls must be none, starttls or tls".into()),
         };
-        let mut builder = builder.port(port).timeout(Some(COMMAND_TIMEOUT));
-        match (
+        policy
+            .check_literal(&host)
+            .map_err(|refusal| format!("smtp settings.host: {refusal}"))?;
+        let credentials = match (
             config.optional_credential("username"),
             config.optional_credential("password"),
         ) {
-            (Some(username), Some(password)) => {
-                builder = builder.credentials(Credentials::new(username, password));
-            }
-            (None, None) => {}
+            (Some(username), Some(password)) => Some(Credentials::new(username, password)),
+            (None, None) => None,
             _ => {
                 return Err("smtp needs both credentials.username and password, or neither".into())
             }
-        }
+        };
         Ok(Smtp {
-            transport: builder.build(),
+            host,
+            port,
+            tls,
+            credentials,
+            policy,
             from,
             secrets: config.secrets(),
             limiter: config.rate_limiter()?,
         })
+    }
+
+    /// A transport to an address of the host that the outbound policy permits, resolved now
+    /// and connected to as resolved (so the name cannot resolve elsewhere between the check
+    /// and the connection); TLS still verifies the certificate against the host name.
+    async fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+        let addresses = self
+            .policy
+            .resolve(&self.host, self.port)
+            .await
+            .map_err(|error| {
+                if error.kind() == std::io::ErrorKind::PermissionDenied {
+                    permanent(VENDOR, format!("settings.host: {error}"))
+                } else {
+                    SendError::Retryable {
+                        vendor: VENDOR.to_owned(),
+                        reason: format!("{} could not be resolved: {error}", self.host),
+                        retry_after: None,
+                    }
+                }
+            })?;
+        let address = addresses.first().ok_or_else(|| SendError::Retryable {
+            vendor: VENDOR.to_owned(),
+            reason: format!("{} has no address", self.host),
+            retry_after: None,
+        })?;
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address.ip().to_string())
+                .port(self.port)
+                .timeout(Some(COMMAND_TIMEOUT))
+                .tls(match &self.tls {
+                    TlsMode::None => Tls::None,
+                    TlsMode::StartTls(parameters) => Tls::Required(parameters.clone()),
+                    TlsMode::Wrapper(parameters) => Tls::Wrapper(parameters.clone()),
+                });
+        if let Some(credentials) = &self.credentials {
+            builder = builder.credentials(credentials.clone());
+        }
+        Ok(builder.build())
     }
 
     /// The message as lettre builds it, with a Message-ID Herald chose so it can be reported.
@@ -139,7 +199,8 @@ impl Adapter for Smtp {
         if let Some(limiter) = &self.limiter {
             limiter.acquire().await;
         }
-        self.transport
+        self.transport()
+            .await?
             .send(email)
             .await
             .map_err(|e| self.error(&e))?;

@@ -21,7 +21,7 @@ pub(super) struct Twilio {
 impl Twilio {
     pub(super) fn from_config(
         config: &ConnectionConfig,
-        http: reqwest::Client,
+        http: super::Outbound,
     ) -> Result<Self, String> {
         Ok(Twilio {
             endpoint: Endpoint::new(VENDOR, config, http, DEFAULT_BASE)?,

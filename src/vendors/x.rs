@@ -23,7 +23,7 @@ pub(super) struct X {
 impl X {
     pub(super) fn from_config(
         config: &ConnectionConfig,
-        http: reqwest::Client,
+        http: super::Outbound,
     ) -> Result<Self, String> {
         Ok(X {
             endpoint: Endpoint::new(VENDOR, config, http, DEFAULT_BASE)?,

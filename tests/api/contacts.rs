@@ -260,6 +260,29 @@ db_test!(
             .send()
             .await
             .assert_problem(413);
+        // The array is read one row at a time and reading stops at row 100 001: what follows
+        // it is never parsed (a whole-body parse would fail on it first, with 400, after
+        // building every row: a 32 MiB `[0,0,…]` cost about a gigabyte that way).
+        let mut array = String::from("[");
+        array.push_str(&"0,".repeat(100_001));
+        array.push_str("0]]] not json at all");
+        let reply = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .raw(Some("application/json"), array)
+            .send()
+            .await;
+        reply.assert_problem(413);
+        // Not an array, or broken JSON: 422 and 400 as before.
+        app.admin(Method::POST, "/crm/contacts/import")
+            .raw(Some("application/json"), "{\"firstName\": \"Row\"}")
+            .send()
+            .await
+            .assert_problem(422);
+        app.admin(Method::POST, "/crm/contacts/import")
+            .raw(Some("application/json"), "[{\"firstName\": ")
+            .send()
+            .await
+            .assert_problem(400);
         let list = app.admin(Method::GET, "/crm/contacts").send().await;
         assert_eq!(list.body["items"], json!([]), "nothing was written");
     }

@@ -26,7 +26,8 @@ pub fn herald_process(database_url: &str, data_dir: &std::path::Path) -> std::pr
         .env("HERALD_TRACKING_SECRET", TRACKING_SECRET)
         .env("HERALD_SECRETS_KEY", SECRETS_KEY)
         .env("HERALD_RATE_LIMIT_ORG", "0")
-        .env("HERALD_TRACKING_MAX_PER_TOKEN", "0");
+        .env("HERALD_TRACKING_MAX_PER_TOKEN", "0")
+        .env("HERALD_OUTBOUND_ALLOW", OUTBOUND_ALLOW);
     command
 }
 
@@ -292,8 +293,15 @@ pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
         tracking_max_per_token: 0,
         signin_link: "auto".into(),
         signin_org: "demo".into(),
+        // The vendor stand-ins listen on loopback.
+        outbound_allow: OUTBOUND_ALLOW.into(),
+        max_connections: 10_000,
+        header_read_timeout: "30s".into(),
     }
 }
+
+/// What the test servers may call although it is not public: the local vendor stand-ins.
+pub const OUTBOUND_ALLOW: &str = "127.0.0.1";
 
 /// A fresh database URL and data dir for `backend`.
 pub async fn fresh_database(backend: Backend) -> (String, std::path::PathBuf) {
@@ -718,6 +726,7 @@ pub const NOT_REBUILT_TABLES: &[&str] = &[
     "send_ledger",
     "short_links",
     "sandbox_messages",
+    "webhook_tokens",
 ];
 
 /// Columns that hold the time a row was last written rather than anything read from the log.

@@ -68,3 +68,70 @@ db_test!(
         }
     }
 );
+
+/// A server on SQLite with these connection limits and no workers.
+async fn with_connection_limits(max_connections: usize, header_read_timeout: &str) -> TestApp {
+    let (url, dir) = fresh_database(Backend::Sqlite).await;
+    let mut config = test_config(url, &dir);
+    config.workers = false;
+    config.max_connections = max_connections;
+    config.header_read_timeout = header_read_timeout.into();
+    spawn_with(Backend::Sqlite, config).await
+}
+
+/// A raw connection to the server, not yet sending anything.
+async fn raw_connection(app: &TestApp) -> tokio::net::TcpStream {
+    let address = app.address.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(address).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_trickles_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = with_connection_limits(100, "1s").await;
+    let mut slow = raw_connection(&app).await;
+    // Headers begun and never finished (slowloris): the server closes the connection.
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: herald\r\nX-Slow: 1")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match slow.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                // hyper may answer 408 before closing.
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept a half-sent request open");
+    // Whole requests are still served.
+    let reply = app.anonymous(Method::GET, "/healthz").send().await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_new_connections_wait_until_one_closes() {
+    let app = with_connection_limits(2, "60s").await;
+    let first = raw_connection(&app).await;
+    let _second = raw_connection(&app).await;
+    // Both held open without a request: a third is not served meanwhile.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let waited = client.get(app.url("/healthz")).send().await;
+    assert!(waited.is_err(), "a third connection was served: {waited:?}");
+    // One closes: the next one is served.
+    drop(first);
+    let served = eventually(Duration::from_secs(10), || async {
+        client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(served, "no connection was served after one closed");
+}

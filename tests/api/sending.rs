@@ -49,6 +49,7 @@ impl Process {
             .env_clear()
             .env("HERALD_RATE_LIMIT_ORG", "0")
             .env("HERALD_TRACKING_MAX_PER_TOKEN", "0")
+            .env("HERALD_OUTBOUND_ALLOW", crate::helpers::OUTBOUND_ALLOW)
             .envs(env.iter().copied())
             .env("DATABASE_URL", url)
             .env("HERALD_BIND", format!("127.0.0.1:{port}"))

@@ -1,9 +1,9 @@
-use herald::vendors::{adapter_for, http_client};
+use herald::vendors::adapter_for;
 use herald_domain::spec::Channel;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::helpers::{connection, post};
+use crate::helpers::{connection, http_client, post};
 
 #[tokio::test]
 async fn ads_connections_refuse_per_contact_sends_for_good() {

@@ -1,9 +1,9 @@
 use std::time::Duration;
 
-use herald::vendors::{adapter_for, http_client};
+use herald::vendors::adapter_for;
 use serde_json::json;
 
-use crate::helpers::connection;
+use crate::helpers::{connection, http_client};
 
 fn build(
     vendor: &str,

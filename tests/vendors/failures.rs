@@ -146,3 +146,67 @@ async fn a_2xx_with_a_garbage_body_is_a_send_without_an_id() {
         assert_eq!(receipt.provider_message_id, None, "{}", case.name);
     }
 }
+
+/// Server-side request forgery: without an operator's `HERALD_OUTBOUND_ALLOW`, no vendor call
+/// reaches a loopback, private or link-local address, whether the connection names it as an
+/// address or by a name that resolves there when the call is made (as after DNS rebinding).
+#[tokio::test]
+async fn vendor_calls_never_reach_non_public_addresses_unless_allowed() {
+    use herald::vendors::{adapter_for, Outbound, OutboundPolicy};
+    let strict = crate::helpers::strict_client(Duration::from_secs(5));
+    for base in [
+        "http://169.254.169.254/latest",
+        "http://127.0.0.1:9",
+        "http://[::1]:9",
+        "http://10.0.0.5",
+        "http://[::ffff:127.0.0.1]:9",
+    ] {
+        for case in http_cases(base) {
+            let refused = adapter_for(&case.config, strict.clone())
+                .err()
+                .unwrap_or_else(|| panic!("{} built for {base}", case.name));
+            assert!(
+                refused.contains("HERALD_OUTBOUND_ALLOW"),
+                "{}: {refused}",
+                case.name
+            );
+        }
+    }
+    // A stand-in on loopback, named `localhost`: never called.
+    let server = answering(ResponseTemplate::new(200).set_body_string("{}")).await;
+    let by_name = server.uri().replace("127.0.0.1", "localhost");
+    for case in http_cases(&by_name) {
+        let adapter =
+            adapter_for(&case.config, strict.clone()).expect("a name is checked per call");
+        let error = scrubbed(&case, adapter.send(&case.message).await);
+        assert!(!error.is_retryable(), "{}: {error}", case.name);
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+    // Named in the allow list, the same stand-in is reached.
+    let allowed = Outbound::new(
+        Duration::from_secs(5),
+        std::sync::Arc::new(OutboundPolicy::parse("localhost").unwrap()),
+    );
+    let case = &http_cases(&by_name)[0];
+    let _ = adapter_for(&case.config, allowed)
+        .unwrap()
+        .send(&case.message)
+        .await;
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+/// A vendor answer is read up to a bound, however long the vendor streams.
+#[tokio::test]
+async fn a_huge_vendor_answer_is_read_only_up_to_a_bound() {
+    let huge = "x".repeat(8 * 1024 * 1024);
+    let server = answering(ResponseTemplate::new(500).set_body_string(huge)).await;
+    for case in http_cases(&server.uri()) {
+        let error = scrubbed(&case, adapter(&case.config).send(&case.message).await);
+        assert!(
+            error.to_string().len() < 70 * 1024,
+            "{}: {} bytes",
+            case.name,
+            error.to_string().len()
+        );
+    }
+}

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use herald::vendors::{adapter_for, http_client, Adapter, ConnectionConfig, OutboundMessage};
+use herald::vendors::{
+    adapter_for, Adapter, ConnectionConfig, Outbound, OutboundMessage, OutboundPolicy,
+};
 use herald_domain::spec::Channel;
 use serde_json::{json, Value};
 use wiremock::{Match, Request};
@@ -62,6 +64,20 @@ pub fn connection(vendor: &str, settings: Value, credentials: Value) -> Connecti
         settings,
         credentials: credentials.as_object().cloned().unwrap_or_default(),
     }
+}
+
+/// The vendor client the tests call the stand-ins with: they listen on loopback, which only
+/// an operator's `HERALD_OUTBOUND_ALLOW` opens.
+pub fn http_client(timeout: Duration) -> Outbound {
+    Outbound::new(
+        timeout,
+        std::sync::Arc::new(OutboundPolicy::parse("127.0.0.1").unwrap()),
+    )
+}
+
+/// A vendor client with no exceptions: public addresses only, as in production by default.
+pub fn strict_client(timeout: Duration) -> Outbound {
+    Outbound::new(timeout, std::sync::Arc::new(OutboundPolicy::default()))
 }
 
 pub fn adapter(config: &ConnectionConfig) -> Box<dyn Adapter> {
