@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (and, unless HERALD_WORKERS=false, the background workers). The default.
-    Serve(Config),
+    Serve(Box<Config>),
     /// Apply database migrations (creating the SQLite database if needed) and exit.
     Migrate(MigrateArgs),
     /// Print a JWT signed with the server's HS256 secret.

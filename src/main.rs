@@ -35,7 +35,7 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve(cli.config)) {
+    match cli.command.unwrap_or(Command::Serve(Box::new(cli.config))) {
         Command::Serve(config) => {
             init_tracing(&config.log_format);
             Application::build(&config).await?.run_until_stopped().await
