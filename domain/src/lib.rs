@@ -31,6 +31,9 @@ pub mod suppression;
 pub mod template;
 pub mod tracking;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use campaign::{Blocker, Campaign, CampaignCommand, CampaignEvent, LaunchContext, RunInfo};
 pub use error::{CampaignError, FieldError};
 pub use ids::is_valid_id;

@@ -288,3 +288,24 @@ pub fn decode_cursor(cursor: &str) -> Result<(String, String)> {
     let (value, id): (String, String) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     Ok((value, id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_cursor_is_decoded_or_refused_with_400(cursor in ".{0,200}") {
+            if let Err(error) = decode_cursor(&cursor) {
+                prop_assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
+            }
+        }
+
+        #[test]
+        fn issued_cursors_come_back_as_they_were(value in ".{0,40}", id in ".{0,40}") {
+            let cursor = encode_cursor(&value, &id);
+            prop_assert_eq!(decode_cursor(&cursor).unwrap(), (value, id));
+        }
+    }
+}

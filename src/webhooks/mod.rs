@@ -360,4 +360,79 @@ mod tests {
         assert_eq!(at(serde_json::json!("soon")), None);
         assert_eq!(at(serde_json::json!(1e300)), None);
     }
+
+    mod fuzz {
+        //! Any body and signature headers, for each vendor: read, verified and parsed into
+        //! events or refused, never a panic (issue 15, "Bad input").
+        use super::*;
+        use proptest::prelude::*;
+
+        fn body() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..300),
+                "\\PC{0,200}".prop_map(String::into_bytes),
+                // JSON of the vendors' shapes with arbitrary values.
+                (".{0,20}", any::<i64>(), ".{0,20}").prop_map(|(event, n, text)| {
+                    serde_json::to_vec(&serde_json::json!([{
+                        "event": event, "sg_event_id": text, "timestamp": n,
+                        "email": text, "url": text, "custom_args": {"herald_message_key": text}
+                    }]))
+                    .unwrap()
+                }),
+                (".{0,20}", any::<f64>(), ".{0,20}").prop_map(|(event, t, text)| {
+                    serde_json::to_vec(&serde_json::json!({
+                        "signature": {"timestamp": t.to_string(), "token": text, "signature": text},
+                        "event-data": {"event": event, "id": text, "timestamp": t,
+                            "severity": text, "recipient": text,
+                            "user-variables": {"herald_message_key": text}}
+                    }))
+                    .unwrap()
+                }),
+                (".{0,20}", ".{0,30}").prop_map(|(status, text)| {
+                    format!("MessageSid={text}&MessageStatus={status}&From={text}&Body={text}&ErrorCode={status}")
+                        .into_bytes()
+                }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_request_is_read_verified_and_parsed_or_refused(
+                vendor in prop::sample::select(vec![Vendor::SendGrid, Vendor::Mailgun, Vendor::Twilio]),
+                body in body(),
+                signature in ".{0,120}",
+                timestamp in ".{0,20}",
+                query in proptest::option::of(".{0,60}"),
+            ) {
+                let mut headers = axum::http::HeaderMap::new();
+                for (name, value) in [
+                    ("x-twilio-email-event-webhook-signature", &signature),
+                    ("x-twilio-email-event-webhook-timestamp", &timestamp),
+                    ("x-twilio-signature", &signature),
+                    ("content-type", &"application/x-www-form-urlencoded".to_string()),
+                ] {
+                    if let Ok(value) = axum::http::HeaderValue::from_str(value) {
+                        headers.insert(name, value);
+                    }
+                }
+                let incoming = Incoming {
+                    body: &body,
+                    headers: &headers,
+                    url: "https://herald.test/connect/webhooks/x/conn-1",
+                    query: query.as_deref(),
+                };
+                if let Ok(received) = Received::read(vendor, incoming) {
+                    let mut credentials = Map::new();
+                    for field in [sendgrid::SECRET_FIELD, mailgun::SECRET_FIELD, twilio::SECRET_FIELD] {
+                        credentials.insert(field.into(), Value::from(signature.clone()));
+                    }
+                    let _ = received.verify(&credentials, Utc::now());
+                    let _ = received.replay_token();
+                    let _ = received.events();
+                }
+            }
+        }
+    }
 }
