@@ -25,56 +25,65 @@ fn texty(alphabet: &'static str) -> impl Strategy<Value = String> {
     ]
 }
 
-/// JSON of any shape, a few levels deep, with keys a settings or filter parser looks for.
-fn any_json() -> impl Strategy<Value = Value> {
+/// JSON of any shape, a few levels deep, whose strings are often one of `words` and whose
+/// keys are often one of `keys`: what a parser looks for, mixed with anything at all.
+pub(crate) fn json_like(
+    words: &'static [&'static str],
+    keys: &'static [&'static str],
+) -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
         "\\PC{0,12}".prop_map(Value::from),
-        proptest::sample::select(
-            &[
-                "21:00",
-                "08:00",
-                "24:00",
-                "Europe/Berlin",
-                "day",
-                "week",
-                "*",
-                "sms",
-                "email"
-            ][..]
-        )
-        .prop_map(Value::from),
+        proptest::sample::select(words).prop_map(Value::from),
     ];
-    leaf.prop_recursive(4, 48, 5, |inner| {
-        let key = proptest::sample::select(
-            &[
-                "defaultTimezone",
-                "frequencyCaps",
-                "quietHours",
-                "channel",
-                "max",
-                "per",
-                "start",
-                "end",
-                "channels",
-                "$in",
-                "$regex",
-                "$elemMatch",
-                "tags",
-                "attributes.plan",
-                "",
-            ][..],
-        );
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        let key = prop_oneof![
+            proptest::sample::select(keys).prop_map(str::to_string),
+            "[a-zA-Z$.]{1,8}",
+        ];
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
-            prop::collection::btree_map(key, inner, 0..5).prop_map(|m| {
-                Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-            }),
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map(key, inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
+}
+
+/// JSON with the words and keys of org settings and filters.
+fn any_json() -> impl Strategy<Value = Value> {
+    json_like(
+        &[
+            "21:00",
+            "08:00",
+            "24:00",
+            "Europe/Berlin",
+            "day",
+            "week",
+            "*",
+            "sms",
+            "email",
+        ],
+        &[
+            "defaultTimezone",
+            "frequencyCaps",
+            "quietHours",
+            "channel",
+            "max",
+            "per",
+            "start",
+            "end",
+            "channels",
+            "$in",
+            "$regex",
+            "$elemMatch",
+            "tags",
+            "attributes.plan",
+            "",
+        ],
+    )
 }
 
 fn claims() -> TrackingClaims {

@@ -1470,37 +1470,19 @@ mod tests {
     ];
 
     fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            "\\PC{0,12}".prop_map(Value::from),
-            proptest::sample::select(
-                &[
-                    "email",
-                    "one-shot",
-                    "recurring",
-                    "0 9 * * 1",
-                    "dynamic",
-                    "contact",
-                    "2026-05-01T09:00:00Z",
-                    "UTC"
-                ][..]
-            )
-            .prop_map(Value::from),
-        ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            let key = prop_oneof![
-                proptest::sample::select(&KEYS[..]).prop_map(str::to_string),
-                "[a-zA-Z]{1,8}",
-            ];
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                proptest::collection::btree_map(key, inner, 0..8)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
+        crate::fuzz::json_like(
+            &[
+                "email",
+                "one-shot",
+                "recurring",
+                "0 9 * * 1",
+                "dynamic",
+                "contact",
+                "2026-05-01T09:00:00Z",
+                "UTC",
+            ],
+            &KEYS,
+        )
     }
 
     fn valid_body() -> impl Strategy<Value = Value> {
