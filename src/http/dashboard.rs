@@ -215,8 +215,8 @@ impl SignIn {
 /// the configured org. A wrong, used or expired code (or sign-in links off) is `401`.
 #[utoipa::path(post, operation_id = "dashboard_signin", path = "/dashboard/signin", tag = "operations",
     summary = "Trade the dashboard's one-time sign-in code for an admin token (8 h)",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The token", body = serde_json::Value),
+    request_body(content = super::schemas::SignInRequest, content_type = "application/json"),
+    responses((status = 200, description = "The token", body = super::schemas::SignInToken),
         (status = 401, description = "A wrong, used or expired code, or sign-in links off",
             body = super::schemas::Problem, content_type = "application/problem+json")))]
 async fn signin(State(state): State<AppState>, body: JsonBody) -> Result<Response> {

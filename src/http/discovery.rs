@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, Result};
 use super::extract::Auth;
 use super::routes::Routes;
+use super::schemas;
 use super::{resources, AppState};
 
 pub fn router() -> Routes {
@@ -21,7 +22,7 @@ pub fn router() -> Routes {
 
 #[utoipa::path(get, path = "/crm/marketing/platforms", tag = "discovery",
     summary = "Platforms (channels) and this org's connections for each",
-    responses((status = 200, description = "Every platform", body = serde_json::Value)))]
+    responses((status = 200, description = "Every platform", body = Vec<schemas::PlatformInfo>)))]
 async fn platforms(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>> {
     let connections = resources::connections_by_platform(&state, &auth.0.org_id).await?;
     let list: Vec<Value> = Channel::all()
@@ -70,7 +71,7 @@ async fn profiles(state: &AppState, org_id: &str, platform: Option<Channel>) -> 
 
 #[utoipa::path(get, path = "/crm/marketing/campaign-types", tag = "discovery",
     summary = "Campaign types",
-    responses((status = 200, description = "Every campaign type", body = serde_json::Value)))]
+    responses((status = 200, description = "Every campaign type", body = Vec<schemas::CampaignTypeInfo>)))]
 async fn campaign_types(_auth: Auth) -> Json<Value> {
     let list: Vec<Value> = CampaignType::all()
         .iter()
@@ -81,7 +82,7 @@ async fn campaign_types(_auth: Auth) -> Json<Value> {
 
 #[utoipa::path(get, path = "/crm/marketing/social-profiles", tag = "discovery",
     summary = "Social profiles of every platform",
-    responses((status = 200, description = "Profiles", body = serde_json::Value)))]
+    responses((status = 200, description = "Profiles", body = Vec<schemas::SocialProfile>)))]
 async fn all_social_profiles(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>> {
     Ok(Json(profiles(&state, &auth.0.org_id, None).await?))
 }
@@ -89,7 +90,7 @@ async fn all_social_profiles(State(state): State<AppState>, auth: Auth) -> Resul
 #[utoipa::path(get, path = "/crm/marketing/social-profiles/{platform}", tag = "discovery",
     summary = "Social profiles of one platform",
     params(("platform" = String, Path, description = "A platform id")),
-    responses((status = 200, description = "Profiles", body = serde_json::Value)))]
+    responses((status = 200, description = "Profiles", body = Vec<schemas::SocialProfile>)))]
 async fn social_profiles(
     State(state): State<AppState>,
     auth: Auth,

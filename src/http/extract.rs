@@ -53,9 +53,25 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "the request body is empty; send a JSON document",
             ));
         }
-        let value = serde_json::from_slice(&raw)
+        let value: Value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+        // PostgreSQL cannot store a NUL in text: refuse it here rather than fail on write.
+        if holds_nul(&value) {
+            return Err(ApiError::bad_request(
+                "the body holds a NUL character (\\u0000), which no field accepts",
+            ));
+        }
         Ok(JsonBody { value, raw })
+    }
+}
+
+/// Whether any string or key of a JSON value holds a NUL character.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 

@@ -10,6 +10,7 @@ use sqlx::Row;
 use super::error::{ApiError, Result};
 use super::extract::Auth;
 use super::routes::Routes;
+use super::schemas;
 use super::AppState;
 use crate::projector::{self, Projection};
 use crate::sending::{jobs, ledger, scheduler};
@@ -29,13 +30,13 @@ pub fn root() -> Routes {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
-    responses((status = 200, description = "The process is up", body = serde_json::Value)))]
+    responses((status = 200, description = "The process is up", body = schemas::Status)))]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness",
-    responses((status = 200, description = "The database is reachable and migrated", body = serde_json::Value)))]
+    responses((status = 200, description = "The database is reachable and migrated", body = schemas::Status)))]
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.stopping.load(std::sync::atomic::Ordering::Acquire) {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the process is stopping")

@@ -9,6 +9,7 @@ use axum::Json;
 use super::error::{ApiError, Result};
 use super::extract::Auth;
 use super::routes::Routes;
+use super::schemas;
 use super::AppState;
 use crate::purge;
 
@@ -28,7 +29,7 @@ fn admin(auth: &Auth) -> Result<()> {
 
 #[utoipa::path(post, operation_id = "start_purge", path = "/crm/marketing/purge", tag = "operations",
     summary = "Start purging the org's deleted data (admin)",
-    responses((status = 202, description = "The job, started", body = serde_json::Value, headers(("Location" = String)))))]
+    responses((status = 202, description = "The job, started", body = schemas::PurgeJob, headers(("Location" = String)))))]
 async fn start(State(state): State<AppState>, auth: Auth) -> Result<Response> {
     admin(&auth)?;
     let job_id = purge::enqueue(&state.db, &auth.0.org_id, &auth.0.actor).await?;
@@ -51,7 +52,7 @@ async fn start(State(state): State<AppState>, auth: Auth) -> Result<Response> {
 #[utoipa::path(get, operation_id = "get_purge", path = "/crm/marketing/purge/{job_id}", tag = "operations",
     summary = "A purge job's progress (admin)",
     params(("job_id" = String, Path, description = "The job's id")),
-    responses((status = 200, description = "The job", body = serde_json::Value)))]
+    responses((status = 200, description = "The job", body = schemas::PurgeJob)))]
 async fn show(
     State(state): State<AppState>,
     auth: Auth,

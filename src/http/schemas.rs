@@ -222,10 +222,12 @@ pub struct CampaignInput {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     pub id: Option<String>,
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(rename = "type")]
     pub kind: CampaignType,
     /// Non-empty, no duplicates.
+    #[schema(min_items = 1)]
     pub channels: Vec<Platform>,
     /// A saved audience; not with `audience`.
     pub audience_id: Option<String>,
@@ -440,6 +442,7 @@ pub struct AudienceInput {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     pub id: Option<String>,
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Always `dynamic`; may be omitted.
     #[serde(rename = "type")]
@@ -691,4 +694,73 @@ pub struct ImportResult {
     pub unchanged: u64,
     /// One per bad row, with its 1-based line.
     pub errors: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A platform, its vendors and this org's connections to it.
+#[derive(Serialize, ToSchema)]
+pub struct PlatformInfo {
+    pub id: Platform,
+    pub name: String,
+    /// `email`, `sms`, `social` or `ads`.
+    pub category: String,
+    pub vendors: Vec<String>,
+    pub connected: bool,
+    /// `{id, vendor, label}` of each connection.
+    pub connections: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A campaign type.
+#[derive(Serialize, ToSchema)]
+pub struct CampaignTypeInfo {
+    pub id: CampaignType,
+    pub name: String,
+    pub description: String,
+}
+
+/// A social account a connection posts as.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SocialProfile {
+    pub id: serde_json::Value,
+    pub platform: String,
+    pub name: serde_json::Value,
+    pub handle: serde_json::Value,
+    pub connection_id: serde_json::Value,
+}
+
+/// The org purge job.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeJob {
+    pub job_id: String,
+    pub status: String,
+    pub requested_by: String,
+    pub requested_at: String,
+    #[schema(required = true)]
+    pub finished_at: Option<String>,
+    pub campaign_ids: Vec<String>,
+    pub events_removed: u64,
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}
+
+/// The dashboard's one-time sign-in code.
+#[derive(Serialize, ToSchema)]
+pub struct SignInRequest {
+    pub code: String,
+}
+
+/// An admin token for the dashboard's org.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInToken {
+    pub token: String,
+    pub org_id: String,
+    pub expires_at: String,
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::db_test;
 use crate::helpers::{seed_campaign, Reply, TestApp};
+use crate::venv::venv_tool;
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
@@ -230,29 +231,6 @@ db_test!(
     }
 );
 
-/// The Python tools of the test suite (schemathesis, openapi-spec-validator): the venv `.ci/run`
-/// makes, at `HERALD_PY_VENV` or `~/.cache/herald/venv`.
-pub fn venv() -> std::path::PathBuf {
-    match std::env::var_os("HERALD_PY_VENV") {
-        Some(dir) => dir.into(),
-        None => std::path::Path::new(&std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/herald/venv"),
-    }
-}
-
-/// A tool of the venv; a missing one fails the test, saying how to install it.
-pub fn venv_tool(name: &str) -> std::path::PathBuf {
-    let path = venv().join("bin").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run .ci/run once, or `python3 -m venv {dir} && {dir}/bin/pip install \
-         schemathesis openapi-spec-validator` (see README)",
-        path.display(),
-        dir = venv().display()
-    );
-    path
-}
-
 /// The official OpenAPI 3.1 meta-schema, as the `openapi-spec-validator` package ships it.
 fn oas31_meta_schema() -> Value {
     let python = venv_tool("python");
@@ -441,5 +419,42 @@ db_test!(
         let bad_query = app.admin(Method::GET, "/crm/contacts?limit=0").send().await;
         bad_query.assert_problem(400);
         assert_documented(&bad_query, "GET", "/crm/contacts");
+    }
+);
+
+db_test!(
+    discovery_settings_events_and_probe_responses_match_their_schemas,
+    |app: TestApp| async move {
+        let created = app.post_campaign(&seed_campaign()).await;
+        let id = created.body["id"].as_str().unwrap().to_string();
+        for path in [
+            "/crm/marketing/platforms",
+            "/crm/marketing/campaign-types",
+            "/crm/marketing/social-profiles",
+            "/crm/marketing/settings",
+            "/crm/suppressions",
+            "/crm/marketing/events",
+            "/crm/audiences",
+            "/crm/marketing/templates",
+            "/crm/integrations/connections",
+        ] {
+            let reply = app.admin(Method::GET, path).send().await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+            assert_documented(&reply, "GET", path);
+        }
+        let events = app
+            .admin(
+                Method::GET,
+                &format!("/crm/marketing/campaigns/{id}/events"),
+            )
+            .send()
+            .await;
+        assert_eq!(events.status, 200);
+        assert_documented(&events, "GET", "/crm/marketing/campaigns/{id}/events");
+        for path in ["/healthz", "/readyz"] {
+            let reply = app.anonymous(Method::GET, path).send().await;
+            assert_eq!(reply.status, 200);
+            assert_documented(&reply, "GET", path);
+        }
     }
 );

@@ -2,11 +2,11 @@
 //! from `/openapi.json`, with the checks that no answer is a server error, that every answer
 //! matches the schema and the content type the document gives for its status. A short budget
 //! here; `bench/fuzz.sh` runs a longer one. Schemathesis comes from the venv `.ci/run` installs
-//! (`tests/api/openapi.rs::venv`); without it this test fails, saying how to install it.
+//! (`tests/api/venv.rs`); without it this test fails, saying how to install it.
 
 use crate::db_test;
 use crate::helpers::TestApp;
-use crate::openapi::venv_tool;
+use crate::venv::venv_tool;
 
 /// Seconds of fuzzing per database.
 const BUDGET_SECONDS: u32 = 40;
