@@ -120,6 +120,9 @@ pub struct RunInfo {
     /// Sends the org's frequency caps held back, once the run is sent (`RunReported`).
     #[serde(default)]
     pub capped: u64,
+    /// Contacts of a local-time run sent in a fallback zone, having none of their own.
+    #[serde(default)]
+    pub zone_fallbacks: u64,
 }
 
 /// What a client, the scheduler or the app asks of a campaign.
@@ -151,7 +154,11 @@ pub enum CampaignCommand {
     Delete,
     /// The sender finished run `run_id`: what it reports about it (`RunReported`). Only the
     /// last run's report is kept; an unchanged report writes nothing.
-    ReportRun { run_id: String, capped: u64 },
+    ReportRun {
+        run_id: String,
+        capped: u64,
+        zone_fallbacks: u64,
+    },
 }
 
 /// What happened to a campaign. Stored data is the variant's fields in camelCase
@@ -215,10 +222,13 @@ pub enum CampaignEvent {
     Completed {},
     /// Soft delete: the record stays, commands are refused.
     SoftDeleted {},
-    /// The last run is sent; `capped` of its sends were held back by the org's frequency caps.
+    /// The last run is sent; `capped` of its sends were held back by the org's frequency caps,
+    /// and a local-time run sent `zone_fallbacks` contacts in a zone not their own.
     RunReported {
         run_id: String,
         capped: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        zone_fallbacks: u64,
     },
 }
 
@@ -300,6 +310,10 @@ impl DomainEvent for CampaignEvent {
     fn event_version(&self) -> String {
         Self::VERSION.to_string()
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A marketing campaign, folded from its events.
@@ -394,11 +408,22 @@ impl Campaign {
             CampaignCommand::Act { action, ctx } => self.act(action, &ctx),
             CampaignCommand::RunDue { ctx } => Ok(self.run_due(&ctx)),
             CampaignCommand::Delete => Ok(vec![CampaignEvent::SoftDeleted {}]),
-            CampaignCommand::ReportRun { run_id, capped } => Ok(self
+            CampaignCommand::ReportRun {
+                run_id,
+                capped,
+                zone_fallbacks,
+            } => Ok(self
                 .last_run
                 .as_ref()
-                .filter(|run| run.run_id == run_id && run.capped != capped)
-                .map(|_| CampaignEvent::RunReported { run_id, capped })
+                .filter(|run| {
+                    run.run_id == run_id
+                        && (run.capped, run.zone_fallbacks) != (capped, zone_fallbacks)
+                })
+                .map(|_| CampaignEvent::RunReported {
+                    run_id,
+                    capped,
+                    zone_fallbacks,
+                })
                 .into_iter()
                 .collect()),
         }
@@ -861,6 +886,7 @@ impl Aggregate for Campaign {
                     channels,
                     skipped,
                     capped: 0,
+                    zone_fallbacks: 0,
                 });
                 self.next_run_at = next_run_at;
                 self.blockers.clear();
@@ -891,9 +917,14 @@ impl Aggregate for Campaign {
                 self.deleted = true;
                 self.next_run_at = None;
             }
-            CampaignEvent::RunReported { run_id, capped } => {
+            CampaignEvent::RunReported {
+                run_id,
+                capped,
+                zone_fallbacks,
+            } => {
                 if let Some(run) = self.last_run.as_mut().filter(|r| r.run_id == run_id) {
                     run.capped = capped;
+                    run.zone_fallbacks = zone_fallbacks;
                 }
             }
         }
@@ -975,6 +1006,7 @@ mod tests {
             start_at: start.map(at),
             end_at: end.map(at),
             timezone: Some("America/New_York".into()),
+            local_time: false,
         });
         spec
     }
@@ -1964,6 +1996,7 @@ mod tests {
             CampaignEvent::RunReported {
                 run_id: "run-1".into(),
                 capped: 3,
+                zone_fallbacks: 2,
             },
         ]
     }
@@ -2074,6 +2107,7 @@ mod tests {
                 channels: vec![Channel::Email],
                 skipped: vec![],
                 capped: 0,
+                zone_fallbacks: 0,
             })
         );
 
@@ -2082,13 +2116,15 @@ mod tests {
             .decide(CampaignCommand::ReportRun {
                 run_id: "run-2".into(),
                 capped: 7,
+                zone_fallbacks: 0,
             })
             .unwrap();
         assert_eq!(
             reported,
             vec![CampaignEvent::RunReported {
                 run_id: "run-2".into(),
-                capped: 7
+                capped: 7,
+                zone_fallbacks: 0,
             }]
         );
         let mut with_report = state.clone();
@@ -2098,6 +2134,7 @@ mod tests {
             let again = with_report.decide(CampaignCommand::ReportRun {
                 run_id: run_id.into(),
                 capped,
+                zone_fallbacks: 0,
             });
             assert_eq!(again, Ok(vec![]), "{run_id}: stale or unchanged");
         }

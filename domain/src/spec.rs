@@ -338,11 +338,18 @@ pub struct Schedule {
     /// An IANA zone name; UTC when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// A one-shot reaches each contact at `startAt`'s wall-clock time (in `timezone`) in the
+    /// contact's own zone (`api.md` section 12).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub local_time: bool,
 }
 
 impl Schedule {
     fn is_empty(&self) -> bool {
-        self.start_at.is_none() && self.end_at.is_none() && self.timezone.is_none()
+        self.start_at.is_none()
+            && self.end_at.is_none()
+            && self.timezone.is_none()
+            && !self.local_time
     }
 }
 
@@ -445,6 +452,11 @@ impl CampaignSpec {
         }
         errors.extend(check_type_and_cron(
             self.campaign_type,
+            self.recurring.is_some(),
+        ));
+        errors.extend(check_local_time(
+            self.campaign_type,
+            self.schedule.as_ref().is_some_and(|s| s.local_time),
             self.recurring.is_some(),
         ));
         for (channel, profile) in &self.social_profiles {
@@ -651,6 +663,13 @@ pub fn parse_campaign(body: &Value) -> Result<CampaignInput, Vec<FieldError>> {
         ));
     }
 
+    let local_time = schedule.as_ref().is_some_and(|s| s.local_time);
+    if let Some(problem) =
+        campaign_type.and_then(|kind| check_local_time(kind, local_time, recurring_given))
+    {
+        errors.push(problem);
+    }
+
     match (name, campaign_type, channels, social_profiles) {
         (Some(name), Some(campaign_type), Some(channels), Some(social_profiles)) => {
             let spec = CampaignSpec {
@@ -853,12 +872,27 @@ fn parse_schedule(
     if let (Some(start), Some(end)) = (start_at, end_at) {
         errors.extend(check_window(start, end));
     }
+    let local_time = match present(obj, "localTime") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(FieldError::new("schedule.localTime", "must be a boolean"));
+            false
+        }
+    };
+    if local_time && start_at.is_none() && present(obj, "startAt").is_none() {
+        errors.push(FieldError::new(
+            "schedule.localTime",
+            "needs schedule.startAt: its wall-clock time is what each contact gets",
+        ));
+    }
     let recurring =
         present(obj, "recurring").map(|v| parse_recurring(errors, "schedule.recurring", v));
     let schedule = Schedule {
         start_at,
         end_at,
         timezone,
+        local_time,
     };
     ((!schedule.is_empty()).then_some(schedule), recurring)
 }
@@ -882,6 +916,17 @@ fn parse_recurring(errors: &mut Vec<FieldError>, path: &str, value: &Value) -> O
         }
         Some(_) => wrong(errors, &field, MUST_BE_STRING),
     }
+}
+
+/// `schedule.localTime` is for campaigns that make one run: not with a cron, nor for drip and
+/// milestone campaigns, whose steps already keep each contact's clock.
+fn check_local_time(kind: CampaignType, local_time: bool, has_cron: bool) -> Option<FieldError> {
+    (local_time && (has_cron || drip::has_steps(kind))).then(|| {
+        FieldError::new(
+            "schedule.localTime",
+            "only a campaign that runs once (no recurring cron, no steps) can send at local time",
+        )
+    })
 }
 
 fn check_type_and_cron(kind: CampaignType, has_cron: bool) -> Option<FieldError> {
@@ -987,6 +1032,7 @@ mod tests {
                         start_at: Some(utc("2026-05-01T09:00:00Z")),
                         end_at: Some(utc("2026-05-15T23:59:59Z")),
                         timezone: Some("America/New_York".into()),
+                        local_time: false,
                     }),
                     recurring: None,
                     social_profiles: BTreeMap::new(),
@@ -1407,6 +1453,7 @@ mod tests {
             start_at: Some(utc("2026-05-02T00:00:00Z")),
             end_at: Some(utc("2026-05-01T00:00:00Z")),
             timezone: Some("Nowhere/Land".into()),
+            local_time: false,
         });
         let fields: Vec<String> = spec
             .validate()

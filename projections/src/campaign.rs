@@ -100,6 +100,7 @@ impl CampaignView {
                 "channels": run.channels,
                 "skipped": run.skipped,
                 "capped": run.capped,
+                "zoneFallbacks": run.zone_fallbacks,
             })
         });
         let fields = json!({

@@ -204,6 +204,9 @@ pub struct Schedule {
     pub start_at: Option<String>,
     pub end_at: Option<String>,
     pub timezone: Option<String>,
+    /// A one-shot reaches each contact at `startAt`'s wall-clock time in their own zone
+    /// (`docs/consent.md`).
+    pub local_time: Option<bool>,
 }
 
 /// A recurring campaign's occurrences.
@@ -245,6 +248,8 @@ pub struct CampaignInput {
     pub exit: Option<serde_json::Value>,
     pub enrollment: Option<serde_json::Value>,
     pub trigger: Option<serde_json::Value>,
+    /// The org's frequency caps neither hold back nor count this campaign's sends.
+    pub ignore_frequency_caps: Option<bool>,
     /// A requested transition.
     pub status: Option<CampaignStatus>,
 }
@@ -267,6 +272,10 @@ pub struct LastRun {
     pub reach: u64,
     pub channels: Vec<String>,
     pub skipped: Vec<Blocker>,
+    /// Sends the org's frequency caps held back (set once the run is sent).
+    pub capped: u64,
+    /// Contacts a local-time run sent in a fallback zone, having none of their own.
+    pub zone_fallbacks: u64,
 }
 
 /// A campaign as the API answers it: its spec and the server-owned fields.
@@ -290,6 +299,7 @@ pub struct Campaign {
     pub exit: Option<serde_json::Value>,
     pub enrollment: Option<serde_json::Value>,
     pub trigger: Option<serde_json::Value>,
+    pub ignore_frequency_caps: Option<bool>,
     pub status: CampaignStatus,
     /// `active`, or `deleted` (soft-deleted: its analytics stay).
     #[schema(pattern = "^(active|deleted)$")]
@@ -394,6 +404,8 @@ pub struct Metrics {
     pub conversions: u64,
     pub impressions: u64,
     pub interactions: u64,
+    /// Sends the org's frequency caps held back (`docs/consent.md`).
+    pub capped: u64,
     /// Money, summed exactly.
     pub revenue: f64,
     /// 0 to 1.

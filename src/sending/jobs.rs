@@ -44,6 +44,13 @@ pub struct RunPlan {
     pub channels: Vec<Channel>,
     /// When the `Launched` event was written: the audience is the contacts that existed then.
     pub launched_at: String,
+    /// Contacts earlier passes of a deferred run sent at local time in a fallback zone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub zone_fallbacks: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One claimed job.
@@ -607,10 +614,10 @@ impl Jobs {
     /// Hands a sent run's job back to run again, from its first page, at `at` (the end of the
     /// quiet hours that held some of its sends). Nothing happens when another node has claimed
     /// the job since.
-    pub async fn defer(&self, job: &Job, at: DateTime<Utc>) {
+    pub async fn defer(&self, job: &Job, at: DateTime<Utc>, plan: &RunPlan) {
         let result = sqlx::query(
             "update jobs set state = 'scheduled', run_at = $1, last_error = null, attempts = 0, resume_after = null,
-               locked_by = null, locked_until = null, updated_at = $2
+               locked_by = null, locked_until = null, updated_at = $2, payload = $6
              where id = $3 and locked_by = $4 and lease_generation = $5",
         )
         .bind(format_time(at))
@@ -618,6 +625,7 @@ impl Jobs {
         .bind(&job.id)
         .bind(&self.node_id)
         .bind(job.generation)
+        .bind(serde_json::to_string(plan).expect("a plan serializes"))
         .execute(&self.db.write)
         .await;
         if let Err(error) = result {

@@ -210,12 +210,14 @@ pub async fn report_run(
     campaign_id: &str,
     run_id: &str,
     capped: u64,
+    zone_fallbacks: u64,
 ) -> Result<bool, CommandError> {
     let run = run_id.to_string();
     let outcome = campaigns::execute(db, meta, campaign_id, false, None, None, move |_, _| {
         CampaignCommand::ReportRun {
             run_id: run.clone(),
             capped,
+            zone_fallbacks,
         }
     })
     .await;

@@ -18,8 +18,10 @@ pub struct RunReport {
     /// Not sent: the org's frequency caps held them back (a `capped` ledger row each).
     pub capped: u64,
     pub skipped_no_address: u64,
-    /// Not sent yet: due inside the org's quiet hours, waiting for the window's end.
+    /// Not sent yet: due inside the org's quiet hours, or before their local time.
     pub deferred: u64,
+    /// Sent at local time in a fallback zone: the contact has no zone of its own.
+    pub zone_fallbacks: u64,
     pub channels_without_connection: Vec<Channel>,
     /// Each deferred contact, and when its window ends.
     #[serde(skip)]

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use herald_domain::document::DocumentKind;
+use herald_domain::schedule::{parse_timezone, resolve_local};
+use herald_domain::settings::Tz;
 use herald_domain::spec::{CampaignSpec, Category};
 use herald_domain::template::{CompiledTemplate, TemplateContent};
 use serde_json::Value;
@@ -296,6 +298,8 @@ impl Sender {
         let default_zone = settings.default_zone();
         let campaign_zone = ctx.campaign["schedule"]["timezone"].as_str();
         let now = chrono::Utc::now();
+        let wall = local_wall_time(ctx);
+        let mut fell_back: HashSet<&str> = HashSet::new();
         for route in routes {
             let mut prepared = Vec::new();
             for (id, contact) in members {
@@ -312,6 +316,22 @@ impl Sender {
                     report.skipped_no_address += 1;
                     continue;
                 };
+                if let Some(wall) = wall {
+                    // Local-time delivery: the contact's own zone, else the campaign's, else
+                    // the org's; a moment still ahead waits for it.
+                    let own = contact["timezone"].as_str().and_then(parse_timezone);
+                    let tz = own.unwrap_or_else(|| {
+                        frequency::local_zone(None, campaign_zone, default_zone)
+                    });
+                    let moment = resolve_local(tz, wall).unwrap_or(now);
+                    if moment > now {
+                        report.defer(id, moment);
+                        continue;
+                    }
+                    if own.is_none() {
+                        fell_back.insert(id);
+                    }
+                }
                 if settings.quiet_hours.is_some() {
                     let tz = frequency::local_zone(
                         contact["timezone"].as_str(),
@@ -333,8 +353,25 @@ impl Sender {
                 deliver::deliver(&self.db, ctx, route, prepared, report).await?;
             }
         }
+        report.zone_fallbacks += fell_back.len() as u64;
         Ok(())
     }
+}
+
+/// The wall-clock time a local-time run (`schedule.localTime`) reaches each contact at:
+/// `startAt` read in the campaign's zone (UTC when it has none). `None` for other runs and for
+/// drip and milestone steps.
+fn local_wall_time(ctx: &RunCtx<'_>) -> Option<chrono::NaiveDateTime> {
+    let schedule = &ctx.campaign["schedule"];
+    if ctx.step_id.is_some() || schedule["localTime"] != true {
+        return None;
+    }
+    let start = chrono::DateTime::parse_from_rfc3339(schedule["startAt"].as_str()?).ok()?;
+    let zone = schedule["timezone"]
+        .as_str()
+        .and_then(parse_timezone)
+        .unwrap_or(Tz::UTC);
+    Some(start.with_timezone(&zone).naive_local())
 }
 
 /// Why a fan-out must stop, from the campaign's current read row.

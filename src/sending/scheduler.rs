@@ -487,7 +487,8 @@ impl Scheduler {
                 tracing::info!(run = %run_id, ?report, "run sent");
                 let note = serde_json::to_string(&report).ok();
                 if !sequence {
-                    self.report_run(&job, &run_id).await;
+                    let fallbacks = plan.zone_fallbacks + report.zone_fallbacks;
+                    self.report_run(&job, &run_id, fallbacks).await;
                 }
                 self.complete_one_shot(&job, &run_id).await;
                 self.jobs.finish(&job, "done", note).await;
@@ -498,8 +499,12 @@ impl Scheduler {
             Ok(RunOutcome::Deferred(at, report)) => {
                 // Sends held by quiet hours: the run goes again, from its first page, when the
                 // earliest window ends; the ledger keeps what went out from going twice.
-                tracing::info!(run = %run_id, ?report, %at, "run sent but for quiet hours");
-                self.jobs.defer(&job, at).await;
+                tracing::info!(run = %run_id, ?report, %at, "run sent but for held sends");
+                let plan = RunPlan {
+                    zone_fallbacks: plan.zone_fallbacks + report.zone_fallbacks,
+                    ..plan.clone()
+                };
+                self.jobs.defer(&job, at, &plan).await;
             }
             Ok(RunOutcome::Interrupted) => {
                 // Resume at once, here after a restart or on another node.
@@ -576,17 +581,24 @@ impl Scheduler {
 
     /// Puts what the sent run reports on the campaign (`lastRun.capped`, `launch::report_run`),
     /// counted from the ledger so a run resumed after a crash reports all of it.
-    async fn report_run(&self, job: &Job, run_id: &str) {
+    async fn report_run(&self, job: &Job, run_id: &str, zone_fallbacks: u64) {
         let capped = match ledger::capped_in_run(&self.db, &job.org_id, run_id).await {
-            Ok(0) => return,
+            Ok(0) if zone_fallbacks == 0 => return,
             Ok(n) => n,
             Err(error) => {
                 tracing::warn!(%error, run = %run_id, "could not count the run's capped sends");
                 return;
             }
         };
-        if let Err(error) =
-            launch::report_run(&self.db, &self.meta(job), &job.campaign_id, run_id, capped).await
+        if let Err(error) = launch::report_run(
+            &self.db,
+            &self.meta(job),
+            &job.campaign_id,
+            run_id,
+            capped,
+            zone_fallbacks,
+        )
+        .await
         {
             tracing::warn!(%error, run = %run_id, "could not report the run");
         }
@@ -629,6 +641,7 @@ async fn apply_events(
                     channels: serde_json::from_value(record.data["channels"].clone())
                         .unwrap_or_default(),
                     launched_at: record.created.clone(),
+                    zone_fallbacks: 0,
                 };
                 jobs::add_send_job(tx, &event.org_id, &campaign_id, run_id, &plan, now).await?;
                 changed = true;

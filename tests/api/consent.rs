@@ -380,3 +380,83 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    a_local_time_one_shot_reaches_each_contact_at_start_at_in_their_zone,
+    |app: TestApp| async move {
+        ready(&app, 0).await;
+        let reply = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .json(&json!([
+                {"id": "ct-west", "email": "west@acme.test", "timezone": "Etc/GMT+1", "tags": ["c"]},
+                {"id": "ct-east", "email": "east@acme.test", "timezone": "Asia/Tokyo", "tags": ["c"]},
+                {"id": "ct-none", "email": "none@acme.test", "tags": ["c"]}
+            ]))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        // startAt's wall time (UTC) an hour ago, plus 12 s: in UTC-1 that moment is 12 s away;
+        // in Tokyo it passed hours ago; a contact without a zone takes the campaign's (UTC),
+        // where it passed too, and is counted as a fallback.
+        let start = chrono::Utc::now() - chrono::Duration::hours(1) + chrono::Duration::seconds(12);
+        let west_moment = start + chrono::Duration::hours(1);
+        let body = one_shot(
+            "camp-local",
+            json!({"schedule": {"startAt": start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "timezone": "UTC", "localTime": true}}),
+        );
+        let created = app.post_campaign(&body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_eq!(created.body["schedule"]["localTime"], true);
+        let at_launch = eventually(Duration::from_secs(8), || async {
+            recipients(&app, "camp-local").await == ["ct-east", "ct-none"]
+        })
+        .await;
+        assert!(at_launch, "{:?}", recipients(&app, "camp-local").await);
+        assert!(
+            chrono::Utc::now() < west_moment,
+            "the test was too slow to see the wait"
+        );
+        assert_eq!(
+            app.get_campaign("camp-local").await.body["status"],
+            "running"
+        );
+
+        let done = eventually(Duration::from_secs(40), || async {
+            app.get_campaign("camp-local").await.body["status"] == "completed"
+        })
+        .await;
+        let campaign = app.get_campaign("camp-local").await.body;
+        assert!(done, "{campaign}");
+        assert_eq!(
+            recipients(&app, "camp-local").await,
+            ["ct-east", "ct-none", "ct-west"]
+        );
+        let west = messages_to(&app, "camp-local", "ct-west").await;
+        let at: chrono::DateTime<chrono::Utc> =
+            west[0]["sentAt"].as_str().unwrap().parse().unwrap();
+        assert!(at >= west_moment, "sent at {at}, before {west_moment}");
+        assert_eq!(campaign["lastRun"]["zoneFallbacks"], 1, "{campaign}");
+
+        // Bad input: not a boolean, no startAt, a recurring campaign.
+        for (extra, field) in [
+            (
+                json!({"schedule": {"startAt": "2026-05-01T09:00:00Z", "localTime": "yes"}}),
+                "schedule.localTime",
+            ),
+            (
+                json!({"schedule": {"localTime": true}}),
+                "schedule.localTime",
+            ),
+            (
+                json!({"type": "recurring", "recurring": {"cron": "0 9 * * 1"},
+                "schedule": {"startAt": "2026-05-01T09:00:00Z", "localTime": true}}),
+                "schedule.localTime",
+            ),
+        ] {
+            let reply = app.post_campaign(&one_shot("camp-bad", extra)).await;
+            reply.assert_problem(422);
+            assert_eq!(reply.body["errors"][0]["field"], field, "{}", reply.text);
+        }
+    }
+);

@@ -1402,7 +1402,8 @@ fn version_1_records_read_into_the_values_they_were_written_from() {
         campaign(55),
         CampaignEvent::RunReported {
             run_id: "run-2".into(),
-            capped: 1
+            capped: 1,
+            zone_fallbacks: 0,
         }
     );
     let capped: SendsRecorded = serde_json::from_value(by_position(56).data).unwrap();
