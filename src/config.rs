@@ -43,6 +43,10 @@ pub enum Command {
     /// Permanently remove an org's soft-deleted campaigns (their streams, read rows and
     /// engagement data), leaving a `Purged` tombstone in the org's audit stream.
     Purge(PurgeArgs),
+    /// Fill an org with demo data through the API (contacts, audiences, templates, sandbox
+    /// connections, campaigns of every type and status, 30 days of engagement); rerunning it
+    /// adds nothing.
+    Demo(Box<DemoArgs>),
 }
 
 /// Where the data is: the options of every subcommand that works on the server's data.
@@ -125,6 +129,9 @@ pub struct PurgeArgs {
     /// The org to purge.
     #[arg(long, required = true)]
     pub org: String,
+    /// No progress display (there is none anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub store: Store,
 }
@@ -166,6 +173,9 @@ pub struct ReplayArgs {
     /// all when absent.
     #[arg(long)]
     pub projection: Option<String>,
+    /// No progress display (there is none anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub store: Store,
 }
@@ -178,8 +188,24 @@ pub struct ExportArgs {
     /// Start after this global position.
     #[arg(long, default_value_t = 0)]
     pub after: i64,
+    /// No progress display (there is none anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub store: Store,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The org to fill.
+    #[arg(long, default_value = "demo")]
+    pub org: String,
+    /// No progress display (there is none anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The server's configuration: the demo runs the server in-process on a loopback port.
+    #[command(flatten)]
+    pub config: Config,
 }
 
 /// Everything the service reads from its environment. Its `Debug` leaves the secrets out.

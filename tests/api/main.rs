@@ -16,6 +16,7 @@ mod consent;
 mod contacts;
 mod contract;
 mod dashboard;
+mod demo;
 mod discovery;
 mod drip;
 mod engagements;
