@@ -138,7 +138,7 @@ async fn list_audiences(state: State<AppState>, auth: Auth, params: Params) -> R
     list(DocumentKind::Audience, state, auth, params).await
 }
 
-#[utoipa::path(post, path = "/crm/audiences", tag = "audiences", summary = "Create a audience",
+#[utoipa::path(post, path = "/crm/audiences", tag = "audiences", summary = "Create an audience",
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key and body within 24 h answer the first response")),
     request_body(content = schemas::AudienceInput, content_type = "application/json"),
     responses((status = 201, description = "Created", body = schemas::Audience, headers(("ETag" = String), ("Location" = String)))))]
@@ -152,7 +152,7 @@ async fn create_audience(
     create(DocumentKind::Audience, state, auth, request, headers, body).await
 }
 
-#[utoipa::path(get, path = "/crm/audiences/{id}", tag = "audiences", summary = "A audience",
+#[utoipa::path(get, path = "/crm/audiences/{id}", tag = "audiences", summary = "An audience",
     params(("id" = String, Path, description = "The audience's id")),
     responses((status = 200, description = "The audience", body = schemas::Audience, headers(("ETag" = String)))))]
 async fn get_audience(
@@ -163,7 +163,7 @@ async fn get_audience(
     fetch(DocumentKind::Audience, state, auth, id).await
 }
 
-#[utoipa::path(put, path = "/crm/audiences/{id}", tag = "audiences", summary = "Replace a audience",
+#[utoipa::path(put, path = "/crm/audiences/{id}", tag = "audiences", summary = "Replace an audience",
     params(("id" = String, Path, description = "The audience's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     request_body(content = schemas::AudienceInput, content_type = "application/json"),
     responses((status = 200, description = "The changed audience", body = schemas::Audience, headers(("ETag" = String)))))]
@@ -187,7 +187,7 @@ async fn replace_audience(
     .await
 }
 
-#[utoipa::path(delete, path = "/crm/audiences/{id}", tag = "audiences", summary = "Delete a audience",
+#[utoipa::path(delete, path = "/crm/audiences/{id}", tag = "audiences", summary = "Delete an audience",
     params(("id" = String, Path, description = "The audience's id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_audience(

@@ -434,6 +434,29 @@ fn mailgun_signed(mut body: Value, key: &str) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap()
 }
 
+/// acme's webhook signing key on its Mailgun connection.
+const MAILGUN_SIGNING_KEY: &str = "key-acme-webhook-signing";
+
+/// acme's audience and a Mailgun connection (`conn-mg`, signing key
+/// [`MAILGUN_SIGNING_KEY`]) sending through a stand-in; the stand-in and the connection id.
+async fn mailgun_connection(app: &TestApp) -> (MockServer, String) {
+    let vendor = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/acme.test/messages"))
+        .respond_with(MailgunStandIn)
+        .mount(&vendor)
+        .await;
+    prepare_audience(app).await;
+    let connection = connect(
+        app,
+        json!({"id": "conn-mg", "platform": "email", "vendor": "mailgun",
+            "credentials": {"apiKey": "mg-api-key", "webhookSigningKey": MAILGUN_SIGNING_KEY},
+            "settings": {"domain": "acme.test", "fromEmail": "news@acme.test", "baseUrl": vendor.uri()}}),
+    )
+    .await;
+    (vendor, connection)
+}
+
 async fn post_json(app: &TestApp, path: &str, body: Vec<u8>) -> Reply {
     app.anonymous(Method::POST, path)
         .raw(Some("application/json"), body)
@@ -444,21 +467,8 @@ async fn post_json(app: &TestApp, path: &str, body: Vec<u8>) -> Reply {
 webhook_test!(
     mailgun_events_are_recorded_once_and_the_signature_picks_the_org,
     |app: TestApp| async move {
-        let vendor = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v3/acme.test/messages"))
-            .respond_with(MailgunStandIn)
-            .mount(&vendor)
-            .await;
-        prepare_audience(&app).await;
-        let signing_key = "key-acme-webhook-signing";
-        let connection = connect(
-            &app,
-            json!({"id": "conn-mg", "platform": "email", "vendor": "mailgun",
-                "credentials": {"apiKey": "mg-api-key", "webhookSigningKey": signing_key},
-                "settings": {"domain": "acme.test", "fromEmail": "news@acme.test", "baseUrl": vendor.uri()}}),
-        )
-        .await;
+        let signing_key = MAILGUN_SIGNING_KEY;
+        let (vendor, connection) = mailgun_connection(&app).await;
         // Another org's connection with the same id and its own signing key.
         let beta = token(&["beta"], &["admin"], "bea");
         let reply = app
@@ -763,21 +773,8 @@ webhook_test!(
 webhook_test!(
     a_third_mailgun_soft_bounce_within_30_days_suppresses_the_address,
     |app: TestApp| async move {
-        let vendor = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v3/acme.test/messages"))
-            .respond_with(MailgunStandIn)
-            .mount(&vendor)
-            .await;
-        prepare_audience(&app).await;
-        let signing_key = "key-acme-webhook-signing";
-        let connection = connect(
-            &app,
-            json!({"id": "conn-mg", "platform": "email", "vendor": "mailgun",
-                "credentials": {"apiKey": "mg-api-key", "webhookSigningKey": signing_key},
-                "settings": {"domain": "acme.test", "fromEmail": "news@acme.test", "baseUrl": vendor.uri()}}),
-        )
-        .await;
+        let signing_key = MAILGUN_SIGNING_KEY;
+        let (vendor, connection) = mailgun_connection(&app).await;
         let mut keys = Vec::new();
         for id in ["camp-s1", "camp-s2", "camp-s3"] {
             run_campaign(&app, id, "email").await;
