@@ -819,7 +819,7 @@ fn dashboard_range(params: &Params) -> Result<DayRange> {
 #[utoipa::path(get, path = "/crm/marketing/dashboard", tag = "analytics",
     summary = "The org's last days: totals, channels, top campaigns, daily series",
     params(schemas::DashboardRange),
-    responses((status = 200, description = "The dashboard", body = serde_json::Value)))]
+    responses((status = 200, description = "The dashboard", body = schemas::Dashboard)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn dashboard(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {
     let org_id = &auth.0.org_id;
@@ -922,7 +922,7 @@ fn activity_type(name: &str) -> bool {
 #[utoipa::path(get, path = "/crm/contacts/{id}/activities", tag = "analytics",
     summary = "A contact's sends and engagements, newest first",
     params(("id" = String, Path, description = "The contact's id"), schemas::ActivityFilter, schemas::Page),
-    responses((status = 200, description = "A page of activities", body = schemas::ItemList)))]
+    responses((status = 200, description = "A page of activities", body = schemas::ActivityList)))]
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id, contact = %id))]
 async fn contact_activities(
     State(state): State<AppState>,

@@ -35,7 +35,7 @@ pub fn router() -> Routes {
 #[utoipa::path(get, operation_id = "list_enrollments", path = "/crm/marketing/campaigns/{id}/enrollments", tag = "campaigns",
     summary = "A drip or milestone campaign's enrollments",
     params(("id" = String, Path, description = "The campaign's id"), schemas::EnrollmentFilter, schemas::Page),
-    responses((status = 200, description = "A page of enrollments", body = schemas::ItemList)))]
+    responses((status = 200, description = "A page of enrollments", body = schemas::EnrollmentList)))]
 async fn enrollments(
     State(state): State<AppState>,
     auth: Auth,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, RequestMeta};
 use super::routes::Routes;
-use super::AppState;
+use super::{schemas, AppState};
 use crate::campaigns;
 use crate::engagements::{Pending, Recorded};
 
@@ -23,8 +23,9 @@ pub fn router() -> Routes {
 #[utoipa::path(post, path = "/crm/marketing/campaigns/{id}/engagements", tag = "engagements",
     summary = "Record engagements the client reports (conversions, revenue, replies, social metrics)",
     params(("id" = String, Path, description = "The campaign's id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "What was recorded and what was a duplicate", body = serde_json::Value)))]
+    request_body(content = Vec<schemas::EngagementInput>, content_type = "application/json",
+        description = "1 to 1 000 engagements; one bad item records none"),
+    responses((status = 200, description = "What was recorded and what was a duplicate", body = schemas::EngagementsRecorded)))]
 /// Validates the whole array first (one bad item records nothing), then records every item;
 /// an item whose `externalId` was recorded before for this campaign is a `duplicate`.
 /// Answers `200` with `{"recorded", "duplicates", "items": [{"index", "status", "position"?}]}`.

@@ -74,7 +74,7 @@ async fn projection_lag(state: &AppState) -> Result<(i64, Map<String, Value>)> {
 
 #[utoipa::path(get, path = "/crm/marketing/health", tag = "operations",
     summary = "The health view: projections, jobs, channels",
-    responses((status = 200, description = "Health", body = serde_json::Value)))]
+    responses((status = 200, description = "Health", body = schemas::Health)))]
 /// The operations view of the caller's org: scheduler heartbeat (any node's), queue depth by
 /// state, the latest send outcomes per channel, and projection positions. `degraded` when the
 /// heartbeat is older than 10 seconds while workers run (here or on any node that registered),

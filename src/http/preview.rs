@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::error::{ApiError, Result};
 use super::extract::{Auth, JsonBody, RequestMeta};
 use super::routes::Routes;
-use super::AppState;
+use super::{schemas, AppState};
 use crate::campaigns;
 use crate::documents;
 use crate::sending::preview::TestSendError;
@@ -66,8 +66,8 @@ fn setup_error(error: SendRunError) -> ApiError {
 #[utoipa::path(post, operation_id = "preview_campaign", path = "/crm/marketing/campaigns/{id}/preview", tag = "campaigns",
     summary = "Render every channel (and drip step) for one contact; sends nothing",
     params(("id" = String, Path, description = "The campaign's id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The rendered messages", body = serde_json::Value)))]
+    request_body(content = schemas::PreviewRequest, content_type = "application/json"),
+    responses((status = 200, description = "The rendered messages", body = schemas::CampaignPreview)))]
 /// `POST …/preview` `{"contactId"}`: any role that reads campaigns.
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn preview(
@@ -95,8 +95,8 @@ async fn preview(
 #[utoipa::path(post, path = "/crm/marketing/campaigns/{id}/test-send", tag = "campaigns",
     summary = "Send one [Test] message through the campaign's connection",
     params(("id" = String, Path, description = "The campaign's id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "What was sent", body = serde_json::Value)))]
+    request_body(content = schemas::TestSendRequest, content_type = "application/json"),
+    responses((status = 200, description = "What was sent", body = schemas::TestSent)))]
 /// `POST …/test-send` `{"channel", "to", "contactId"?}`: the writer roles.
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn test_send(

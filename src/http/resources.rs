@@ -846,7 +846,11 @@ pub async fn evaluate_reach(
     org_id: &str,
     filter: &Filter,
 ) -> Result<(u64, Vec<Value>)> {
-    Ok(crate::reach::evaluate(&state.db, org_id, filter, crate::reach::SAMPLE).await?)
+    let (count, mut sample) =
+        crate::reach::evaluate(&state.db, org_id, filter, crate::reach::SAMPLE).await?;
+    // The sample shows contacts as `GET /crm/contacts/{id}` does: `unsubscribed` from the list.
+    crate::suppressions::overlay(&state.db, org_id, sample.iter_mut()).await?;
+    Ok((count, sample))
 }
 
 #[utoipa::path(get, path = "/crm/audiences/{id}/reach", tag = "audiences",
@@ -869,7 +873,7 @@ async fn reach(
 
 #[utoipa::path(post, operation_id = "preview_audience", path = "/crm/audiences/preview", tag = "audiences",
     summary = "How many contacts a filter reaches, with a sample",
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = schemas::AudiencePreviewRequest, content_type = "application/json"),
     responses((status = 200, description = "The count and up to ten contacts", body = schemas::Reach)))]
 async fn preview(State(state): State<AppState>, auth: Auth, body: JsonBody) -> Result<Response> {
     let filter_value = body
@@ -900,8 +904,8 @@ async fn preview(State(state): State<AppState>, auth: Auth, body: JsonBody) -> R
 #[utoipa::path(post, path = "/crm/marketing/templates/{id}/render", tag = "templates",
     summary = "Render a template for a contact",
     params(("id" = String, Path, description = "The template's id")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "The rendered template", body = serde_json::Value)))]
+    request_body(content = schemas::RenderRequest, content_type = "application/json"),
+    responses((status = 200, description = "The rendered template", body = schemas::RenderedTemplate)))]
 async fn render_template(
     State(state): State<AppState>,
     auth: Auth,

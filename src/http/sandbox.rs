@@ -21,7 +21,7 @@ pub fn router() -> Routes {
 #[utoipa::path(get, operation_id = "list_sandbox_messages", path = "/crm/integrations/sandbox/messages", tag = "integrations",
     summary = "What the sandbox connections would have sent, oldest first (admin)",
     params(schemas::SandboxFilter, schemas::Page),
-    responses((status = 200, description = "A page of messages", body = schemas::ItemList)))]
+    responses((status = 200, description = "A page of messages", body = schemas::SandboxMessageList)))]
 /// `GET /crm/integrations/sandbox/messages?campaignId=&channel=&contactId=&limit=&cursor=`.
 #[tracing::instrument(skip_all, fields(org = %auth.0.org_id))]
 async fn list(State(state): State<AppState>, auth: Auth, params: Params) -> Result<Response> {

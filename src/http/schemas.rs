@@ -27,7 +27,7 @@ pub struct Problem {
     pub errors: Option<Vec<ProblemField>>,
     /// A refused launch (`409`): what stands in its way.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub blockers: Option<Vec<serde_json::Value>>,
+    pub blockers: Option<Vec<Blocker>>,
 }
 
 /// One invalid field of a request body.
@@ -234,20 +234,23 @@ pub struct CampaignInput {
     pub channels: Vec<Platform>,
     /// A saved audience; not with `audience`.
     pub audience_id: Option<String>,
-    /// An inline `{"type": "dynamic", "filter": {...}}` audience (`docs/dynamic-query.md`).
-    pub audience: Option<serde_json::Value>,
+    /// An inline audience (`docs/dynamic-query.md`).
+    pub audience: Option<InlineAudience>,
     pub template_id: Option<String>,
     pub schedule: Option<Schedule>,
     pub recurring: Option<Recurring>,
     /// Platform id to the profile that posts.
     pub social_profiles: Option<std::collections::BTreeMap<String, String>>,
-    /// Any object, kept as given.
-    pub channel_settings: Option<serde_json::Value>,
-    /// A drip or milestone campaign's steps (`api.md` section 11).
-    pub steps: Option<Vec<serde_json::Value>>,
-    pub exit: Option<serde_json::Value>,
-    pub enrollment: Option<serde_json::Value>,
-    pub trigger: Option<serde_json::Value>,
+    /// Per-channel extras: any object, kept as given.
+    pub channel_settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A drip or milestone campaign's steps, 1 to 20 (`api.md` section 11).
+    #[schema(min_items = 1, max_items = 20)]
+    pub steps: Option<Vec<Step>>,
+    pub exit: Option<Exit>,
+    /// A drip's enrollment; default `launch`.
+    pub enrollment: Option<Enrollment>,
+    /// A milestone campaign's trigger.
+    pub trigger: Option<Trigger>,
     /// The org's frequency caps neither hold back nor count this campaign's sends.
     pub ignore_frequency_caps: Option<bool>,
     /// A requested transition.
@@ -289,16 +292,16 @@ pub struct Campaign {
     pub kind: CampaignType,
     pub channels: Vec<Platform>,
     pub audience_id: Option<String>,
-    pub audience: Option<serde_json::Value>,
+    pub audience: Option<InlineAudience>,
     pub template_id: Option<String>,
     pub schedule: Option<Schedule>,
     pub recurring: Option<Recurring>,
     pub social_profiles: Option<std::collections::BTreeMap<String, String>>,
-    pub channel_settings: Option<serde_json::Value>,
-    pub steps: Option<Vec<serde_json::Value>>,
-    pub exit: Option<serde_json::Value>,
-    pub enrollment: Option<serde_json::Value>,
-    pub trigger: Option<serde_json::Value>,
+    pub channel_settings: Option<serde_json::Map<String, serde_json::Value>>,
+    pub steps: Option<Vec<Step>>,
+    pub exit: Option<Exit>,
+    pub enrollment: Option<Enrollment>,
+    pub trigger: Option<Trigger>,
     pub ignore_frequency_caps: Option<bool>,
     pub status: CampaignStatus,
     /// `active`, or `deleted` (soft-deleted: its analytics stay).
@@ -439,15 +442,6 @@ pub struct CampaignAnalytics {
     pub updated_at: Option<String>,
 }
 
-/// A page of anything the schema of its items does not pin down further.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemList {
-    pub items: Vec<serde_json::Map<String, serde_json::Value>>,
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
-}
-
 /// What a client sends to create or replace an audience.
 #[derive(Serialize, ToSchema)]
 pub struct AudienceInput {
@@ -459,8 +453,7 @@ pub struct AudienceInput {
     /// Always `dynamic`; may be omitted.
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// A DynamicQuery: `{"datatype": "contact", "where": {...}}` (`docs/dynamic-query.md`).
-    pub filter: serde_json::Map<String, serde_json::Value>,
+    pub filter: DynamicQuery,
 }
 
 /// An audience as the API answers it.
@@ -470,7 +463,7 @@ pub struct Audience {
     pub id: String,
     pub org_id: String,
     pub name: String,
-    pub filter: serde_json::Map<String, serde_json::Value>,
+    pub filter: DynamicQuery,
     pub version: i64,
     pub created_at: String,
     pub created_by: String,
@@ -561,7 +554,7 @@ pub struct ConnectionInput {
     pub label: Option<String>,
     pub credentials: Option<serde_json::Map<String, serde_json::Value>>,
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
-    pub profiles: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    pub profiles: Option<Vec<Profile>>,
 }
 
 /// A connection as the API answers it: never its credentials.
@@ -574,7 +567,7 @@ pub struct Connection {
     pub vendor: String,
     pub label: Option<String>,
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
-    pub profiles: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    pub profiles: Option<Vec<Profile>>,
     pub version: i64,
     pub created_at: String,
     pub created_by: String,
@@ -632,7 +625,7 @@ pub struct Event {
     pub event_type: String,
     pub event_version: String,
     pub data: serde_json::Value,
-    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub metadata: EventMetadata,
     pub created: String,
 }
 
@@ -670,8 +663,8 @@ pub struct AggregateMetrics {
     pub totals: Metrics,
     pub channels: std::collections::BTreeMap<String, Metrics>,
     pub campaigns: std::collections::BTreeMap<String, Metrics>,
-    /// One entry per day of the range: `date` and the metrics.
-    pub series: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// One entry per day of the range.
+    pub series: Vec<DayMetrics>,
     /// Requested ids that are not campaigns of this org.
     pub missing: Vec<String>,
     #[schema(required = true)]
@@ -684,8 +677,9 @@ pub struct AggregateMetrics {
 pub struct Settings {
     /// An IANA zone; default `UTC`.
     pub default_timezone: String,
-    pub frequency_caps: Vec<serde_json::Map<String, serde_json::Value>>,
-    pub quiet_hours: Option<serde_json::Map<String, serde_json::Value>>,
+    pub frequency_caps: Vec<FrequencyCap>,
+    /// `null` (or absent) for none.
+    pub quiet_hours: Option<QuietHours>,
 }
 
 /// A count of matching contacts and the ten oldest of them.
@@ -705,7 +699,7 @@ pub struct ImportResult {
     pub updated: u64,
     pub unchanged: u64,
     /// One per bad row, with its 1-based line.
-    pub errors: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub errors: Vec<ImportError>,
 }
 
 /// A platform, its vendors and this org's connections to it.
@@ -717,8 +711,7 @@ pub struct PlatformInfo {
     pub category: String,
     pub vendors: Vec<String>,
     pub connected: bool,
-    /// `{id, vendor, label}` of each connection.
-    pub connections: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub connections: Vec<ConnectionSummary>,
 }
 
 /// A campaign type.
@@ -733,11 +726,12 @@ pub struct CampaignTypeInfo {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SocialProfile {
-    pub id: serde_json::Value,
+    pub id: String,
     pub platform: String,
-    pub name: serde_json::Value,
-    pub handle: serde_json::Value,
-    pub connection_id: serde_json::Value,
+    pub name: String,
+    #[schema(required = true)]
+    pub handle: Option<String>,
+    pub connection_id: String,
 }
 
 /// The org purge job.
@@ -775,4 +769,638 @@ pub struct SignInToken {
     pub token: String,
     pub org_id: String,
     pub expires_at: String,
+}
+
+/// A DynamicQuery (`docs/dynamic-query.md`).
+#[derive(Serialize, ToSchema)]
+pub struct DynamicQuery {
+    /// Always `contact`; may be omitted.
+    #[schema(pattern = "^contact$")]
+    pub datatype: Option<String>,
+    /// MongoDB query semantics over the contact document (`{"attributes.plan": "pro"}`).
+    #[serde(rename = "where")]
+    pub filter: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A campaign's inline audience.
+#[derive(Serialize, ToSchema)]
+pub struct InlineAudience {
+    /// Always `dynamic`; may be omitted.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^dynamic$")]
+    pub kind: Option<String>,
+    pub filter: DynamicQuery,
+}
+
+/// A step of a drip or milestone campaign (`api.md` section 11).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// Unique in the campaign; the `stepId` of its tracking links.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    pub id: String,
+    /// Default: the campaign's.
+    pub template_id: Option<String>,
+    /// A non-empty subset of the campaign's; default all of them.
+    pub channels: Option<Vec<Platform>>,
+    /// ISO 8601 duration `PnDTnHnMnS` (no years or months), counted from enrollment for the
+    /// first step and from the previous step's due time for the others.
+    pub delay: String,
+    /// `HH:MM`: wait for the first such local time at or after the delay ran out.
+    pub at: Option<String>,
+    pub when: Option<When>,
+}
+
+/// When a step is sent; false skips it for the contact. Exactly one of the fields.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct When {
+    /// An earlier step's id.
+    pub opened: Option<String>,
+    pub not_opened: Option<String>,
+    pub clicked: Option<String>,
+    pub not_clicked: Option<String>,
+    /// A DynamicQuery `where`, evaluated on the contact when the step is due.
+    pub filter: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What ends a contact's enrollment.
+#[derive(Serialize, ToSchema)]
+pub struct Exit {
+    pub on: Vec<ExitOn>,
+}
+
+/// An engagement with this campaign that makes a contact leave it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitOn {
+    Conversion,
+    Reply,
+    Click,
+}
+
+/// How contacts enter a drip: a mode, or an engagement on another campaign.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Enrollment {
+    Mode(EnrollmentMode),
+    Event(EnrollmentEvent),
+}
+
+/// `launch`: the audience at launch; `continuous`: also whoever comes to match it later.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EnrollmentMode {
+    Launch,
+    Continuous,
+}
+
+/// A contact enters when this engagement is recorded for them on that campaign.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentEvent {
+    #[schema(pattern = "^(click|open|conversion|reply)$")]
+    pub event: String,
+    pub campaign_id: String,
+}
+
+/// A milestone campaign's trigger: a date field of the contact.
+#[derive(Serialize, ToSchema)]
+pub struct Trigger {
+    /// A dot path holding an RFC 3339 date or timestamp (`attributes.renewalAt`).
+    pub field: String,
+    /// An ISO 8601 duration, possibly negative (`-P7D`).
+    pub offset: Option<String>,
+    #[schema(pattern = "^(none|yearly)$")]
+    pub repeat: Option<String>,
+    /// `HH:MM` for a date-only field; default `09:00`.
+    pub at: Option<String>,
+}
+
+/// A social account of a connection.
+#[derive(Serialize, ToSchema)]
+pub struct Profile {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    pub id: String,
+    pub name: Option<String>,
+    pub handle: Option<String>,
+}
+
+/// A connection as the platform list shows it.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionSummary {
+    pub id: String,
+    pub vendor: String,
+    #[schema(required = true)]
+    pub label: Option<String>,
+}
+
+/// Who and what caused an event.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventMetadata {
+    /// The token's `sub`, or `system:…`/`webhook:…` for the server's own work.
+    pub actor: String,
+    pub org_id: String,
+    pub request_id: String,
+    pub correlation_id: String,
+    pub causation_id: String,
+}
+
+/// One day's metrics.
+#[derive(Serialize, ToSchema)]
+pub struct DayMetrics {
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// A frequency cap: at most `max` marketing sends per contact per local day or ISO week.
+#[derive(Serialize, ToSchema)]
+pub struct FrequencyCap {
+    /// `email`, `sms` or `*` (every channel).
+    #[schema(pattern = "^(email|sms|\\*)$")]
+    pub channel: String,
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    pub max: u64,
+    #[schema(pattern = "^(day|week)$")]
+    pub per: String,
+}
+
+/// Hours in which sends wait, in the contact's local time; the window may wrap midnight.
+#[derive(Serialize, ToSchema)]
+pub struct QuietHours {
+    /// `HH:MM`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub start: String,
+    /// `HH:MM`, not equal to `start`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub end: String,
+    /// `email` and/or `sms`.
+    #[schema(min_items = 1)]
+    pub channels: Vec<String>,
+}
+
+/// A bad row of an import.
+#[derive(Serialize, ToSchema)]
+pub struct ImportError {
+    /// 1-based.
+    pub line: u64,
+    pub message: String,
+}
+
+/// One engagement the client reports (`api.md` section 6).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EngagementInput {
+    #[serde(rename = "type")]
+    #[schema(
+        pattern = "^(conversion|revenue|reply|impression|interaction|delivery|bounce|complaint)$"
+    )]
+    pub kind: String,
+    pub channel: Platform,
+    pub contact_id: Option<String>,
+    /// The run it belongs to (`lastRun.runId`).
+    pub run_id: Option<String>,
+    /// Money for `conversion`/`revenue` (with `currency`), a count for `impression` and
+    /// `interaction`.
+    pub value: Option<Amount>,
+    /// ISO 4217 (`EUR`).
+    pub currency: Option<String>,
+    /// RFC 3339; default now; at most a day ahead.
+    pub occurred_at: Option<String>,
+    /// Makes the item idempotent per campaign: 1 to 256 characters.
+    #[schema(min_length = 1, max_length = 256)]
+    pub external_id: Option<String>,
+}
+
+/// A number, or a decimal as text (`"19.99"`).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Amount {
+    Number(f64),
+    Text(String),
+}
+
+/// What `POST …/engagements` recorded.
+#[derive(Serialize, ToSchema)]
+pub struct EngagementsRecorded {
+    pub recorded: u64,
+    pub duplicates: u64,
+    /// One per item of the request, in order.
+    pub items: Vec<EngagementOutcome>,
+}
+
+/// What became of one reported engagement.
+#[derive(Serialize, ToSchema)]
+pub struct EngagementOutcome {
+    pub index: u64,
+    /// `recorded`, or `duplicate` (its `externalId` was recorded before).
+    #[schema(pattern = "^(recorded|duplicate)$")]
+    pub status: String,
+    /// The event's log position (`recorded` only).
+    pub position: Option<i64>,
+}
+
+/// `POST …/preview`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewRequest {
+    pub contact_id: String,
+}
+
+/// A campaign's messages for one contact.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignPreview {
+    pub campaign_id: String,
+    pub contact_id: String,
+    /// The campaign's template, when it has one.
+    pub template_id: Option<String>,
+    /// One per channel, rendered with the campaign's template.
+    pub messages: Option<Vec<PreviewMessage>>,
+    /// A drip or milestone campaign's steps.
+    pub steps: Option<Vec<StepPreview>>,
+}
+
+/// One step of a preview.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepPreview {
+    pub id: String,
+    pub template_id: Option<String>,
+    pub messages: Option<Vec<PreviewMessage>>,
+    /// Why the step cannot be rendered.
+    pub error: Option<String>,
+}
+
+/// One channel's rendered message (or why there is none).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewMessage {
+    pub channel: Platform,
+    /// The address, number or social profile it goes to; `null` when the contact has none.
+    pub to: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub body: Option<String>,
+    pub link: Option<String>,
+    pub image_url: Option<String>,
+    /// `List-Unsubscribe` and the like.
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Email and SMS only.
+    pub tracking: Option<TrackingUrls>,
+    /// The contact's address on this channel is suppressed (email and SMS).
+    pub unsubscribed: Option<bool>,
+    /// Why this channel has no message for the contact.
+    pub error: Option<String>,
+}
+
+/// The tracking links of a message.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackingUrls {
+    #[schema(required = true)]
+    pub open: Option<String>,
+    pub clicks: Vec<String>,
+    #[schema(required = true)]
+    pub unsubscribe: Option<String>,
+    /// An SMS's short links and where each leads.
+    pub short_links: Option<Vec<ShortLink>>,
+}
+
+/// A short link of an SMS.
+#[derive(Serialize, ToSchema)]
+pub struct ShortLink {
+    pub url: String,
+    pub target: String,
+}
+
+/// `POST …/test-send`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestSendRequest {
+    #[schema(pattern = "^(email|sms)$")]
+    pub channel: String,
+    /// An email address, or an E.164 number.
+    pub to: String,
+    /// Render for this contact (with `to` as its address); default a stand-in contact.
+    pub contact_id: Option<String>,
+}
+
+/// The `[Test]` message that was sent.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestSent {
+    pub channel: Platform,
+    pub to: String,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub body: Option<String>,
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    pub tracking: Option<TrackingUrls>,
+    pub connection_id: String,
+    /// Sent through a `sandbox` connection (see the sandbox outbox).
+    pub sandbox: bool,
+    #[schema(required = true)]
+    pub provider_message_id: Option<String>,
+    /// The `TestSent` event's log position.
+    pub event_position: i64,
+}
+
+/// `POST /crm/audiences/preview`.
+#[derive(Serialize, ToSchema)]
+pub struct AudiencePreviewRequest {
+    pub filter: DynamicQuery,
+}
+
+/// `POST /crm/marketing/templates/{id}/render`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderRequest {
+    pub contact_id: String,
+    /// Gives `{{ campaign.* }}` their values.
+    pub campaign_id: Option<String>,
+}
+
+/// A template rendered for a contact.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderedTemplate {
+    pub template_id: String,
+    pub contact_id: String,
+    pub rendered: Rendered,
+}
+
+/// The parts the template has, rendered.
+#[derive(Serialize, ToSchema)]
+pub struct Rendered {
+    pub email: Option<RenderedEmail>,
+    pub sms: Option<SmsContent>,
+    pub social: Option<SocialContent>,
+}
+
+/// A rendered email.
+#[derive(Serialize, ToSchema)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+}
+
+/// What a vendor callback recorded.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookResult {
+    pub recorded: u64,
+    /// Events recorded before (vendors retry).
+    pub duplicates: u64,
+    /// Events Herald does not record, or whose message it does not know.
+    pub ignored: u64,
+}
+
+/// A page of a drip or milestone campaign's enrollments.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentList {
+    pub items: Vec<EnrollmentItem>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// A contact's enrollment.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentItem {
+    pub contact_id: String,
+    pub enrolled_at: String,
+    #[schema(pattern = "^(active|completed|exited)$")]
+    pub status: String,
+    #[schema(required = true)]
+    pub exit_reason: Option<String>,
+    #[schema(required = true)]
+    pub next_step_id: Option<String>,
+    #[schema(required = true)]
+    pub next_step_at: Option<String>,
+    pub steps: Vec<EnrollmentStep>,
+    /// A milestone enrollment's date.
+    pub milestone: Option<String>,
+}
+
+/// A step of an enrollment.
+#[derive(Serialize, ToSchema)]
+pub struct EnrollmentStep {
+    pub id: String,
+    #[schema(pattern = "^(sent|skipped|pending)$")]
+    pub status: String,
+    /// When it was or is due.
+    #[schema(required = true)]
+    pub at: Option<String>,
+}
+
+/// A page of a contact's activities, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityList {
+    pub items: Vec<Activity>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// A send or an engagement of a contact.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    /// `send`, or an engagement type (`open`, `click`, `conversion`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub campaign_id: String,
+    pub channel: String,
+    pub at: String,
+    pub run_id: Option<String>,
+    /// A click's link.
+    pub link: Option<String>,
+    /// Money, exact to the cent (a number; text if it has more digits than a number keeps).
+    pub value: Option<Amount>,
+    pub currency: Option<String>,
+    /// An impression's or interaction's count.
+    pub count: Option<u64>,
+    /// A bounce's or drop's reason.
+    pub reason: Option<String>,
+    pub external_id: Option<String>,
+    /// Where it came from: `tracking`, `api`, a vendor.
+    pub source: Option<String>,
+    /// An open's or click's `human` or `machine`.
+    pub classification: Option<String>,
+    /// A send: whether the vendor reported it delivered.
+    pub delivered: Option<bool>,
+}
+
+/// A page of the sandbox outbox.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxMessageList {
+    pub items: Vec<SandboxMessage>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// A message a sandbox connection would have sent.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxMessage {
+    pub id: String,
+    pub campaign_id: String,
+    pub run_id: String,
+    pub channel: Platform,
+    #[schema(required = true)]
+    pub contact_id: Option<String>,
+    pub to: String,
+    #[schema(required = true)]
+    pub subject: Option<String>,
+    #[schema(required = true)]
+    pub html: Option<String>,
+    #[schema(required = true)]
+    pub text: Option<String>,
+    #[schema(required = true)]
+    pub body: Option<String>,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub tracking_urls: TrackingUrls,
+    pub sent_at: String,
+}
+
+/// The marketing dashboard (`api.md` section 7).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dashboard {
+    pub range: DashboardRangeOut,
+    pub tiles: Tiles,
+    pub channels: std::collections::BTreeMap<String, Metrics>,
+    pub series: Vec<DayMetrics>,
+    /// Most revenue first, then most human clicks.
+    pub top_campaigns: Vec<TopCampaign>,
+    #[schema(required = true)]
+    pub updated_at: Option<String>,
+}
+
+/// The dashboard's days.
+#[derive(Serialize, ToSchema)]
+pub struct DashboardRangeOut {
+    pub from: String,
+    pub to: String,
+    pub days: u64,
+}
+
+/// The dashboard's tiles: the range's totals and the campaigns by status now.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tiles {
+    pub active_campaigns: u64,
+    pub scheduled_campaigns: u64,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// A campaign of the dashboard's ranking.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopCampaign {
+    pub campaign_id: String,
+    pub name: String,
+    pub status: String,
+    pub deleted: bool,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// `GET /crm/marketing/health` (`api.md` section 8).
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `degraded` when no scheduler heartbeat is fresh while workers run, or a channel's
+    /// last 20 sends all failed.
+    #[schema(pattern = "^(ok|degraded)$")]
+    pub status: String,
+    pub scheduler: SchedulerHealth,
+    pub queue: Queue,
+    /// Per channel.
+    pub channels: std::collections::BTreeMap<String, ChannelHealth>,
+    /// Per projection (and the scheduler's follower).
+    pub projections: std::collections::BTreeMap<String, ProjectionHealth>,
+}
+
+/// The scheduler processes.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulerHealth {
+    /// The newest heartbeat of any process.
+    #[schema(required = true)]
+    pub heartbeat_at: Option<String>,
+    /// Send slots of the processes with a fresh heartbeat.
+    pub workers: u64,
+    /// Processes with a fresh heartbeat.
+    pub nodes: u64,
+    pub live_nodes: Vec<Node>,
+}
+
+/// A process that runs workers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub node_id: String,
+    pub started_at: String,
+    pub heartbeat_at: String,
+    pub workers: u64,
+    /// The org's jobs it holds now.
+    pub jobs: Vec<HeldJob>,
+}
+
+/// A job a process holds.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldJob {
+    pub id: String,
+    pub kind: String,
+    pub campaign_id: String,
+    #[schema(required = true)]
+    pub run_id: Option<String>,
+    #[schema(required = true)]
+    pub lease_until: Option<String>,
+    pub lease_generation: i64,
+}
+
+/// The org's jobs by state.
+#[derive(Serialize, ToSchema)]
+pub struct Queue {
+    /// Scheduled and running jobs, and pending drip steps.
+    pub depth: u64,
+    pub scheduled: u64,
+    pub running: u64,
+    pub failed: u64,
+    /// Pending drip and milestone steps.
+    pub steps: u64,
+}
+
+/// A channel's latest send outcomes.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelHealth {
+    #[schema(required = true)]
+    pub last_success_at: Option<String>,
+    #[schema(required = true)]
+    pub last_failure_at: Option<String>,
+    pub consecutive_failures: u64,
+    /// 20 or more failures in a row.
+    pub failing: bool,
+}
+
+/// How far a projection has read the log.
+#[derive(Serialize, ToSchema)]
+pub struct ProjectionHealth {
+    pub position: i64,
+    /// Events it has yet to read.
+    pub lag: i64,
+    /// `inline` for the campaign view, which commands update in their own transaction.
+    pub mode: Option<String>,
 }

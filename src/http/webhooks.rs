@@ -45,7 +45,7 @@ impl From<WebhookError> for ApiError {
     params(("vendor" = String, Path, description = "The connection's vendor"),
         ("connection_id" = String, Path, description = "The connection's id")),
     request_body(content = serde_json::Value, description = "The vendor's own payload"),
-    responses((status = 200, description = "What was recorded", body = serde_json::Value)))]
+    responses((status = 200, description = "What was recorded", body = super::schemas::WebhookResult)))]
 /// Checks the signature against each connection the id names, records the events of the first
 /// one it matches, and answers `{"recorded", "duplicates", "ignored"}`.
 #[tracing::instrument(skip_all, fields(vendor, connection))]

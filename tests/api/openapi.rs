@@ -3,12 +3,13 @@
 //! `/openapi.json` and `/api/openapi.json`.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::db_test;
-use crate::helpers::{seed_campaign, Reply, TestApp};
+use crate::helpers::{eventually, sandbox, seed_campaign, Reply, TestApp};
 use crate::venv::venv_tool;
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -455,6 +456,390 @@ db_test!(
             let reply = app.anonymous(Method::GET, path).send().await;
             assert_eq!(reply.status, 200);
             assert_documented(&reply, "GET", path);
+        }
+    }
+);
+
+/// Request and response bodies that are free-form on purpose, by where they are in the
+/// document (`Schema.property`, `[]` for an array's items, `{}` for a map's values, or
+/// `METHOD path request|status` for an operation's own body), each with the reason.
+const FREE_FORM: &[(&str, &str)] = &[
+    (
+        "POST /connect/webhooks/{vendor}/{connection_id} request",
+        "each vendor posts its own format (SendGrid's JSON array, Mailgun's JSON, Twilio's form \
+         fields); the signature check and the vendor's parser read it, docs/webhooks.md",
+    ),
+    (
+        "GET /openapi.json 200",
+        "the OpenAPI document itself; the OpenAPI 3.1 meta-schema describes it, and \
+         the_document_validates_against_the_openapi_3_1_meta_schema checks it against that",
+    ),
+    (
+        "Contact.attributes",
+        "the org's own custom fields, any JSON values under keys it chooses",
+    ),
+    ("ContactInput.attributes", "as Contact.attributes"),
+    (
+        "Campaign.channelSettings",
+        "per-channel extras the server keeps as given and does not interpret (api.md section 2)",
+    ),
+    (
+        "CampaignInput.channelSettings",
+        "as Campaign.channelSettings",
+    ),
+    (
+        "DynamicQuery.where",
+        "a MongoDB-style query keyed by the contact's own field paths (attributes included); \
+         docs/dynamic-query.md, and the server answers 422 naming the path of a bad one",
+    ),
+    (
+        "When.filter",
+        "a DynamicQuery `where`, as DynamicQuery.where",
+    ),
+    (
+        "Connection.settings",
+        "the keys depend on the vendor (fromEmail, domain, host, baseUrl, failRate, …); \
+         the server checks each vendor's required ones",
+    ),
+    ("ConnectionInput.settings", "as Connection.settings"),
+    (
+        "ConnectionInput.credentials",
+        "write-only secrets whose keys depend on the vendor (apiKey, accountSid, …)",
+    ),
+    (
+        "Event.data",
+        "each event type has its own payload (docs/events.md), and stored types never change \
+         shape; one schema per type would be a union of every version",
+    ),
+];
+
+/// Where `schema` (at `at`) or anything inside it says nothing about its value: `{}`, an
+/// object with neither properties nor a schema for its values, an array without items.
+fn loose_schemas(
+    doc: &Value,
+    schema: &Value,
+    at: &str,
+    seen: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        if seen.insert(name.to_string()) {
+            let target = &doc["components"]["schemas"][name];
+            out.extend(loose_schemas(doc, target, name, seen));
+        }
+        return out;
+    }
+    let mut combined = false;
+    for key in ["oneOf", "anyOf", "allOf"] {
+        for part in schema[key].as_array().into_iter().flatten() {
+            combined = true;
+            out.extend(loose_schemas(doc, part, at, seen));
+        }
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let pinned = schema.get("enum").is_some() || schema.get("const").is_some();
+    if types.is_empty() && !combined && !pinned {
+        out.push(at.to_string());
+        return out;
+    }
+    if types.contains(&"object") {
+        let properties = schema["properties"].as_object();
+        for (name, property) in properties.into_iter().flatten() {
+            out.extend(loose_schemas(doc, property, &format!("{at}.{name}"), seen));
+        }
+        match &schema["additionalProperties"] {
+            Value::Object(values) if !values.is_empty() => {
+                out.extend(loose_schemas(
+                    doc,
+                    &schema["additionalProperties"],
+                    &format!("{at}{{}}"),
+                    seen,
+                ));
+            }
+            _ if properties.is_none_or(|p| p.is_empty()) && !combined => out.push(at.to_string()),
+            _ => {}
+        }
+    }
+    if types.contains(&"array") {
+        match schema.get("items") {
+            Some(items) => out.extend(loose_schemas(doc, items, &format!("{at}[]"), seen)),
+            None => out.push(at.to_string()),
+        }
+    }
+    out
+}
+
+#[test]
+fn no_request_or_response_body_is_a_loose_schema_unless_it_is_free_form_on_purpose() {
+    let doc = herald::http::openapi::document();
+    let mut loose = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let name = format!("{} {path}", method.to_uppercase());
+            let mut bodies = Vec::new();
+            for (_, media) in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                bodies.push((format!("{name} request"), &media["schema"]));
+            }
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if !status.starts_with('2') {
+                    continue;
+                }
+                for (content_type, media) in response["content"].as_object().into_iter().flatten() {
+                    // Text, HTML and images are described by their content type.
+                    if content_type.contains("json") {
+                        bodies.push((format!("{name} {status}"), &media["schema"]));
+                    }
+                }
+            }
+            for (at, schema) in bodies {
+                // Each body is walked on its own, so a shared schema is reported wherever used.
+                loose.extend(loose_schemas(doc, schema, &at, &mut BTreeSet::new()));
+            }
+        }
+    }
+    // Problems are bodies of every operation too.
+    loose.extend(loose_schemas(
+        doc,
+        &serde_json::json!({"$ref": "#/components/schemas/Problem"}),
+        "Problem",
+        &mut BTreeSet::new(),
+    ));
+    let allowed: BTreeSet<String> = FREE_FORM.iter().map(|(at, _)| at.to_string()).collect();
+    let unexplained: Vec<_> = loose.difference(&allowed).collect();
+    assert!(
+        unexplained.is_empty(),
+        "schemas that say nothing of their value (give them one, or add them to FREE_FORM with \
+         the reason): {unexplained:#?}"
+    );
+    let stale: Vec<_> = allowed.difference(&loose).collect();
+    assert!(
+        stale.is_empty(),
+        "FREE_FORM entries that are no longer loose (remove them): {stale:#?}"
+    );
+    for (at, reason) in FREE_FORM {
+        assert!(reason.len() > 20, "{at} needs a reason");
+    }
+}
+
+db_test!(
+    sending_preview_engagement_and_operations_responses_match_their_schemas,
+    |app: TestApp| async move {
+        app.make_ready().await;
+        let ann = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(
+                &serde_json::json!({"id": "ct-ann", "email": "ann@acme.test",
+                "phone": "+14155550100", "firstName": "Ann", "tags": ["prospect"],
+                "timezone": "Europe/Berlin"}),
+            )
+            .send()
+            .await;
+        assert_eq!(ann.status, 201, "{}", ann.text);
+        let mut body = seed_campaign();
+        body["id"] = "camp-schemas".into();
+        body["channels"] = serde_json::json!(["email", "sms", "facebook", "google-ads"]);
+        body["status"] = "running".into();
+        body.as_object_mut().unwrap().remove("schedule");
+        let created = app.post_campaign(&body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let sent = eventually(Duration::from_secs(20), || async {
+            sandbox(&app, "campaignId=camp-schemas").await.len() >= 2
+        })
+        .await;
+        assert!(sent, "the campaign sent nothing");
+        let outbox = app
+            .admin(
+                Method::GET,
+                "/crm/integrations/sandbox/messages?campaignId=camp-schemas",
+            )
+            .send()
+            .await;
+        assert_documented(&outbox, "GET", "/crm/integrations/sandbox/messages");
+
+        let post = |path: &'static str, body: Value| {
+            let app = &app;
+            async move { app.admin(Method::POST, path).json(&body).send().await }
+        };
+        let preview = post(
+            "/crm/marketing/campaigns/camp-schemas/preview",
+            serde_json::json!({"contactId": "ct-ann"}),
+        )
+        .await;
+        assert_eq!(preview.status, 200, "{}", preview.text);
+        assert_eq!(preview.body["messages"].as_array().unwrap().len(), 4);
+        assert_documented(&preview, "POST", "/crm/marketing/campaigns/{id}/preview");
+        for test in [
+            serde_json::json!({"channel": "email", "to": "me@acme.test"}),
+            serde_json::json!({"channel": "sms", "to": "+14155550199", "contactId": "ct-ann"}),
+        ] {
+            let reply = post("/crm/marketing/campaigns/camp-schemas/test-send", test).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            assert_documented(&reply, "POST", "/crm/marketing/campaigns/{id}/test-send");
+        }
+        let reported = serde_json::json!([
+            {"type": "conversion", "channel": "email", "contactId": "ct-ann", "value": 19.99,
+             "currency": "EUR", "externalId": "order-1"},
+            {"type": "impression", "channel": "facebook", "value": 120}
+        ]);
+        for _ in 0..2 {
+            let reply = post(
+                "/crm/marketing/campaigns/camp-schemas/engagements",
+                reported.clone(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            assert_documented(&reply, "POST", "/crm/marketing/campaigns/{id}/engagements");
+        }
+        let converted = eventually(Duration::from_secs(20), || async {
+            let reply = app
+                .admin(Method::GET, "/crm/contacts/ct-ann/activities")
+                .send()
+                .await;
+            reply.text.contains("conversion") && reply.text.contains("\"send\"")
+        })
+        .await;
+        assert!(converted, "the conversion never reached the activity log");
+        let activities = app
+            .admin(Method::GET, "/crm/contacts/ct-ann/activities")
+            .send()
+            .await;
+        assert_documented(&activities, "GET", "/crm/contacts/{id}/activities");
+
+        let rendered = post(
+            "/crm/marketing/templates/tpl-spring-launch/render",
+            serde_json::json!({"contactId": "ct-ann", "campaignId": "camp-schemas"}),
+        )
+        .await;
+        assert_eq!(rendered.status, 200, "{}", rendered.text);
+        assert_documented(&rendered, "POST", "/crm/marketing/templates/{id}/render");
+        let reach = post(
+            "/crm/audiences/preview",
+            serde_json::json!({"filter": {"datatype": "contact", "where": {"tags": "prospect"}}}),
+        )
+        .await;
+        assert_eq!(reach.status, 200, "{}", reach.text);
+        assert_documented(&reach, "POST", "/crm/audiences/preview");
+        let imported = post(
+            "/crm/contacts/import",
+            serde_json::json!([{"email": "not an address"}, {"email": "bob@acme.test"}]),
+        )
+        .await;
+        assert_eq!(imported.status, 200, "{}", imported.text);
+        assert_eq!(imported.body["errors"].as_array().unwrap().len(), 1);
+        assert_documented(&imported, "POST", "/crm/contacts/import");
+        let settings = app
+            .admin(Method::PUT, "/crm/marketing/settings")
+            .json(&serde_json::json!({"defaultTimezone": "Europe/Berlin",
+                "frequencyCaps": [{"channel": "*", "max": 5, "per": "week"}],
+                "quietHours": {"start": "21:00", "end": "08:00", "channels": ["sms"]}}))
+            .send()
+            .await;
+        assert_eq!(settings.status, 200, "{}", settings.text);
+        assert_documented(&settings, "PUT", "/crm/marketing/settings");
+
+        // A drip with every kind of step condition, and a milestone with its trigger.
+        let drip = app
+            .post_campaign(&serde_json::json!({"id": "camp-drip", "name": "Welcome",
+                "type": "drip", "channels": ["email"], "audienceId": "aud-spring-prospects",
+                "templateId": "tpl-spring-launch", "enrollment": "continuous",
+                "steps": [{"id": "welcome", "delay": "PT0S"},
+                    {"id": "nudge", "delay": "P3D", "at": "09:00", "when": {"notOpened": "welcome"}},
+                    {"id": "vip", "delay": "P1D", "when": {"filter": {"tags": "vip"}}}],
+                "exit": {"on": ["conversion"]}, "status": "running"}))
+            .await;
+        assert_eq!(drip.status, 201, "{}", drip.text);
+        assert_documented(&drip, "POST", "/crm/marketing/campaigns");
+        let milestone = app
+            .post_campaign(&serde_json::json!({"name": "Renewal", "type": "milestone",
+                "channels": ["email"], "audienceId": "aud-spring-prospects",
+                "templateId": "tpl-spring-launch",
+                "steps": [{"id": "remind", "delay": "PT0S"}],
+                "trigger": {"field": "attributes.renewalAt", "offset": "-P7D", "repeat": "yearly", "at": "09:00"}}))
+            .await;
+        assert_eq!(milestone.status, 201, "{}", milestone.text);
+        assert_documented(&milestone, "POST", "/crm/marketing/campaigns");
+        let enrolled = eventually(Duration::from_secs(20), || async {
+            let reply = app
+                .admin(
+                    Method::GET,
+                    "/crm/marketing/campaigns/camp-drip/enrollments",
+                )
+                .send()
+                .await;
+            reply.text.contains("ct-ann") && reply.text.contains("\"sent\"")
+        })
+        .await;
+        assert!(enrolled, "ct-ann was not enrolled");
+        let enrollments = app
+            .admin(
+                Method::GET,
+                "/crm/marketing/campaigns/camp-drip/enrollments",
+            )
+            .send()
+            .await;
+        assert_documented(
+            &enrollments,
+            "GET",
+            "/crm/marketing/campaigns/{id}/enrollments",
+        );
+        let drip_preview = post(
+            "/crm/marketing/campaigns/camp-drip/preview",
+            serde_json::json!({"contactId": "ct-ann"}),
+        )
+        .await;
+        assert_eq!(drip_preview.status, 200, "{}", drip_preview.text);
+        assert_documented(
+            &drip_preview,
+            "POST",
+            "/crm/marketing/campaigns/{id}/preview",
+        );
+
+        // A launch that nothing can carry: a problem with its blockers.
+        let blocked = app
+            .post_campaign(&serde_json::json!({"id": "camp-blocked", "name": "Blocked",
+                "type": "one-shot", "channels": ["email"], "templateId": "tpl-none",
+                "audienceId": "aud-spring-prospects"}))
+            .await;
+        assert_eq!(blocked.status, 201, "{}", blocked.text);
+        let refused = app
+            .admin(Method::POST, "/crm/marketing/campaigns/camp-blocked/launch")
+            .send()
+            .await;
+        refused.assert_problem(409);
+        assert!(refused.body["blockers"].is_array(), "{}", refused.text);
+        assert_documented(&refused, "POST", "/crm/marketing/campaigns/{id}/{action}");
+
+        for path in [
+            "/crm/marketing/dashboard",
+            "/crm/marketing/health",
+            "/crm/marketing/platforms",
+            "/crm/marketing/social-profiles",
+            "/crm/marketing/events?limit=20",
+            "/crm/audiences/aud-spring-prospects/reach",
+            "/crm/marketing/campaigns/camp-schemas/analytics",
+        ] {
+            let reply = app.admin(Method::GET, path).send().await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+            let template = match path.split('?').next().unwrap() {
+                "/crm/audiences/aud-spring-prospects/reach" => "/crm/audiences/{id}/reach",
+                "/crm/marketing/campaigns/camp-schemas/analytics" => {
+                    "/crm/marketing/campaigns/{id}/analytics"
+                }
+                other => other,
+            };
+            assert_documented(&reply, "GET", template);
         }
     }
 );

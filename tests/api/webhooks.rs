@@ -313,6 +313,11 @@ webhook_test!(
             first.body,
             json!({"recorded": 9, "duplicates": 0, "ignored": 3})
         );
+        crate::openapi::assert_documented(
+            &first,
+            "POST",
+            "/connect/webhooks/{vendor}/{connection_id}",
+        );
         let again = post_sendgrid(&app, &format!("/api{path}"), &signing, &body, &body).await;
         assert_eq!(
             again.body,
