@@ -264,37 +264,76 @@ pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error>
     Ok(page.rows)
 }
 
-/// Rebuilds a projection from position 0. Runs in one transaction, so readers see the old read
-/// model until the new one is complete.
+/// Events read per rebuild page of a checkpointed projection.
+const REBUILD_PAGE: i64 = 10_000;
+
+/// Rebuilds a projection from position 0, in one transaction that holds the projection's lock
+/// from the reset to the commit: readers see the old read model until the new one is complete,
+/// and a live runner's step, waiting on the lock, then finds the checkpoint moved and drops the
+/// batch it had read (it used to slip in between the reset and the rebuild's own steps).
+///
+/// It replays every event up to the head at its start; events appended meanwhile are left to
+/// the live runner, which resumes at the checkpoint the rebuild saves. A reader task walks the
+/// log in large pages on its own connection while this one applies the previous page, through
+/// the same function as the live runner's steps. Returns the events read.
 pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
+    let head = store::head_position(db).await?;
+    wait_until_settled(db, projection, head).await?;
+    analyze_log(db).await?;
     let mut tx = db.begin().await?;
     lock_projection(&mut tx, db.backend, projection).await?;
+    // Taken before this transaction writes, so that its own id does not hold the bound back.
+    // Everything up to `head` is below it: it was settled a moment ago.
+    let below = store::settled_below(&mut tx, db.backend).await?;
     projection.reset(&mut tx).await?;
-    tx.commit().await?;
-    // Everything up to the head at the start is replayed. The gap-safe reader cannot read an
-    // event until every transaction older than it has ended, in any database of the cluster, so
-    // an empty page is not the end while such events remain: wait for them, and say so.
-    let head = store::head_position(db).await?;
+    let (pages, mut next) = tokio::sync::mpsc::channel::<store::Page>(2);
+    let reader = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut after = Checkpoint::default();
+            loop {
+                let page =
+                    store::read_page_below(&db, after, below, REBUILD_PAGE, projection.interest())
+                        .await?;
+                let Some(last) = page.last else { break };
+                after = last;
+                let full = page.rows as i64 == REBUILD_PAGE;
+                if pages.send(page).await.is_err() || !full {
+                    break;
+                }
+            }
+            anyhow::Ok(())
+        })
+    };
     let mut total = 0u64;
-    let mut waiting_since: Option<std::time::Instant> = None;
+    let mut last = None;
+    while let Some(page) = next.recv().await {
+        if !page.events.is_empty() {
+            projection.apply(&mut tx, &page.events).await?;
+        }
+        total += page.rows as u64;
+        last = page.last.or(last);
+    }
+    reader.await??;
+    if let Some(last) = last {
+        store::save_checkpoint(&mut *tx, projection.name(), last, Utc::now()).await?;
+    }
+    tx.commit().await?;
+    Ok(total)
+}
+
+/// Waits until the gap-safe reader can read every event up to `head`: it cannot read an event
+/// until every transaction older than it has ended, in any database of the cluster, and an
+/// empty page is not the end while such events remain. Warns while it waits.
+async fn wait_until_settled(db: &Db, projection: Projection, head: i64) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let mut warned_at = Duration::ZERO;
     loop {
-        // Checked before the pages are read: when nothing up to the head was unsettled then,
-        // reading until an empty page has read all of it.
         let unsettled = store::unsettled_up_to(db, head).await?;
-        loop {
-            let applied = step(db, projection).await?;
-            if applied == 0 {
-                break;
-            }
-            total += applied as u64;
-        }
         if unsettled == 0 {
-            break;
+            return Ok(());
         }
-        let waited = waiting_since
-            .get_or_insert_with(std::time::Instant::now)
-            .elapsed();
+        let waited = started.elapsed();
         if waited >= warned_at + REPLAY_WAIT_WARNING {
             warned_at = waited;
             tracing::warn!(
@@ -306,7 +345,6 @@ pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(total)
 }
 
 /// How long a replay waits on open transactions between two warnings.

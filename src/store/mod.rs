@@ -439,25 +439,64 @@ pub async fn read_page(
     limit: i64,
     interest: Interest,
 ) -> Result<Page, sqlx::Error> {
+    read_page_below(db, after, None, limit, interest).await
+}
+
+/// [`read_page`] bounded by a settled point taken earlier ([`settled_below`]) instead of the
+/// oldest transaction open now: every event it returns was settled at that point, so a rebuild
+/// that reads up to it reads a prefix of the catch-up order that nothing can later join. `None`
+/// bounds by the snapshot of the moment, as [`read_page`] does. SQLite ignores the bound.
+pub async fn read_page_below(
+    db: &Db,
+    after: Checkpoint,
+    below: Option<i64>,
+    limit: i64,
+    interest: Interest,
+) -> Result<Page, sqlx::Error> {
     let columns = interest.columns(db.backend);
-    let sql = match db.backend {
-        Backend::Postgres => format!(
+    let sql = match (db.backend, below) {
+        (Backend::Postgres, None) => format!(
             "select {columns} from events
              where (transaction_id, position) > (($1::bigint)::text::xid8, $2)
                and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
              order by transaction_id, position limit $3"
         ),
-        Backend::Sqlite => format!(
+        (Backend::Postgres, Some(_)) => format!(
+            "select {columns} from events
+             where (transaction_id, position) > (($1::bigint)::text::xid8, $2)
+               and transaction_id < ($4::bigint)::text::xid8
+             order by transaction_id, position limit $3"
+        ),
+        (Backend::Sqlite, _) => format!(
             "select {columns} from events where position > $2 and $1 = $1 order by position limit $3"
         ),
     };
-    let rows = sqlx::query(&sql)
+    let mut query = sqlx::query(&sql)
         .bind(after.tx_id)
         .bind(after.position)
-        .bind(limit)
-        .fetch_all(&db.read)
-        .await?;
+        .bind(limit);
+    if let (Backend::Postgres, Some(below)) = (db.backend, below) {
+        query = query.bind(below);
+    }
+    let rows = query.fetch_all(&db.read).await?;
     Page::decode(&rows)
+}
+
+/// On PostgreSQL, the oldest transaction id still open anywhere in the cluster: every event of
+/// an older transaction has committed or never will. Read it before the caller's transaction
+/// writes, or its own id holds the bound back. `None` on SQLite, whose log is read in commit
+/// order.
+pub async fn settled_below(tx: &mut Tx, backend: Backend) -> Result<Option<i64>, sqlx::Error> {
+    match backend {
+        Backend::Postgres => {
+            let xmin: i64 =
+                sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                    .fetch_one(&mut **tx)
+                    .await?;
+            Ok(Some(xmin))
+        }
+        Backend::Sqlite => Ok(None),
+    }
 }
 
 /// The committed events after position `after`, in position order, for a follower with an
