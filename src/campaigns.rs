@@ -225,16 +225,33 @@ pub async fn upsert_views(tx: &mut Tx, views: &[CampaignView]) -> Result<(), sql
         return Ok(());
     }
     let sql = upsert_sql(views.len(), 0);
-    let query = bind_views(sqlx::query(&sql), views);
+    let query = bind_rows(sqlx::query(&sql), views.iter().map(CampaignRow::of));
     query.execute(&mut **tx).await?;
     Ok(())
 }
 
+/// Inserts new campaign rows, a multi-row statement per [`ROWS_PER_INSERT`]: for a rebuild,
+/// which writes each campaign once into an emptied table (no conflict to handle).
+pub async fn insert_rows(tx: &mut Tx, rows: Vec<CampaignRow>) -> Result<(), sqlx::Error> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<CampaignRow> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        let sql = format!("{INSERT}{}", store::param_rows("", 1, 12, chunk.len()));
+        bind_rows(sqlx::query(&sql), chunk)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rows per statement of [`insert_rows`] (twelve parameters each).
+pub const ROWS_PER_INSERT: usize = 1000;
+
+const INSERT: &str = "insert into campaigns (org_id, id, name, name_lower, type, status, state, channels, version, created_at, updated_at, doc) values ";
+
 /// The campaign-row upsert for `rows` rows, its parameters numbered after `offset`.
 fn upsert_sql(rows: usize, offset: usize) -> String {
-    let mut sql = String::from(
-        "insert into campaigns (org_id, id, name, name_lower, type, status, state, channels, version, created_at, updated_at, doc) values ",
-    );
+    let mut sql = String::from(INSERT);
     sql.push_str(&store::param_rows("", offset + 1, 12, rows));
     sql.push_str(
         " on conflict (org_id, id) do update set name = excluded.name, name_lower = excluded.name_lower,
@@ -244,9 +261,25 @@ fn upsert_sql(rows: usize, offset: usize) -> String {
     sql
 }
 
-/// Binds the twelve campaign-row columns of each view, in [`upsert_sql`] order.
-fn bind_views<'q>(mut query: store::AnyQuery<'q>, views: &[CampaignView]) -> store::AnyQuery<'q> {
-    for view in views {
+/// One `campaigns` row: the columns the list queries filter and sort on, and the document.
+#[derive(Debug, Clone)]
+pub struct CampaignRow {
+    org_id: String,
+    id: String,
+    name: String,
+    name_lower: String,
+    campaign_type: String,
+    status: String,
+    state: &'static str,
+    channels: String,
+    version: i64,
+    created_at: String,
+    updated_at: String,
+    doc: String,
+}
+
+impl CampaignRow {
+    pub fn of(view: &CampaignView) -> CampaignRow {
         let spec = view.campaign.spec();
         let channels: String = spec
             .channels
@@ -254,23 +287,46 @@ fn bind_views<'q>(mut query: store::AnyQuery<'q>, views: &[CampaignView]) -> sto
             .map(|c| format!(",{}", c.id()))
             .collect::<String>()
             + ",";
-        query = query
-            .bind(view.org_id.clone())
-            .bind(view.campaign.id().to_string())
-            .bind(spec.name.clone())
-            .bind(spec.name.to_lowercase())
-            .bind(spec.campaign_type.id().to_string())
-            .bind(view.campaign.status().as_str().to_string())
-            .bind(if view.campaign.is_deleted() {
+        CampaignRow {
+            org_id: view.org_id.clone(),
+            id: view.campaign.id().to_string(),
+            name: spec.name.clone(),
+            name_lower: spec.name.to_lowercase(),
+            campaign_type: spec.campaign_type.id().to_string(),
+            status: view.campaign.status().as_str().to_string(),
+            state: if view.campaign.is_deleted() {
                 "deleted"
             } else {
                 "active"
-            })
-            .bind(channels)
-            .bind(view.version())
-            .bind(view.created_at.clone())
-            .bind(view.updated_at.clone())
-            .bind(view.to_json().to_string());
+            },
+            channels,
+            version: view.version(),
+            created_at: view.created_at.clone(),
+            updated_at: view.updated_at.clone(),
+            doc: view.to_json().to_string(),
+        }
+    }
+}
+
+/// Binds the twelve columns of each row, in [`INSERT`] order.
+fn bind_rows<'q>(
+    mut query: store::AnyQuery<'q>,
+    rows: impl IntoIterator<Item = CampaignRow>,
+) -> store::AnyQuery<'q> {
+    for row in rows {
+        query = query
+            .bind(row.org_id)
+            .bind(row.id)
+            .bind(row.name)
+            .bind(row.name_lower)
+            .bind(row.campaign_type)
+            .bind(row.status)
+            .bind(row.state)
+            .bind(row.channels)
+            .bind(row.version)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .bind(row.doc);
     }
     query
 }
@@ -344,7 +400,7 @@ async fn create_in_one_statement(
         upsert_sql(1, next)
     );
     let query = store::bind_append(sqlx::query(&sql), stream_id, 0, events, metadata, now);
-    bind_views(query, std::slice::from_ref(view))
+    bind_rows(query, [CampaignRow::of(view)])
         .fetch_one(&db.write)
         .await
         .map_err(store::conflict_or_db)?;

@@ -287,13 +287,26 @@ pub async fn write_rows(
 ) -> Result<(), sqlx::Error> {
     let (deleted, live): (Vec<&DocumentView>, Vec<&DocumentView>) =
         views.iter().partition(|v| v.document.deleted);
+    // One statement per org and 500 ids, not per document (a rebuild meets every deleted one).
+    let mut deleted_by_org: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for view in deleted {
-        sqlx::query("delete from documents where org_id = $1 and kind = $2 and id = $3")
-            .bind(&view.org_id)
-            .bind(kind.as_str())
-            .bind(&view.document.id)
-            .execute(&mut **tx)
-            .await?;
+        deleted_by_org
+            .entry(&view.org_id)
+            .or_default()
+            .push(&view.document.id);
+    }
+    for (org_id, ids) in deleted_by_org {
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "delete from documents where org_id = $1 and kind = $2 and id in ({})",
+                store::params(3, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(org_id).bind(kind.as_str());
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
     }
     for chunk in live.chunks(500) {
         let mut sql = String::from(

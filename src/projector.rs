@@ -43,7 +43,7 @@ impl Projection {
     /// its recipients' engagements for analytics (contacts, templates and the rest are skipped).
     fn interest(self) -> store::Interest {
         match self {
-            Projection::CampaignStatusCounts => store::Interest::StreamsPrefixed(&["campaign-"]),
+            Projection::CampaignStatusCounts => store::Interest::EnvelopesPrefixed(&["campaign-"]),
             Projection::Analytics => store::Interest::StreamsPrefixed(&["run-", "delivery-"]),
         }
     }
@@ -56,9 +56,9 @@ impl Projection {
         }
     }
 
-    /// Empties the read model and its checkpoint, for a rebuild.
-    async fn reset(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
-        let tables: &[&str] = match self {
+    /// The read model's tables.
+    fn tables(self) -> &'static [&'static str] {
+        match self {
             Projection::CampaignStatusCounts => {
                 &["campaign_status_index", "campaign_status_counts"]
             }
@@ -68,11 +68,17 @@ impl Projection {
                 "analytics_uniques",
                 "contact_activities",
             ],
-        };
-        for table in tables {
-            sqlx::query(&format!("delete from {table}"))
-                .execute(&mut **tx)
-                .await?;
+        }
+    }
+
+    /// Empties the read model and its checkpoint inside a rebuild's transaction, dropping the
+    /// tables' secondary indexes on PostgreSQL; returns the statements that build them again,
+    /// for the end of the rebuild.
+    async fn reset(self, tx: &mut Tx, backend: Backend) -> Result<Vec<String>, sqlx::Error> {
+        let mut indexes = Vec::new();
+        for table in self.tables() {
+            clear(tx, backend, table).await?;
+            indexes.extend(drop_secondary_indexes(tx, backend, table).await?);
         }
         if self == Projection::Analytics {
             // Every org's cached sums are stale once the rollups are emptied.
@@ -84,7 +90,7 @@ impl Projection {
             .bind(self.name())
             .execute(&mut **tx)
             .await?;
-        Ok(())
+        Ok(indexes)
     }
 }
 
@@ -268,7 +274,8 @@ pub async fn step(db: &Db, projection: Projection) -> Result<usize, sqlx::Error>
 const REBUILD_PAGE: i64 = 10_000;
 
 /// Rebuilds a projection from position 0, in one transaction that holds the projection's lock
-/// from the reset to the commit: readers see the old read model until the new one is complete,
+/// from the reset to the commit: readers never see a partial read model (on PostgreSQL they wait
+/// for the commit: the tables are truncated and their secondary indexes built once at the end),
 /// and a live runner's step, waiting on the lock, then finds the checkpoint moved and drops the
 /// batch it had read (it used to slip in between the reset and the rebuild's own steps).
 ///
@@ -285,7 +292,7 @@ pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
     // Taken before this transaction writes, so that its own id does not hold the bound back.
     // Everything up to `head` is below it: it was settled a moment ago.
     let below = store::settled_below(&mut tx, db.backend).await?;
-    projection.reset(&mut tx).await?;
+    let indexes = projection.reset(&mut tx, db.backend).await?;
     let (pages, mut next) = tokio::sync::mpsc::channel::<store::Page>(2);
     let reader = {
         let db = db.clone();
@@ -315,6 +322,9 @@ pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
         last = page.last.or(last);
     }
     reader.await??;
+    for index in &indexes {
+        sqlx::query(index).execute(&mut *tx).await?;
+    }
     if let Some(last) = last {
         store::save_checkpoint(&mut *tx, projection.name(), last, Utc::now()).await?;
     }
@@ -467,126 +477,131 @@ async fn clear(tx: &mut Tx, backend: Backend, table: &str) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Events read per rebuild page.
-const EVENTS_PER_PAGE: i64 = 5000;
+/// Events read per page of a stream walk ([`read_streams`]).
+const EVENTS_PER_PAGE: i64 = 10_000;
 
-/// Reads every stream whose id starts with a prefix, whole, in stream order: a keyset walk
-/// over the `(stream_id, revision)` index, carrying a stream cut by a page into the next one.
-struct StreamPager {
-    pattern: String,
-    after: (String, i64),
-    carry: Vec<EventRecord>,
-    done: bool,
-}
+/// A page of whole streams, each in revision order.
+type Streams = Vec<Vec<EventRecord>>;
 
-impl StreamPager {
-    fn new(prefix: &str) -> StreamPager {
-        StreamPager {
-            pattern: format!("{prefix}%"),
-            after: (String::new(), -1),
-            carry: Vec::new(),
-            done: false,
-        }
-    }
-
-    /// The next batch of complete streams; `None` when every stream has been returned.
-    async fn next(
-        &mut self,
-        conn: &mut sqlx::AnyConnection,
-        backend: Backend,
-    ) -> anyhow::Result<Option<Vec<Vec<EventRecord>>>> {
-        if self.done {
-            return Ok(None);
-        }
-        let sql = format!(
-            "select {} from events where stream_id like $1 and (stream_id, revision) > ($2, $3)
-             order by stream_id, revision limit $4",
-            store::columns(backend)
-        );
-        let rows = sqlx::query(&sql)
-            .bind(&self.pattern)
-            .bind(&self.after.0)
-            .bind(self.after.1)
-            .bind(EVENTS_PER_PAGE)
-            .fetch_all(&mut *conn)
-            .await?;
-        self.done = (rows.len() as i64) < EVENTS_PER_PAGE;
-        let mut streams: Vec<Vec<EventRecord>> = Vec::new();
-        let mut current = std::mem::take(&mut self.carry);
-        for row in &rows {
-            let record = store::decode(row)?.record;
-            if current
-                .first()
-                .is_some_and(|first| first.stream_id != record.stream_id)
-            {
-                streams.push(std::mem::take(&mut current));
-            }
-            current.push(record);
-        }
-        if let Some(last) = current.last() {
-            self.after = (last.stream_id.clone(), last.revision);
-        }
-        if self.done {
-            if !current.is_empty() {
-                streams.push(current);
-            }
-        } else {
-            self.carry = current;
-        }
-        Ok(Some(streams))
-    }
-}
-
-/// Rebuilds the inline campaign read model from the log, a page of streams at a time.
-///
-/// Runs in one transaction: the new rows appear all at once when it commits. A reader task
-/// walks the log on its own connection while this one folds and writes the previous page, and
-/// on PostgreSQL the secondary indexes are dropped for the load and built once at the end
-/// (inside the same transaction, so readers never see the table without them).
-pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
-    analyze_log(db).await?;
-    let mut tx = db.begin().await?;
-    clear(&mut tx, db.backend, "campaigns").await?;
-    let indexes = drop_secondary_indexes(&mut tx, db.backend, "campaigns").await?;
-    let (pages, mut next) = tokio::sync::mpsc::channel::<Vec<Vec<EventRecord>>>(2);
+/// Reads every stream whose id starts with `prefix`, whole, in stream order, as pages of
+/// complete streams on the returned channel. Two tasks beside the caller: one walks the log on
+/// its own connection with a keyset over the `(stream_id, revision)` index and asks for the
+/// next page as soon as it has one, the other decodes each page and cuts it into streams,
+/// carrying a stream cut by a page into the next. So the database reads, this process decodes
+/// and the caller folds and writes at the same time. The handle ends with the first error.
+fn read_streams(
+    db: &Db,
+    prefix: &str,
+) -> (
+    tokio::sync::mpsc::Receiver<Streams>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let (out, streams) = tokio::sync::mpsc::channel::<Streams>(2);
+    let (pages, mut next) = tokio::sync::mpsc::channel::<(Vec<sqlx::any::AnyRow>, bool)>(2);
     let reader = {
         let db = db.clone();
+        let pattern = format!("{prefix}%");
         tokio::spawn(async move {
             let mut conn = db.read.acquire().await?;
-            let mut pager = StreamPager::new("campaign-");
-            while let Some(streams) = pager.next(&mut conn, db.backend).await? {
-                if pages.send(streams).await.is_err() {
+            let sql = format!(
+                "select {} from events where stream_id like $1 and (stream_id, revision) > ($2, $3)
+                 order by stream_id, revision limit $4",
+                store::columns(db.backend)
+            );
+            let mut after = (String::new(), -1i64);
+            loop {
+                let rows = sqlx::query(&sql)
+                    .bind(&pattern)
+                    .bind(&after.0)
+                    .bind(after.1)
+                    .bind(EVENTS_PER_PAGE)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let done = (rows.len() as i64) < EVENTS_PER_PAGE;
+                if let Some(last) = rows.last() {
+                    after = (last.try_get("stream_id")?, last.try_get("revision")?);
+                }
+                if pages.send((rows, done)).await.is_err() || done {
                     break;
                 }
             }
             anyhow::Ok(())
         })
     };
-    let mut events = 0u64;
-    let (mut folding, mut writing) = (Duration::ZERO, Duration::ZERO);
-    while let Some(streams) = next.recv().await {
-        let started = std::time::Instant::now();
-        let mut views = Vec::with_capacity(streams.len());
-        for records in &streams {
-            events += records.len() as u64;
-            if let Some(view) = CampaignView::from_records(records.iter())? {
-                views.push(view);
+    let decoder = tokio::spawn(async move {
+        let mut carry: Vec<EventRecord> = Vec::new();
+        while let Some((rows, done)) = next.recv().await {
+            let mut page: Streams = Vec::new();
+            for row in &rows {
+                let record = store::decode(row)?.record;
+                if carry
+                    .first()
+                    .is_some_and(|first| first.stream_id != record.stream_id)
+                {
+                    page.push(std::mem::take(&mut carry));
+                }
+                carry.push(record);
+            }
+            if done && !carry.is_empty() {
+                page.push(std::mem::take(&mut carry));
+            }
+            if out.send(page).await.is_err() {
+                break;
             }
         }
-        folding += started.elapsed();
-        let started = std::time::Instant::now();
-        for chunk in views.chunks(500) {
-            crate::campaigns::upsert_views(&mut tx, chunk).await?;
+        drop(next);
+        reader.await?
+    });
+    (streams, decoder)
+}
+
+/// Rebuilds the inline campaign read model from the log.
+///
+/// Runs in one transaction: the new rows appear all at once when it commits. The log is read
+/// and decoded by [`read_streams`], a task folds each page's streams into rows with the live
+/// path's fold, and this one inserts them, a thousand rows a statement, into the emptied
+/// table. On PostgreSQL the secondary indexes are dropped for the load and built once at the
+/// end (inside the same transaction, so readers never see the table without them).
+pub async fn rebuild_campaigns(db: &Db) -> anyhow::Result<u64> {
+    analyze_log(db).await?;
+    let mut tx = db.begin().await?;
+    clear(&mut tx, db.backend, "campaigns").await?;
+    let indexes = drop_secondary_indexes(&mut tx, db.backend, "campaigns").await?;
+    let (mut streams, reader) = read_streams(db, "campaign-");
+    let (folded, mut rows) =
+        tokio::sync::mpsc::channel::<(u64, Vec<crate::campaigns::CampaignRow>)>(2);
+    let folder = tokio::spawn(async move {
+        while let Some(page) = streams.recv().await {
+            let mut events = 0u64;
+            let mut out = Vec::with_capacity(page.len());
+            for records in page {
+                events += records.len() as u64;
+                if let Some(view) = CampaignView::from_owned_records(records)? {
+                    out.push(crate::campaigns::CampaignRow::of(&view));
+                }
+            }
+            if folded.send((events, out)).await.is_err() {
+                break;
+            }
         }
+        anyhow::Ok(())
+    });
+    let mut events = 0u64;
+    let mut writing = Duration::ZERO;
+    while let Some((read, page)) = rows.recv().await {
+        events += read;
+        let started = std::time::Instant::now();
+        crate::campaigns::insert_rows(&mut tx, page).await?;
         writing += started.elapsed();
     }
+    folder.await??;
     reader.await??;
     let started = std::time::Instant::now();
     for index in &indexes {
         sqlx::query(index).execute(&mut *tx).await?;
     }
     let indexing = started.elapsed();
-    tracing::debug!(?folding, ?writing, ?indexing, "campaign rebuild phases");
+    tracing::debug!(?writing, ?indexing, "campaign rebuild phases");
     tx.commit().await?;
     Ok(events)
 }
@@ -630,11 +645,13 @@ async fn drop_secondary_indexes(
     Ok(create)
 }
 
-/// Rebuilds the `documents` read model (contacts, audiences, templates, connections).
+/// Rebuilds the `documents` read model (contacts, audiences, templates, connections) in one
+/// transaction, its secondary indexes built once at the end on PostgreSQL.
 pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
     analyze_log(db).await?;
     let mut tx = db.begin().await?;
     clear(&mut tx, db.backend, "documents").await?;
+    let indexes = drop_secondary_indexes(&mut tx, db.backend, "documents").await?;
     let mut events = 0u64;
     for kind in [
         DocumentKind::Contact,
@@ -642,8 +659,8 @@ pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
         DocumentKind::Template,
         DocumentKind::Connection,
     ] {
-        let mut pager = StreamPager::new(&format!("{}-", kind.as_str()));
-        while let Some(streams) = pager.next(&mut tx, db.backend).await? {
+        let (mut pages, reader) = read_streams(db, &format!("{}-", kind.as_str()));
+        while let Some(streams) = pages.recv().await {
             let mut views = Vec::with_capacity(streams.len());
             for records in &streams {
                 events += records.len() as u64;
@@ -655,6 +672,10 @@ pub async fn rebuild_documents(db: &Db) -> anyhow::Result<u64> {
             }
             crate::documents::write_rows(&mut tx, kind, &views).await?;
         }
+        reader.await??;
+    }
+    for index in &indexes {
+        sqlx::query(index).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(events)
@@ -667,8 +688,8 @@ pub async fn rebuild_suppressions(db: &Db) -> anyhow::Result<u64> {
     let mut tx = db.begin().await?;
     clear(&mut tx, db.backend, "suppressions").await?;
     let mut events = 0u64;
-    let mut pager = StreamPager::new("suppression-");
-    while let Some(streams) = pager.next(&mut tx, db.backend).await? {
+    let (mut pages, reader) = read_streams(db, "suppression-");
+    while let Some(streams) = pages.recv().await {
         let mut rows = Vec::with_capacity(streams.len());
         for records in &streams {
             events += records.len() as u64;
@@ -683,6 +704,7 @@ pub async fn rebuild_suppressions(db: &Db) -> anyhow::Result<u64> {
         }
         crate::suppressions::write_rows(&mut tx, &rows).await?;
     }
+    reader.await??;
     tx.commit().await?;
     Ok(events)
 }
@@ -694,8 +716,8 @@ pub async fn rebuild_settings(db: &Db) -> anyhow::Result<u64> {
     let mut tx = db.begin().await?;
     clear(&mut tx, db.backend, "org_settings").await?;
     let mut events = 0u64;
-    let mut pager = StreamPager::new("settings-");
-    while let Some(streams) = pager.next(&mut tx, db.backend).await? {
+    let (mut pages, reader) = read_streams(db, "settings-");
+    while let Some(streams) = pages.recv().await {
         let mut rows = Vec::with_capacity(streams.len());
         for records in &streams {
             events += records.len() as u64;
@@ -705,6 +727,7 @@ pub async fn rebuild_settings(db: &Db) -> anyhow::Result<u64> {
         }
         crate::settings::write_rows(&mut tx, &rows).await?;
     }
+    reader.await??;
     tx.commit().await?;
     Ok(events)
 }

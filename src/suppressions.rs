@@ -340,19 +340,22 @@ pub fn fold(org_id: &str, records: &[EventRecord]) -> Result<Option<(String, Ent
 
 /// Writes folded entries (a rebuild's page).
 pub async fn write_rows(tx: &mut Tx, rows: &[(String, Entry)]) -> Result<(), sqlx::Error> {
-    for (org_id, entry) in rows {
-        sqlx::query(
-            "insert into suppressions (org_id, channel, address, reason, source, at)
-             values ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(org_id)
-        .bind(&entry.channel)
-        .bind(&entry.address)
-        .bind(&entry.reason)
-        .bind(&entry.source)
-        .bind(&entry.at)
-        .execute(&mut **tx)
-        .await?;
+    for chunk in rows.chunks(500) {
+        let sql = format!(
+            "insert into suppressions (org_id, channel, address, reason, source, at) values {}",
+            store::param_rows("", 1, 6, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for (org_id, entry) in chunk {
+            query = query
+                .bind(org_id)
+                .bind(&entry.channel)
+                .bind(&entry.address)
+                .bind(&entry.reason)
+                .bind(&entry.source)
+                .bind(&entry.at);
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }

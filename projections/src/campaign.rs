@@ -43,12 +43,17 @@ impl CampaignView {
         if !self.created_at.is_empty() && record.revision <= self.revision {
             return Ok(());
         }
-        let event = CampaignEvent::from_stored(
-            &record.event_type,
-            &record.event_version,
-            record.data.clone(),
-        )
-        .map_err(UnreadableEvent)?;
+        self.apply_data(record, record.data.clone())
+    }
+
+    /// [`apply`](Self::apply) with the record's `data` handed over, so that a fold over records
+    /// it owns decodes each payload without copying it first.
+    fn apply_data(&mut self, record: &EventRecord, data: Value) -> Result<(), UnreadableEvent> {
+        if !self.created_at.is_empty() && record.revision <= self.revision {
+            return Ok(());
+        }
+        let event = CampaignEvent::from_stored(&record.event_type, &record.event_version, data)
+            .map_err(UnreadableEvent)?;
         if self.created_at.is_empty() {
             self.org_id = record.metadata.org_id.clone();
             self.created_at = record.created.clone();
@@ -76,6 +81,16 @@ impl CampaignView {
         let mut view = CampaignView::default();
         for record in records {
             view.apply(record)?;
+        }
+        Ok((!view.created_at.is_empty()).then_some(view))
+    }
+
+    /// Folds a whole stream it owns (a replay's), moving each payload into its event.
+    pub fn from_owned_records(records: Vec<EventRecord>) -> Result<Option<Self>, UnreadableEvent> {
+        let mut view = CampaignView::default();
+        for mut record in records {
+            let data = std::mem::take(&mut record.data);
+            view.apply_data(&record, data)?;
         }
         Ok((!view.created_at.is_empty()).then_some(view))
     }

@@ -304,13 +304,18 @@ pub enum Interest {
     All,
     /// Literal prefixes of letters and dashes, such as `campaign-`; none reads positions only.
     StreamsPrefixed(&'static [&'static str]),
+    /// Only the envelopes of these streams' events (ids, org, type, revision, time): `data` is
+    /// null and the metadata empty but for the org. For a follower that decides by the event
+    /// type alone (the status counts), so no payload crosses the wire or gets parsed.
+    EnvelopesPrefixed(&'static [&'static str]),
 }
 
 impl Interest {
     /// The select list: payloads are `null` outside the interest.
     fn columns(self, backend: Backend) -> String {
-        let Interest::StreamsPrefixed(prefixes) = self else {
-            return columns(backend).to_string();
+        let prefixes = match self {
+            Interest::All => return columns(backend).to_string(),
+            Interest::StreamsPrefixed(prefixes) | Interest::EnvelopesPrefixed(prefixes) => prefixes,
         };
         assert!(
             prefixes
@@ -336,6 +341,13 @@ impl Interest {
                 .collect::<Vec<_>>()
                 .join(" or ")
         };
+        if matches!(self, Interest::EnvelopesPrefixed(_)) {
+            // `data` says whether the row is of interest; `decode_envelope` never parses it.
+            return format!(
+                "position, {tx_id} as tx_id, event_id, org_id, stream_id, revision, event_type, event_version, created, \
+                 case when {inside} then 'null' end as data, '' as metadata"
+            );
+        }
         format!(
             "position, {tx_id} as tx_id, event_id, org_id, stream_id, revision, event_type, event_version, created, \
              case when {inside} then {data} end as data, case when {inside} then {metadata} end as metadata"
@@ -355,22 +367,55 @@ pub struct Page {
 }
 
 impl Page {
-    fn decode(rows: &[sqlx::any::AnyRow]) -> Result<Page, sqlx::Error> {
+    fn decode(rows: &[sqlx::any::AnyRow], interest: Interest) -> Result<Page, sqlx::Error> {
         let mut page = Page {
             rows: rows.len(),
             ..Page::default()
         };
+        let envelopes = matches!(interest, Interest::EnvelopesPrefixed(_));
         for row in rows {
             page.last = Some(Checkpoint {
                 tx_id: row.try_get("tx_id")?,
                 position: row.try_get("position")?,
             });
             if row.try_get::<Option<String>, _>("data")?.is_some() {
-                page.events.push(decode(row)?);
+                page.events.push(if envelopes {
+                    decode_envelope(row)?
+                } else {
+                    decode(row)?
+                });
             }
         }
         Ok(page)
     }
+}
+
+/// An event without its payload: `data` null, metadata empty but for the org.
+fn decode_envelope(row: &sqlx::any::AnyRow) -> Result<LoggedEvent, sqlx::Error> {
+    let position: i64 = row.try_get("position")?;
+    let org_id: String = row.try_get("org_id")?;
+    let record = EventRecord {
+        event_id: row.try_get("event_id")?,
+        stream_id: row.try_get("stream_id")?,
+        revision: row.try_get("revision")?,
+        position,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        created: row.try_get("created")?,
+        data: Value::Null,
+        metadata: Metadata {
+            org_id: org_id.clone(),
+            ..Metadata::default()
+        },
+    };
+    Ok(LoggedEvent {
+        org_id,
+        checkpoint: Checkpoint {
+            tx_id: row.try_get("tx_id")?,
+            position,
+        },
+        record,
+    })
 }
 
 pub(crate) fn decode(row: &sqlx::any::AnyRow) -> Result<LoggedEvent, sqlx::Error> {
@@ -479,7 +524,7 @@ pub async fn read_page_below(
         query = query.bind(below);
     }
     let rows = query.fetch_all(&db.read).await?;
-    Page::decode(&rows)
+    Page::decode(&rows, interest)
 }
 
 /// On PostgreSQL, the oldest transaction id still open anywhere in the cluster: every event of
@@ -516,7 +561,7 @@ pub async fn read_positions(
         .bind(limit)
         .fetch_all(&db.read)
         .await?;
-    Page::decode(&rows)
+    Page::decode(&rows, interest)
 }
 
 /// Reads an org's log (every org's when `None`) in position order after `after`, optionally of
