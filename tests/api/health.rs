@@ -158,3 +158,53 @@ db_test!(
         assert_eq!(sample(&page, sent), Some(2.0), "{page}");
     }
 );
+
+/// `herald_sends_total` for `channel` and `outcome` on a scrape, 0 when absent.
+fn sends_on(page: &str, channel: &str, outcome: &str) -> i64 {
+    let series = format!("herald_sends_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} ");
+    page.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+db_test!(
+    metrics_reads_the_database_series_at_most_once_a_second_however_often_it_is_scraped,
+    |app: TestApp| async move {
+        let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
+        let scrape = || async { app.anonymous(Method::GET, "/metrics").send().await.text };
+        // The send counters move only with sends; this test moves them itself.
+        let bump = || async {
+            sqlx::query(
+                "insert into send_counts (channel, state, shard, n) values ('sms', 'sent', 7, 1)
+                 on conflict (channel, state, shard) do update set n = send_counts.n + 1",
+            )
+            .execute(&db.write)
+            .await
+            .unwrap();
+        };
+        // A change made right after a scrape does not show on the next scrape when that one
+        // comes within the cache's second. A scrape that came later (a slow machine) is no
+        // evidence either way, so a few tries; without a cache none of them would be stale.
+        let mut bumps = 0;
+        let mut stale = false;
+        for _ in 0..20 {
+            let before = sends_on(&scrape().await, "sms", "sent");
+            bump().await;
+            bumps += 1;
+            if sends_on(&scrape().await, "sms", "sent") == before {
+                stale = true;
+                break;
+            }
+        }
+        assert!(
+            stale,
+            "every scrape right after a change read it from the database: no cache"
+        );
+        // Once the second is over, the next scrape reads the database again.
+        let caught_up = eventually(std::time::Duration::from_secs(10), || async {
+            sends_on(&scrape().await, "sms", "sent") == bumps
+        })
+        .await;
+        assert!(caught_up, "the change never showed on /metrics");
+    }
+);
