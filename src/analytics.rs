@@ -209,3 +209,42 @@ async fn insert_activities(tx: &mut Tx, rows: &[Activity]) -> Result<(), sqlx::E
     query.execute(&mut **tx).await?;
     Ok(())
 }
+
+/// Applies `edit` to the detail of each of a contact's activities, writing back those it
+/// changed (erasure, ADR 14: the same edit as on the events they were folded from, so a replay
+/// gives the same rows).
+pub async fn edit_activities(
+    tx: &mut Tx,
+    org_id: &str,
+    contact_id: &str,
+    edit: impl Fn(&mut serde_json::Value) -> bool,
+) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query(
+        "select position, seq, detail from contact_activities where org_id = $1 and contact_id = $2",
+    )
+    .bind(org_id)
+    .bind(contact_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in rows {
+        let detail: String = row.try_get("detail")?;
+        let Ok(mut detail) = serde_json::from_str(&detail) else {
+            continue;
+        };
+        if !edit(&mut detail) {
+            continue;
+        }
+        sqlx::query(
+            "update contact_activities set detail = $1
+             where org_id = $2 and contact_id = $3 and position = $4 and seq = $5",
+        )
+        .bind(detail.to_string())
+        .bind(org_id)
+        .bind(contact_id)
+        .bind(row.try_get::<i64, _>("position")?)
+        .bind(row.try_get::<i64, _>("seq")?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

@@ -120,3 +120,26 @@ pub async fn backoff(attempt: usize) {
     let micros = (attempt as u64).min(10) * 500 + jitter;
     tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
 }
+
+/// Deletes the org's stored `Idempotency-Key` answers whose body contains `needle` (erasure,
+/// ADR 15: a contact create's answer holds the contact). Reads the org's records, which the
+/// key's primary index bounds; answers older than a day are no longer replayed anyway.
+pub async fn forget_answers(
+    tx: &mut Tx,
+    backend: crate::db::Backend,
+    org_id: &str,
+    needle: &str,
+) -> Result<(), sqlx::Error> {
+    let contains = match backend {
+        crate::db::Backend::Postgres => "strpos(body, $2) > 0",
+        crate::db::Backend::Sqlite => "instr(body, $2) > 0",
+    };
+    sqlx::query(&format!(
+        "delete from idempotency_keys where org_id = $1 and {contains}"
+    ))
+    .bind(org_id)
+    .bind(needle)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -231,6 +231,11 @@ pub struct Config {
     pub tracking_secret: Option<String>,
     #[arg(long, env = "HERALD_SECRETS_KEY", hide_env_values = true)]
     pub secrets_key: Option<String>,
+    /// The key erased addresses stay suppressed under (an HMAC of each address). Default:
+    /// derived from `HERALD_SECRETS_KEY`; set it on its own to rotate that key without losing
+    /// the erased part of the suppression list. Read with [`Config::secrets`].
+    #[arg(long, env = "HERALD_ERASURE_KEY", hide_env_values = true)]
+    pub erasure_key: Option<String>,
     #[arg(long, env = "HERALD_PUBLIC_URL")]
     pub public_url: Option<String>,
     #[arg(long, env = "HERALD_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -301,6 +306,9 @@ pub struct Secrets {
     pub jwt_secret: Option<String>,
     pub tracking_secret: String,
     pub secrets_key: String,
+    /// The key of erased addresses on the suppression list (`HERALD_ERASURE_KEY`, or derived
+    /// from `secrets_key`).
+    pub erasure_key: String,
     /// True when any secret was generated into the data dir on this start.
     pub generated: bool,
     /// True when the JWT secret is the one generated into the data dir (now or earlier): the
@@ -466,10 +474,18 @@ impl Config {
                 );
             }
         }
+        let erasure_key = match &self.erasure_key {
+            Some(given) if given.len() < MIN_SECRET_BYTES => anyhow::bail!(
+                "HERALD_ERASURE_KEY must be at least {MIN_SECRET_BYTES} bytes; generate one with `openssl rand -base64 48`"
+            ),
+            Some(given) => given.clone(),
+            None => derived_key(&secrets_key, "herald erasure key v1"),
+        };
         Ok(Secrets {
             jwt_secret,
             tracking_secret,
             secrets_key,
+            erasure_key,
             generated,
             jwt_secret_in_data_dir,
         })
@@ -492,6 +508,7 @@ impl std::fmt::Debug for Config {
             .field("jwt_audience", &self.jwt_audience)
             .field("tracking_secret", &hidden(&self.tracking_secret))
             .field("secrets_key", &hidden(&self.secrets_key))
+            .field("erasure_key", &hidden(&self.erasure_key))
             .field("public_url", &self.public_url)
             .field("workers", &self.workers)
             .field("log_format", &self.log_format)
@@ -508,6 +525,16 @@ impl std::fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// A key for one purpose drawn from `secret`: the hex HMAC-SHA256 of `label` under it, so a
+/// derived key tells nothing about the secret or about keys for other labels.
+fn derived_key(secret: &str, label: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(label.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Shortest secret accepted for signing and sealing keys.

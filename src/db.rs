@@ -37,6 +37,11 @@ pub struct Db {
     pub write: AnyPool,
     /// Campaign documents this process has read or written (see [`crate::cache`]).
     pub cache: std::sync::Arc<crate::cache::CampaignCache>,
+    /// The key erased addresses are suppressed under (`suppressions::suppressed` looks each
+    /// address up in plain and hashed form). Carried here because every reader of the
+    /// suppression list has the database handle; set by the server at start
+    /// ([`Db::with_erasure_key`]), absent in the command-line tools, which never send.
+    pub erasure_key: Option<std::sync::Arc<herald_domain::suppression::AddressKey>>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -127,6 +132,7 @@ impl Db {
                     write: pool,
                     // Usable once the change listener is connected (`cache::listen`).
                     cache: std::sync::Arc::new(crate::cache::CampaignCache::new(false)),
+                    erasure_key: None,
                 })
             }
             Backend::Sqlite => {
@@ -161,9 +167,18 @@ impl Db {
                     write,
                     // Embedded SQLite has one process: its own writes are all there is.
                     cache: std::sync::Arc::new(crate::cache::CampaignCache::new(true)),
+                    erasure_key: None,
                 })
             }
         }
+    }
+
+    /// This handle with the key of erased addresses.
+    pub fn with_erasure_key(mut self, secret: &str) -> Db {
+        self.erasure_key = Some(std::sync::Arc::new(
+            herald_domain::suppression::AddressKey::new(secret.as_bytes()),
+        ));
+        self
     }
 
     /// Applies the migrations of this backend's folder.

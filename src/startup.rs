@@ -52,7 +52,9 @@ impl Application {
         let connection_limits = config.connection_limits()?;
         let outbound_policy = Arc::new(config.outbound_policy()?);
         let secrets = config.secrets()?;
-        let db = Db::connect(&config.database_url(), config.db_connections()).await?;
+        let db = Db::connect(&config.database_url(), config.db_connections())
+            .await?
+            .with_erasure_key(&secrets.erasure_key);
         db.migrate().await?;
         let public_key = config.jwt_public_key_pem()?;
         let verifier = Verifier::new(
@@ -209,6 +211,7 @@ impl Application {
         let pruner = tokio::spawn(crate::limits::prune_every_while(self.state.limits.clone()));
         if self.workers {
             crate::purge::resume(&self.state.db).await?;
+            crate::erasure::resume(&self.state.db).await?;
         }
         tracing::info!(address = %self.local_addr(), workers = self.workers, "herald is listening");
         if let Some(link) = &self.signin_link {

@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use herald_domain::spec::Channel;
 use herald_domain::suppression::{
-    self, Reason, SuppressionAdded, SuppressionRemoved, ADDED_EVENT_TYPE, REMOVED_EVENT_TYPE,
+    self, AddressKey, Reason, SuppressionAdded, SuppressionRemoved, ADDED_EVENT_TYPE,
+    REMOVED_EVENT_TYPE,
 };
 use herald_projections::record::{EventRecord, Metadata};
 use serde::Serialize;
@@ -122,6 +123,59 @@ pub async fn add(
         added += 1;
     }
     Ok(added)
+}
+
+/// Takes an erased address off the list in plain form and keeps it there hashed (ADR 15): its
+/// stream's events move to the hashed address's stream (keeping their place, id and type, the
+/// address in their data replaced by the hash), the entry is the one that stream now leaves,
+/// and when that is none (the address was never listed, or was taken off) a `SuppressionAdded`
+/// with source `erasure` puts the hash on the list. Returns how many events moved.
+pub async fn hide(
+    tx: &mut Tx,
+    db: &Db,
+    key: &AddressKey,
+    channel: Channel,
+    address: &str,
+    metadata: &Metadata,
+) -> Result<u64, AppendError> {
+    let org_id = &metadata.org_id;
+    let hashed = key.hashed(org_id, channel, address);
+    let hashed_stream = stream_id(org_id, channel, &hashed);
+    let moving = store::stream_data(tx, &stream_id(org_id, channel, address)).await?;
+    let mut next = store::next_revisions(tx, &[hashed_stream.as_str()]).await?[&hashed_stream];
+    for (position, mut data) in moving.iter().cloned() {
+        data["address"] = Value::String(hashed.clone());
+        store::move_event(tx, db.backend, position, &hashed_stream, next, &data).await?;
+        next += 1;
+    }
+    sqlx::query(
+        "delete from suppressions where org_id = $1 and channel = $2 and address in ($3, $4)",
+    )
+    .bind(org_id)
+    .bind(channel.id())
+    .bind(address)
+    .bind(&hashed)
+    .execute(&mut **tx)
+    .await?;
+    let records: Vec<EventRecord> =
+        store::read_stream(&mut **tx, db.backend, &hashed_stream, 0, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|e| e.record)
+            .collect();
+    match fold(org_id, &records).map_err(|e| AppendError::Db(sqlx::Error::Protocol(e)))? {
+        Some(row) => write_rows(tx, &[row]).await?,
+        None => {
+            let entry = Suppress {
+                channel,
+                address: hashed,
+                reason: Reason::Manual,
+                source: "erasure".to_string(),
+            };
+            add(tx, db, &[entry], metadata, Utc::now()).await?;
+        }
+    }
+    Ok(moving.len() as u64)
 }
 
 /// [`add`] in a transaction of its own, retried when a concurrent writer took a revision.
@@ -242,26 +296,43 @@ pub async fn list(
     Ok((items, next))
 }
 
-/// Which of `addresses` (normalised) are suppressed on `channel`, read on `executor` (a send's
-/// transaction, so the check and the ledger rows it guards commit together).
+/// Which of `addresses` (normalised) are suppressed on `channel`, read on `conn` (a send's
+/// transaction, so the check and the ledger rows it guards commit together). With the key of
+/// erased addresses, each address is also looked up in its hashed form: an erased address
+/// stays refused.
 pub async fn suppressed(
     conn: &mut sqlx::AnyConnection,
+    key: Option<&AddressKey>,
     org_id: &str,
     channel: Channel,
     addresses: &[String],
 ) -> Result<HashSet<String>, sqlx::Error> {
+    // Each key looked up, with the address it stands for.
+    let mut keys: HashMap<String, &String> = HashMap::with_capacity(addresses.len() * 2);
+    for address in addresses {
+        keys.insert(address.clone(), address);
+        if let Some(key) = key {
+            keys.insert(key.hashed(org_id, channel, address), address);
+        }
+    }
+    let keys: Vec<(String, &String)> = keys.into_iter().collect();
     let mut found = HashSet::new();
-    for chunk in addresses.chunks(500) {
+    for chunk in keys.chunks(500) {
         let sql = format!(
             "select address from suppressions where org_id = $1 and channel = $2 and address in ({})",
             store::params(3, chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(org_id).bind(channel.id());
-        for address in chunk {
-            query = query.bind(address);
+        for (listed, _) in chunk {
+            query = query.bind(listed);
         }
+        let stands_for: HashMap<&str, &String> =
+            chunk.iter().map(|(k, a)| (k.as_str(), *a)).collect();
         for row in query.fetch_all(&mut *conn).await? {
-            found.insert(row.try_get("address")?);
+            let listed: String = row.try_get("address")?;
+            if let Some(address) = stands_for.get(listed.as_str()) {
+                found.insert((*address).clone());
+            }
         }
     }
     Ok(found)
@@ -289,7 +360,14 @@ pub async fn overlay<'a>(
         for (channel, addresses) in wanted {
             found.insert(
                 channel,
-                suppressed(&mut conn, org_id, channel, &addresses).await?,
+                suppressed(
+                    &mut conn,
+                    db.erasure_key.as_deref(),
+                    org_id,
+                    channel,
+                    &addresses,
+                )
+                .await?,
             );
         }
     }

@@ -5,6 +5,7 @@ pub mod campaigns;
 pub mod dashboard;
 pub mod discovery;
 pub mod engagements;
+pub mod erasure;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -94,6 +95,7 @@ pub fn routes() -> Routes {
         .merge(settings::router())
         .merge(preview::router())
         .merge(purge::router())
+        .merge(erasure::router())
         .merge(shortlinks::router())
         .merge(suppressions::router())
         .merge(webhooks::router())

@@ -16,8 +16,8 @@ use utoipa::OpenApi;
 
 use super::routes::Routes;
 use super::{
-    analytics, campaigns, dashboard, discovery, engagements, events, health, preview, purge,
-    resources, sandbox, schemas, settings, shortlinks, suppressions, tracking, webhooks,
+    analytics, campaigns, dashboard, discovery, engagements, erasure, events, health, preview,
+    purge, resources, sandbox, schemas, settings, shortlinks, suppressions, tracking, webhooks,
 };
 
 /// The prefix the API is also mounted under (`api.md` section 0).
@@ -51,6 +51,8 @@ pub const API_PREFIX: &str = "/api";
         discovery::all_social_profiles,
         discovery::social_profiles,
         engagements::record,
+        erasure::start,
+        erasure::show,
         events::campaign_events,
         events::org_events,
         health::healthz,

@@ -734,6 +734,20 @@ pub struct SocialProfile {
     pub connection_id: String,
 }
 
+/// A contact's erasure job.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureJob {
+    pub job_id: String,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: String,
+    pub contact_id: String,
+    pub requested_at: String,
+    /// When the job ended (`null` until then).
+    #[schema(required = true)]
+    pub finished_at: Option<String>,
+}
+
 /// The org purge job.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -105,8 +105,16 @@ async fn record_sandbox(
         .collect();
     let now = format_time(chrono::Utc::now());
     let mut tx = db.begin().await?;
-    let outcomes =
-        drop_suppressed(&mut tx, ctx, route.channel, outcomes, |(p, _)| p, report).await?;
+    let outcomes = drop_suppressed(
+        db,
+        &mut tx,
+        ctx,
+        route.channel,
+        outcomes,
+        |(p, _)| p,
+        report,
+    )
+    .await?;
     let caps = take_caps(db, &mut tx, ctx, route.channel, &outcomes, |(p, _)| p).await?;
     let rows: Vec<LedgerRow> = outcomes
         .iter()
@@ -200,7 +208,7 @@ async fn call_vendor(
     let (claimed, prepared, caps) = {
         let mut tx = db.begin().await?;
         let prepared =
-            drop_suppressed(&mut tx, ctx, route.channel, prepared, |p| p, report).await?;
+            drop_suppressed(db, &mut tx, ctx, route.channel, prepared, |p| p, report).await?;
         let caps = take_caps(db, &mut tx, ctx, route.channel, &prepared, |p| p).await?;
         let rows: Vec<LedgerRow> = prepared
             .iter()
@@ -265,7 +273,12 @@ async fn call_vendor(
                     0,
                 ),
                 (Ok(message), Some(Ok(adapter))) => {
-                    send_with_retry(adapter.as_ref(), message, lease).await
+                    let (result, attempts) =
+                        send_with_retry(adapter.as_ref(), message, lease).await;
+                    (
+                        result.map_err(|e| without_address(&e, &message.to)),
+                        attempts,
+                    )
                 }
             };
             Delivered {
@@ -299,9 +312,36 @@ async fn call_vendor(
     Ok(())
 }
 
+/// A vendor's error with the recipient's address taken out (`<recipient>`): vendors quote it
+/// ("550 <ann@acme.test> unknown"), and the error goes into the ledger, where an erasure
+/// could not find it by the contact.
+fn without_address(error: &str, to: &str) -> String {
+    let to = to.trim();
+    if to.is_empty() {
+        return error.to_string();
+    }
+    let lower = error.to_lowercase();
+    let needle = to.to_lowercase();
+    // Lower-casing can change byte lengths outside ASCII; then only exact matches are replaced.
+    if lower.len() != error.len() {
+        return error.replace(to, "<recipient>");
+    }
+    let mut out = String::with_capacity(error.len());
+    let mut rest = 0;
+    while let Some(found) = lower[rest..].find(&needle) {
+        let start = rest + found;
+        out.push_str(&error[rest..start]);
+        out.push_str("<recipient>");
+        rest = start + needle.len();
+    }
+    out.push_str(&error[rest..]);
+    out
+}
+
 /// Leaves out the messages whose address is on the org's suppression list, read in the
 /// transaction that writes the page's ledger rows: no row, no send, counted as suppressed.
 async fn drop_suppressed<T>(
+    db: &Db,
     tx: &mut Tx,
     ctx: &RunCtx<'_>,
     channel: Channel,
@@ -320,7 +360,14 @@ async fn drop_suppressed<T>(
             .and_then(|m| normalise(channel, &m.to))
     };
     let addresses: Vec<String> = items.iter().filter_map(key).collect();
-    let listed = suppressions::suppressed(tx, ctx.org_id, channel, &addresses).await?;
+    let listed = suppressions::suppressed(
+        tx,
+        db.erasure_key.as_deref(),
+        ctx.org_id,
+        channel,
+        &addresses,
+    )
+    .await?;
     if listed.is_empty() {
         return Ok(items);
     }
@@ -515,6 +562,23 @@ pub fn retry_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vendor_error_loses_the_recipients_address() {
+        assert_eq!(
+            without_address(
+                "550 <Ann@Acme.test> unknown; ann@acme.test",
+                "ann@acme.test"
+            ),
+            "550 <<recipient>> unknown; <recipient>"
+        );
+        assert_eq!(
+            without_address("21211: '+14155550100' is not valid", "+14155550100"),
+            "21211: '<recipient>' is not valid"
+        );
+        assert_eq!(without_address("timed out", "ann@acme.test"), "timed out");
+        assert_eq!(without_address("timed out", ""), "timed out");
+    }
 
     #[test]
     fn retry_delays_grow_with_jitter_and_never_pass_the_cap() {

@@ -358,3 +358,30 @@ pub async fn channel_health(db: &Db, org_id: &str) -> Result<HashMap<String, Val
     }
     Ok(out)
 }
+
+/// Takes a contact's personal data out of the sandbox outbox (its messages keep their row, with
+/// address and content removed) and deletes its short links (their targets are signed links
+/// that may carry it), for erasure (ADR 15). Both found through their `(org, contact)` index.
+pub async fn forget_contact(
+    tx: &mut Tx,
+    org_id: &str,
+    contact_id: &str,
+    erased: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update sandbox_messages set to_address = $1, subject = null, html = null, text_body = null,
+           body = null, headers = '{}', tracking = '{}'
+         where org_id = $2 and contact_id = $3 and to_address <> $1",
+    )
+    .bind(erased)
+    .bind(org_id)
+    .bind(contact_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("delete from short_links where org_id = $1 and contact_id = $2")
+        .bind(org_id)
+        .bind(contact_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

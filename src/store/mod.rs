@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use herald_projections::record::{EventRecord, Metadata};
 use serde_json::Value;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::{Backend, Db, Tx};
@@ -811,6 +812,97 @@ pub async fn append_each(
         }
     }
     Ok(positions)
+}
+
+/// A JSON parameter `$n` as the `data` column takes it.
+fn json_param(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Postgres => format!("cast(${n} as jsonb)"),
+        Backend::Sqlite => format!("${n}"),
+    }
+}
+
+/// The positions and data of one stream's events, in revision order.
+pub async fn stream_data(tx: &mut Tx, stream_id: &str) -> Result<Vec<(i64, Value)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select position, cast(data as text) as data from events where stream_id = $1 order by revision",
+    )
+    .bind(stream_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(position_and_data).collect()
+}
+
+/// The positions and data of the org's `EngagementRecorded` events of one contact, found
+/// through the `events_engagement_contact` index.
+pub async fn engagement_data(
+    tx: &mut Tx,
+    backend: Backend,
+    org_id: &str,
+    contact_id: &str,
+) -> Result<Vec<(i64, Value)>, sqlx::Error> {
+    // The index's own expression, so the planner can use it.
+    let contact = match backend {
+        Backend::Postgres => "data->>'contactId'",
+        Backend::Sqlite => "json_extract(data, '$.contactId')",
+    };
+    let rows = sqlx::query(&format!(
+        "select position, cast(data as text) as data from events
+         where org_id = $1 and event_type = 'EngagementRecorded' and {contact} = $2"
+    ))
+    .bind(org_id)
+    .bind(contact_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(position_and_data).collect()
+}
+
+fn position_and_data(row: &AnyRow) -> Result<(i64, Value), sqlx::Error> {
+    let data: String = row.try_get("data")?;
+    let data = serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok((row.try_get("position")?, data))
+}
+
+/// Rewrites the data of the event at `position`, which keeps its place, id, type and stream.
+/// Only erasure does this (ADR 15); every other writer appends.
+pub async fn replace_data(
+    tx: &mut Tx,
+    backend: Backend,
+    position: i64,
+    data: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "update events set data = {} where position = $2",
+        json_param(backend, 1)
+    ))
+    .bind(data.to_string())
+    .bind(position)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves the event at `position` to `revision` of `stream_id` with new data, keeping its place,
+/// id and type: erasure renames a suppression stream named after an address (ADR 15).
+pub async fn move_event(
+    tx: &mut Tx,
+    backend: Backend,
+    position: i64,
+    stream_id: &str,
+    revision: i64,
+    data: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "update events set stream_id = $1, revision = $2, data = {} where position = $4",
+        json_param(backend, 3)
+    ))
+    .bind(stream_id)
+    .bind(revision)
+    .bind(data.to_string())
+    .bind(position)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Appends one event at the head of `stream_id`, whatever its revision: for writers that own

@@ -323,3 +323,19 @@ pub async fn remember_token(
         .await?;
     Ok(())
 }
+/// Forgets an erased address's soft bounces (ADR 15): the address is on the suppression list
+/// for good, so they can never count again.
+pub async fn forget_soft_bounces(
+    tx: &mut crate::db::Tx,
+    org_id: &str,
+    channel: Channel,
+    address: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from soft_bounces where org_id = $1 and channel = $2 and address = $3")
+        .bind(org_id)
+        .bind(channel.id())
+        .bind(address)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -279,6 +279,7 @@ pub fn test_config(database_url: String, data_dir: &std::path::Path) -> Config {
         jwt_audience: None,
         tracking_secret: Some(TRACKING_SECRET.into()),
         secrets_key: Some(SECRETS_KEY.into()),
+        erasure_key: None,
         public_url: None,
         workers: true,
         log_format: "text".into(),

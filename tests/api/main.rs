@@ -20,6 +20,7 @@ mod demo;
 mod discovery;
 mod drip;
 mod engagements;
+mod erasure;
 mod events;
 mod failover;
 mod health;
