@@ -18,7 +18,7 @@ use herald_domain::settings::Tz;
 use herald_domain::spec::Channel;
 use sqlx::Row;
 
-use crate::db::Tx;
+use crate::db::{Db, Tx};
 use crate::store::{self, format_time};
 
 /// Counter rows locked or written per statement.
@@ -197,5 +197,37 @@ impl Caps {
             query.execute(&mut **tx).await?;
         }
         Ok(())
+    }
+}
+
+/// Days a counter row is kept after the last send it counted: a week period ends at most seven
+/// days after any send in it, so a row untouched this long belongs to a period long past, which
+/// no send will look up again.
+const KEEP_COUNTS_DAYS: i64 = 14;
+
+/// Rows one pruning statement deletes, so a sweep never holds locks on a large table for long.
+pub const PRUNE_BATCH: i64 = 1000;
+
+/// Deletes the counters of periods long past, a batch at a time (the scheduler's reconcile pass
+/// calls it every minute). Returns how many rows went.
+pub async fn prune(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let before = format_time(now - chrono::Duration::days(KEEP_COUNTS_DAYS));
+    let mut removed = 0;
+    loop {
+        let done = sqlx::query(
+            "delete from frequency_counts where (org_id, contact_id, channel, period) in
+               (select org_id, contact_id, channel, period from frequency_counts
+                where updated_at < $1 limit $2)",
+        )
+        .bind(&before)
+        .bind(PRUNE_BATCH)
+        .execute(&db.write)
+        .await?
+        .rows_affected();
+        removed += done;
+        if done < PRUNE_BATCH as u64 {
+            return Ok(removed);
+        }
+        tokio::task::yield_now().await;
     }
 }

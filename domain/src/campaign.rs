@@ -546,7 +546,7 @@ impl Campaign {
         let start = self.future_start(ctx)?;
         let next_run_at = match self.spec.cron_schedule() {
             Some(cron) => self.first_occurrence(&cron, Some(start), ctx)?,
-            None => start,
+            None => self.one_shot_due(start, ctx),
         };
         Ok(match plan_launch(&self.spec, ctx) {
             Ok(_) => vec![CampaignEvent::Scheduled {
@@ -608,7 +608,7 @@ impl Campaign {
         match (self.status, cron) {
             (Status::Scheduled, None) => {
                 let start = self.future_start(ctx)?;
-                Ok(self.scheduled_if_moved(start, start))
+                Ok(self.scheduled_if_moved(start, self.one_shot_due(start, ctx)))
             }
             (Status::Scheduled, Some(cron)) => {
                 let start = self.spec.start_at().filter(|start| *start > ctx.now);
@@ -734,6 +734,17 @@ impl Campaign {
                 "is required to schedule a campaign; to launch now, set status running",
             )),
         }
+    }
+
+    /// When a scheduled one-shot (future `startAt` = `start`) launches: at `start`, or, with
+    /// `schedule.localTime`, at the first zone's moment ([`CampaignSpec::first_moment`]), or now
+    /// if that moment has passed already.
+    fn one_shot_due(&self, start: DateTime<Utc>, ctx: &LaunchContext) -> DateTime<Utc> {
+        self.spec
+            .first_moment()
+            .unwrap_or(start)
+            .min(start)
+            .max(ctx.now)
     }
 
     /// A recurring campaign's first occurrence: at or after `start`, or after now without one.
@@ -1657,6 +1668,54 @@ mod tests {
                 ctx: ctx_at("2026-04-20T12:30:00Z"),
             })
             .then_expect_events(vec![]);
+    }
+
+    /// The seed campaign with `schedule.localTime`: 09:00 in New York (13:00 UTC) on 1 May.
+    fn local_time_seed() -> CampaignSpec {
+        seed_with_schedule(Some(Schedule {
+            start_at: Some(at("2026-05-01T13:00:00Z")),
+            end_at: None,
+            timezone: Some("America/New_York".into()),
+            local_time: true,
+        }))
+    }
+
+    #[test]
+    fn a_scheduled_local_time_one_shot_starts_its_run_at_the_first_zones_moment() {
+        // 09:00 on 1 May comes first in UTC+14: 19:00 UTC on 30 April.
+        let first = at("2026-04-30T19:00:00Z");
+        campaign()
+            .given(vec![created(local_time_seed())])
+            .when(change(Scheduled))
+            .then_expect_events(vec![scheduled_at(at("2026-05-01T13:00:00Z"), first)]);
+        campaign()
+            .given(vec![
+                created(local_time_seed()),
+                scheduled_at(at("2026-05-01T13:00:00Z"), first),
+            ])
+            .when(run_due(ctx_at("2026-04-30T19:00:01Z")))
+            .then_expect_events(vec![launched(
+                "run-2",
+                first,
+                1300,
+                &SEED_CHANNELS,
+                vec![],
+                None,
+            )]);
+    }
+
+    #[test]
+    fn a_local_time_one_shot_whose_first_moment_has_passed_launches_now() {
+        // startAt 13:00 UTC, 09:00 New York; asked for at 08:00 UTC, when 09:00 has come in
+        // every zone from UTC+1 to UTC+14.
+        let now = "2026-05-01T08:00:00Z";
+        campaign()
+            .given(vec![created(local_time_seed())])
+            .when(CampaignCommand::ChangeStatus {
+                to: Scheduled,
+                ctx: ctx_at(now),
+            })
+            .then_expect_events(vec![scheduled_at(at("2026-05-01T13:00:00Z"), at(now))]);
     }
 
     // The scheduler (RunDue)

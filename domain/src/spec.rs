@@ -327,6 +327,10 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// The easternmost UTC offset any zone uses (`Pacific/Kiritimati`, UTC+14): where a wall-clock
+/// time comes first.
+pub const EARLIEST_UTC_OFFSET_HOURS: i64 = 14;
+
 /// When a campaign starts and ends, and the zone its cron is read in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -502,6 +506,25 @@ impl CampaignSpec {
     /// `schedule.startAt`, if set.
     pub fn start_at(&self) -> Option<DateTime<Utc>> {
         self.schedule.as_ref().and_then(|s| s.start_at)
+    }
+
+    /// When a one-shot's run starts: `startAt`, or, with `schedule.localTime`, the first moment
+    /// any zone reaches `startAt`'s wall time (read in the campaign's zone): that wall time at
+    /// [`EARLIEST_UTC_OFFSET_HOURS`], so contacts east of the campaign's zone get the message at
+    /// their own wall time rather than at `startAt`.
+    pub fn first_moment(&self) -> Option<DateTime<Utc>> {
+        let schedule = self.schedule.as_ref()?;
+        let start = schedule.start_at?;
+        if !schedule.local_time {
+            return Some(start);
+        }
+        let zone = self
+            .timezone()
+            .and_then(parse_timezone)
+            .unwrap_or(chrono_tz::Tz::UTC);
+        let wall = start.with_timezone(&zone).naive_local();
+        let earliest = (wall - chrono::Duration::hours(EARLIEST_UTC_OFFSET_HOURS)).and_utc();
+        Some(earliest.min(start))
     }
 
     /// `schedule.endAt`, if set.

@@ -27,6 +27,7 @@ use super::ledger;
 use super::run::{RunOutcome, Sender};
 use crate::campaigns::{self, CommandMeta};
 use crate::db::{Backend, Db, Tx};
+use crate::frequency;
 use crate::projector::Wakeup;
 use crate::store::{self, format_time, Checkpoint};
 
@@ -379,7 +380,8 @@ impl Scheduler {
 
     /// Makes every campaign's launch job match the read model: the active scheduled or running
     /// campaigns with a `nextRunAt`, and every campaign that still has a pending launch job.
-    /// Also deletes finished jobs older than a week.
+    /// Also deletes finished jobs older than a week, frequency counters of periods long past and
+    /// soft bounces older than 30 days.
     pub async fn reconcile(&self) -> Result<(), sqlx::Error> {
         let now = Utc::now();
         let mut after = (String::new(), String::new());
@@ -406,7 +408,34 @@ impl Scheduler {
             jobs::sync_rows(&mut tx, chunk, "campaign_id", now).await?;
             tx.commit().await?;
         }
+        self.prune_consent_bookkeeping(now).await;
         Ok(())
+    }
+
+    /// Deletes frequency counters of periods long past and soft bounces older than the 30 days
+    /// they count in (`docs/consent.md`), a batch at a time. A failure is logged and tried
+    /// again on the next pass: it costs space, never a launch.
+    async fn prune_consent_bookkeeping(&self, now: DateTime<Utc>) {
+        let pruned = async {
+            let counts = frequency::prune(&self.db, now).await?;
+            let bounces =
+                crate::webhooks::lookup::prune_soft_bounces(&self.db, now, frequency::PRUNE_BATCH)
+                    .await?;
+            Ok::<_, sqlx::Error>((counts, bounces))
+        };
+        match pruned.await {
+            Ok((0, 0)) => {}
+            Ok((counts, bounces)) => {
+                tracing::info!(
+                    counts,
+                    bounces,
+                    "pruned old frequency counters and soft bounces"
+                )
+            }
+            Err(error) => {
+                tracing::warn!(%error, "pruning frequency counters and soft bounces failed")
+            }
+        }
     }
 
     fn meta(&self, job: &Job) -> CommandMeta {

@@ -301,6 +301,34 @@ pub async fn token_used(db: &Db, vendor: Vendor, token: &str) -> Result<bool, sq
     Ok(row.is_some())
 }
 
+/// Deletes soft bounces older than the [`SOFT_BOUNCE_WINDOW_DAYS`] they can count in, in
+/// batches of `batch` rows (the scheduler's reconcile pass calls it every minute). Returns how
+/// many rows went.
+pub async fn prune_soft_bounces(
+    db: &Db,
+    now: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let before = crate::store::format_time(now - chrono::Duration::days(SOFT_BOUNCE_WINDOW_DAYS));
+    let mut removed = 0;
+    loop {
+        let done = sqlx::query(
+            "delete from soft_bounces where (org_id, channel, address, message_key) in
+               (select org_id, channel, address, message_key from soft_bounces where at < $1 limit $2)",
+        )
+        .bind(&before)
+        .bind(batch)
+        .execute(&db.write)
+        .await?
+        .rows_affected();
+        removed += done;
+        if done < batch as u64 {
+            return Ok(removed);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Remembers an accepted post's signature token until `forget_before` has passed for it, and
 /// forgets the tokens whose signatures can no longer be accepted anyway.
 pub async fn remember_token(

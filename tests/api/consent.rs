@@ -460,3 +460,184 @@ db_test!(
         }
     }
 );
+
+db_test!(
+    a_scheduled_local_time_one_shot_starts_at_the_first_zones_moment_and_east_of_it_waits_for_none,
+    |app: TestApp| async move {
+        use chrono::TimeZone;
+        ready(&app, 0).await;
+        let reply = app
+            .admin(Method::POST, "/crm/contacts/import")
+            .json(&json!([
+                {"id": "ct-kiritimati", "email": "kiritimati@acme.test", "timezone": "Pacific/Kiritimati", "tags": ["c"]},
+                {"id": "ct-tokyo", "email": "tokyo@acme.test", "timezone": "Asia/Tokyo", "tags": ["c"]},
+                {"id": "ct-berlin", "email": "berlin@acme.test", "timezone": "Europe/Berlin", "tags": ["c"]},
+                {"id": "ct-la", "email": "la@acme.test", "timezone": "America/Los_Angeles", "tags": ["c"]}
+            ]))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let la = chrono_tz::America::Los_Angeles;
+        let text = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let parse = |v: &Value| -> chrono::DateTime<chrono::Utc> {
+            v.as_str().unwrap_or_default().parse().unwrap()
+        };
+        // Where `start`'s wall time in Los Angeles comes first: the same wall time in UTC+14.
+        let first_moment = |start: chrono::DateTime<chrono::Utc>| {
+            (start.with_timezone(&la).naive_local() - chrono::Duration::hours(14)).and_utc()
+        };
+
+        // camp-first: the wall time reaches Kiritimati (UTC+14) 30 s from now, and Los Angeles
+        // (and startAt) about a day later.
+        let wall =
+            (chrono::Utc::now() + chrono::Duration::seconds(30) + chrono::Duration::hours(14))
+                .naive_utc();
+        let start = la
+            .from_local_datetime(&wall)
+            .earliest()
+            .expect("a wall time Los Angeles has")
+            .with_timezone(&chrono::Utc);
+        // As the API keeps it: to the millisecond.
+        let start: chrono::DateTime<chrono::Utc> = text(start).parse().unwrap();
+        let first = first_moment(start);
+        let created = app
+            .post_campaign(&one_shot(
+                "camp-first",
+                json!({"status": "scheduled", "schedule": {"startAt": text(start),
+                    "timezone": "America/Los_Angeles", "localTime": true}}),
+            ))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_eq!(created.body["status"], "scheduled", "{}", created.text);
+        assert_eq!(parse(&created.body["nextRunAt"]), first, "{}", created.text);
+
+        // camp-passed: startAt an hour from now in Los Angeles, so the wall time has passed in
+        // Berlin, Tokyo and Kiritimati already: the run starts now, and they get it at once.
+        let start_passed = chrono::Utc::now() + chrono::Duration::hours(1);
+        let passed = app
+            .post_campaign(&one_shot(
+                "camp-passed",
+                json!({"status": "scheduled", "schedule": {"startAt": text(start_passed),
+                    "timezone": "America/Los_Angeles", "localTime": true}}),
+            ))
+            .await;
+        assert_eq!(passed.status, 201, "{}", passed.text);
+        let at_launch = eventually(Duration::from_secs(30), || async {
+            recipients(&app, "camp-passed").await == ["ct-berlin", "ct-kiritimati", "ct-tokyo"]
+        })
+        .await;
+        assert!(at_launch, "{:?}", recipients(&app, "camp-passed").await);
+        let campaign = app.get_campaign("camp-passed").await.body;
+        assert_eq!(
+            campaign["status"], "running",
+            "Los Angeles still waits: {campaign}"
+        );
+        assert!(
+            parse(&campaign["lastRun"]["at"]) < start_passed,
+            "{campaign}"
+        );
+
+        // Kiritimati gets camp-first at its own 'startAt', a day before startAt; the zones
+        // west of it wait for theirs.
+        let kiritimati = eventually(Duration::from_secs(90), || async {
+            !recipients(&app, "camp-first").await.is_empty()
+        })
+        .await;
+        assert!(kiritimati, "camp-first never started its run");
+        assert_eq!(recipients(&app, "camp-first").await, ["ct-kiritimati"]);
+        let sent = messages_to(&app, "camp-first", "ct-kiritimati").await;
+        let at = parse(&sent[0]["sentAt"]);
+        assert!(at >= first, "sent at {at}, before its moment {first}");
+        assert!(at < start, "sent at {at}, not before startAt {start}");
+        let campaign = app.get_campaign("camp-first").await.body;
+        assert_eq!(campaign["status"], "running", "{campaign}");
+        assert_eq!(parse(&campaign["lastRun"]["at"]), first, "{campaign}");
+    }
+);
+
+/// The keys of `table`'s rows, sorted: its key columns joined by `|`.
+async fn keys(db: &herald::db::Db, table: &str, columns: &str) -> Vec<String> {
+    use sqlx::Row;
+    let rows = sqlx::query(&format!(
+        "select {} as k from {table} order by 1",
+        columns.replace(',', " || '|' || ")
+    ))
+    .fetch_all(&db.read)
+    .await
+    .unwrap();
+    rows.iter().map(|r| r.get::<String, _>("k")).collect()
+}
+
+db_test!(
+    api_only a_worker_prunes_counters_of_periods_long_past_and_soft_bounces_older_than_30_days,
+    |app: TestApp| async move {
+        let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
+        let now = chrono::Utc::now();
+        let ago = |days: i64| herald::store::format_time(now - chrono::Duration::days(days));
+        // More old counters than one pruning batch deletes, and counters of this day and week.
+        sqlx::query(
+            "with recursive n(i) as (select 1 union all select i + 1 from n where i < 2100)
+             insert into frequency_counts (org_id, contact_id, channel, period, n, updated_at)
+             select 'acme', 'ct-old-' || i, 'email', 'day:2026-01-01', 1, $1 from n",
+        )
+        .bind(ago(40))
+        .execute(&db.write)
+        .await
+        .unwrap();
+        for (contact, period, at) in [
+            ("ct-today", "day:today", ago(0)),
+            ("ct-week", "week:this", ago(6)),
+            ("ct-fortnight", "week:last", ago(15)),
+        ] {
+            sqlx::query(
+                "insert into frequency_counts (org_id, contact_id, channel, period, n, updated_at)
+                 values ('acme', $1, '*', $2, 1, $3)",
+            )
+            .bind(contact)
+            .bind(period)
+            .bind(at)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        }
+        for (address, at) in [
+            ("old@acme.test", ago(31)),
+            ("recent@acme.test", ago(29)),
+            ("today@acme.test", ago(0)),
+        ] {
+            sqlx::query(
+                "insert into soft_bounces (org_id, channel, address, message_key, at)
+                 values ('acme', 'email', $1, 'run-1:ct:email', $2)",
+            )
+            .bind(address)
+            .bind(at)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        }
+        assert_eq!(keys(&db, "frequency_counts", "contact_id").await.len(), 2103);
+
+        // This server runs no workers; one that does prunes in its reconcile pass.
+        let _worker = spawn_with(app.backend, test_config(app.database_url.clone(), &app.data_dir)).await;
+        let pruned = eventually(Duration::from_secs(60), || async {
+            keys(&db, "frequency_counts", "contact_id").await.len() == 2
+        })
+        .await;
+        assert!(pruned, "{:?}", keys(&db, "frequency_counts", "contact_id").await.len());
+        assert_eq!(
+            keys(&db, "frequency_counts", "contact_id,period").await,
+            ["ct-today|day:today", "ct-week|week:this"]
+        );
+        let bounces = eventually(Duration::from_secs(30), || async {
+            keys(&db, "soft_bounces", "address").await.len() == 2
+        })
+        .await;
+        assert!(bounces, "{:?}", keys(&db, "soft_bounces", "address").await);
+        assert_eq!(
+            keys(&db, "soft_bounces", "address").await,
+            ["recent@acme.test", "today@acme.test"]
+        );
+    }
+);
