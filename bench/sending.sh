@@ -8,6 +8,10 @@
 # 3. reports the launch delay (the `Launched` event's time minus `startAt`), sends per second
 #    end to end (ledger rows over the time from the `Launched` event to the last row), the
 #    ledger count sampled every second, and the server's peak RSS (sampled, and VmHWM).
+# Consent (issue 14): HERALD_BENCH_SUPPRESSED=N lists N email addresses on the org's suppression
+# list, every tenth one a recipient (the rest unrelated addresses); HERALD_BENCH_CAP=N sets a
+# frequency cap of N sends per contact and day on every channel. Suppressed recipients get no
+# ledger row; the figure counts ledger rows (sends and capped rows) over the launch's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +21,8 @@ PORT="${HERALD_BENCH_PORT:-18082}"
 TOTAL="${HERALD_BENCH_CONTACTS:-1000000}"
 LEAD="${HERALD_BENCH_LEAD:-5}"
 TIMEOUT="${HERALD_BENCH_TIMEOUT:-1800}"
+SUPPRESSED="${HERALD_BENCH_SUPPRESSED:-0}"
+CAP="${HERALD_BENCH_CAP:-}"
 BIN="${HERALD_BENCH_BIN:-target/release/herald}"
 WORK=$(mktemp -d)
 SERVER=
@@ -66,6 +72,21 @@ sql "insert into documents (org_id, kind, id, lookup, version, created_at, updat
 sql "analyze documents" >/dev/null
 echo "org holds $(sql "select count(*) from documents where org_id = 'bench' and kind = 'contact'") contacts ($(echo "$(date +%s.%N) - $START" | bc) s)"
 
+if [ "$SUPPRESSED" -gt 0 ]; then
+  # Every tenth listed address is a recipient's; the others belong to nobody in the org.
+  sql "insert into suppressions (org_id, channel, address, reason, source, at)
+    select 'bench', 'email', case when g % 10 = 0 then 'person' || (g / 10) || '@example.com'
+                                  else 'gone' || g || '@elsewhere.test' end,
+           'unsubscribe', 'bench', to_char(now(), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+    from generate_series(1, $SUPPRESSED) g on conflict do nothing" >/dev/null
+  sql "analyze suppressions" >/dev/null
+  echo "suppression list: $(sql "select count(*) from suppressions where org_id = 'bench'") addresses"
+fi
+if [ -n "$CAP" ]; then
+  api PUT /crm/marketing/settings "{\"frequencyCaps\": [{\"channel\": \"*\", \"max\": $CAP, \"per\": \"day\"}]}" >/dev/null
+  echo "frequency cap: $CAP per contact and day, every channel"
+fi
+
 START_AT=$(python3 -c "import datetime; print((datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=$LEAD)).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z')")
 api POST /crm/marketing/campaigns "{\"id\": \"camp-bench\", \"name\": \"Bench\", \"type\": \"one-shot\", \"channels\": [\"email\"],
   \"audienceId\": \"aud-bench\", \"templateId\": \"tpl-bench\", \"schedule\": {\"startAt\": \"$START_AT\"}, \"status\": \"scheduled\"}" >/dev/null
@@ -99,5 +120,6 @@ print(f"sends: {count} in {end_to_end:.2f} s from the launch = {count / end_to_e
 if steady > 0:
     print(f"       {count / steady:.0f} sends/s from the first ledger row to the last ({steady:.2f} s)")
 EOF
+echo "skipped as suppressed: $(sql "select count(*) from suppressions s where org_id = 'bench' and address like 'person%'"); capped ledger rows: $(sql "select count(*) from send_ledger where org_id = 'bench' and state = 'capped'")"
 echo "outbox: $(sql "select count(*) from sandbox_messages where org_id = 'bench'") messages, $(sql "select count(distinct contact_id) from sandbox_messages where org_id = 'bench'") contacts"
 echo "server RSS: peak sampled ${PEAK_SAMPLED} MB, VmHWM $(peak) MB"
