@@ -12,6 +12,9 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::FieldError;
 
+mod sql;
+pub use sql::SqlPredicate;
+
 /// How deeply objects and arrays may nest in a `where` clause; the clause itself is level 1.
 pub const MAX_DEPTH: usize = 32;
 /// The longest `$regex` pattern accepted, in characters.

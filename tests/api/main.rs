@@ -31,6 +31,7 @@ mod logging;
 mod openapi;
 mod preview;
 mod purge;
+mod reach;
 mod scheduling;
 mod sending;
 mod settings;
