@@ -1,5 +1,5 @@
 -- Contacts as jsonb beside their text, so an audience filter runs as one SQL predicate
--- (docs/dynamic-query.md, ADR 14). Generated, so every writer (commands, imports, replay) keeps
+-- (docs/dynamic-query.md, ADR 16). Generated, so every writer (commands, imports, replay) keeps
 -- it in step. `null` for other kinds, and for a contact whose text holds an escaped NUL, which
 -- jsonb refuses: reach checks such rows with the evaluator.
 create function herald_contact_body(kind text, doc text) returns jsonb
