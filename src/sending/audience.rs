@@ -43,24 +43,37 @@ pub async fn reach(db: &Db, org_id: &str, spec: &CampaignSpec) -> Result<u64, sq
     }
 }
 
-/// The next page of contacts by id that existed at the launch.
+/// The next page of the audience's contacts by id that existed at the launch. On PostgreSQL the
+/// filter's compiled predicate narrows the page in SQL (the same one reach uses); callers still
+/// keep only the contacts [`Filter::matches`], the oracle where the predicate is inexact.
 pub async fn page(
     db: &Db,
     org_id: &str,
+    filter: &Filter,
     after: &str,
     launched_at: &str,
 ) -> Result<Vec<(String, Value)>, sqlx::Error> {
-    let rows = sqlx::query(
+    let predicate = crate::reach::contacts_predicate(db, filter, 5);
+    let sql = format!(
         "select id, doc from documents
-         where org_id = $1 and kind = 'contact' and id > $2 and created_at <= $3
+         where org_id = $1 and kind = 'contact' and id > $2 and created_at <= $3 and {}
          order by id limit $4",
-    )
-    .bind(org_id)
-    .bind(after)
-    .bind(launched_at)
-    .bind(PAGE)
-    .fetch_all(&db.read)
-    .await?;
+        predicate.sql
+    );
+    let query = sqlx::query(&sql)
+        .bind(org_id)
+        .bind(after)
+        .bind(launched_at)
+        .bind(PAGE);
+    let query = crate::reach::bind(query, &predicate);
+    let rows = if predicate.params.is_empty() {
+        query.fetch_all(&db.read).await?
+    } else {
+        let mut tx = crate::reach::without_jit(db).await?;
+        let rows = query.persistent(false).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows
+    };
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get("id")?;

@@ -184,7 +184,9 @@ impl Sender {
             }
             let page = match read_ahead.take() {
                 Some(page) => page,
-                None => audience::page(&self.db, org_id, &after, &plan.launched_at).await?,
+                None => {
+                    audience::page(&self.db, org_id, &filter, &after, &plan.launched_at).await?
+                }
             };
             let Some((last_id, _)) = page.last() else {
                 break;
@@ -199,7 +201,7 @@ impl Sender {
             // before it is sent).
             let next = async {
                 if full {
-                    audience::page(&self.db, org_id, &after, &plan.launched_at)
+                    audience::page(&self.db, org_id, &filter, &after, &plan.launched_at)
                         .await
                         .map(Some)
                 } else {
