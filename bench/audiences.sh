@@ -3,12 +3,15 @@
 #   bench/audiences.sh     # needs: release build, python3, PostgreSQL on 127.0.0.1:5432
 # 1. imports 100 000 contacts through POST /crm/contacts/import (NDJSON), timed;
 # 2. grows the org to 1 000 000 contacts, then times the reach of a three-condition filter
-#    (tags $in, an attribute range, $exists) and samples the server's peak RSS.
+#    (tags $in, an attribute range, $exists) and samples the server's peak RSS;
+# 3. beside it, in the same run, the reference (issue 19): the query a listmonk user writes by
+#    hand (`attribs->'tags' ?| array[...] and ...`) over a JSONB copy of the same rows, count and
+#    ten-row sample, and prints Herald's figure, the reference and their ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ADMIN_URL="${HERALD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-DB=herald_bench_audiences
+DB="${HERALD_BENCH_DB:-herald_bench_audiences}"
 PORT="${HERALD_BENCH_PORT:-18081}"
 TOTAL="${HERALD_BENCH_CONTACTS:-1000000}"
 BIN="${HERALD_BENCH_BIN:-target/release/herald}"
@@ -65,3 +68,32 @@ for i in 1 2 3; do
   END=$(date +%s.%N)
   echo "reach run $i: count=$RESULT in $(echo "$END - $START" | bc) s; peak RSS $(peak) MB"
 done
+
+# The reference: a JSONB copy of the same contacts in a listmonk-shaped table, and the SQL a
+# listmonk user writes by hand for the same filter (count, then the ten oldest).
+psql "$DATABASE_URL" -qc "drop table if exists subscribers" \
+  -qc "create table subscribers as select id, created_at, doc::jsonb as attribs from documents where kind = 'contact'" \
+  -qc "vacuum analyze subscribers"
+REFERENCE_SQL="select count(*) from subscribers where attribs->'tags' ?| array['vip', 'prospect']
+    and (attribs->'attributes'->>'score')::numeric >= 40 and (attribs->'attributes'->>'score')::numeric < 90
+    and attribs ? 'phone';
+  select attribs from subscribers where attribs->'tags' ?| array['vip', 'prospect']
+    and (attribs->'attributes'->>'score')::numeric >= 40 and (attribs->'attributes'->>'score')::numeric < 90
+    and attribs ? 'phone' order by created_at, id limit 10;"
+best() { sort -n | head -1; }
+HERALD_TIMES=()
+REFERENCE_TIMES=()
+for i in 1 2 3; do
+  START=$(date +%s.%N)
+  curl -sf -X POST "http://127.0.0.1:$PORT/crm/audiences/preview" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' -d "$FILTER" >/dev/null
+  HERALD_TIMES+=("$(echo "$(date +%s.%N) - $START" | bc)")
+  START=$(date +%s.%N)
+  REFERENCE_COUNT=$(psql "$DATABASE_URL" -Atc "$REFERENCE_SQL" | head -1)
+  REFERENCE_TIMES+=("$(echo "$(date +%s.%N) - $START" | bc)")
+done
+HERALD_BEST=$(printf '%s\n' "${HERALD_TIMES[@]}" | best)
+REFERENCE_BEST=$(printf '%s\n' "${REFERENCE_TIMES[@]}" | best)
+echo "== reach beside the hand-written JSONB query (best of 3 each, interleaved)"
+echo "herald reach (count + sample): $HERALD_BEST s, count=$RESULT; peak RSS $(peak) MB"
+echo "reference (listmonk-style SQL over a JSONB copy, count + sample): $REFERENCE_BEST s, count=$REFERENCE_COUNT"
+echo "ratio (reference time / Herald time, >= 1.0 is as fast or faster): $(echo "scale=2; $REFERENCE_BEST / $HERALD_BEST" | bc)"
