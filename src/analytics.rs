@@ -211,8 +211,8 @@ async fn insert_activities(tx: &mut Tx, rows: &[Activity]) -> Result<(), sqlx::E
 }
 
 /// Applies `edit` to the detail of each of a contact's activities, writing back those it
-/// changed (erasure, ADR 14: the same edit as on the events they were folded from, so a replay
-/// gives the same rows).
+/// changed, 400 a statement (erasure, ADR 15: the same edit as on the events they were folded
+/// from, so a replay gives the same rows).
 pub async fn edit_activities(
     tx: &mut Tx,
     org_id: &str,
@@ -226,25 +226,31 @@ pub async fn edit_activities(
     .bind(contact_id)
     .fetch_all(&mut **tx)
     .await?;
+    let mut changed = Vec::new();
     for row in rows {
         let detail: String = row.try_get("detail")?;
         let Ok(mut detail) = serde_json::from_str(&detail) else {
             continue;
         };
-        if !edit(&mut detail) {
-            continue;
+        if edit(&mut detail) {
+            let position: i64 = row.try_get("position")?;
+            let seq: i64 = row.try_get("seq")?;
+            changed.push((position, seq, detail.to_string()));
         }
-        sqlx::query(
-            "update contact_activities set detail = $1
-             where org_id = $2 and contact_id = $3 and position = $4 and seq = $5",
-        )
-        .bind(detail.to_string())
-        .bind(org_id)
-        .bind(contact_id)
-        .bind(row.try_get::<i64, _>("position")?)
-        .bind(row.try_get::<i64, _>("seq")?)
-        .execute(&mut **tx)
-        .await?;
+    }
+    for chunk in changed.chunks(400) {
+        let sql = format!(
+            "with v (position, seq, detail) as (values {})
+             update contact_activities set detail = v.detail from v
+             where contact_activities.org_id = $1 and contact_activities.contact_id = $2
+               and contact_activities.position = v.position and contact_activities.seq = v.seq",
+            store::param_rows("", 3, 3, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(org_id).bind(contact_id);
+        for (position, seq, detail) in chunk {
+            query = query.bind(*position).bind(*seq).bind(detail.as_str());
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -270,15 +270,16 @@ impl Erasure<'_> {
     /// transaction open at that commit has ended, rewrites again what a send racing the
     /// erasure may have written meanwhile. Returns how many events were rewritten.
     async fn run(&self) -> anyhow::Result<u64> {
+        let started = std::time::Instant::now();
         self.delete_contact().await?;
+        let deleted = started.elapsed();
         let mut tx = self.db.begin().await?;
-        let personal = self.rewrite_contact_events(&mut tx).await?;
-        let mut rewritten = personal.1;
-        let personal = personal.0;
+        let (personal, mut rewritten) = self.rewrite_contact_events(&mut tx).await?;
         rewritten += self.hash_suppressions(&mut tx, &personal).await?;
         rewritten += self.rewrite_by_contact(&mut tx, &personal).await?;
         self.tombstone(&mut tx, rewritten).await?;
         tx.commit().await?;
+        let first_pass = started.elapsed();
         if self.db.backend == Backend::Postgres {
             // A send whose page transaction read the suppression list before the commit above
             // may still write an outbox row after it (SQLite's one writer rules that out).
@@ -288,6 +289,12 @@ impl Erasure<'_> {
             rewritten += self.rewrite_by_contact(&mut tx, &personal).await?;
             tx.commit().await?;
         }
+        tracing::info!(
+            delete_ms = deleted.as_millis() as u64,
+            first_pass_ms = first_pass.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "erasure timings"
+        );
         Ok(rewritten)
     }
 
@@ -338,7 +345,7 @@ impl Erasure<'_> {
             let open: i64 = sqlx::query_scalar(
                 "select count(*) from pg_stat_activity
                  where datname = current_database() and pid <> pg_backend_pid()
-                   and xact_start < cast($1 as timestamptz)",
+                   and backend_type = 'client backend' and xact_start < cast($1 as timestamptz)",
             )
             .bind(committed)
             .fetch_one(&self.db.read)
@@ -360,7 +367,7 @@ impl Erasure<'_> {
     async fn rewrite_contact_events(&self, tx: &mut Tx) -> anyhow::Result<(Personal, u64)> {
         let stream = documents::stream_id(DocumentKind::Contact, self.org_id, self.contact_id);
         let mut personal = Personal::default();
-        let mut rewritten = 0;
+        let mut changed = Vec::new();
         for (position, mut data) in store::stream_data(tx, &stream).await? {
             let Some(body) = data.get_mut("body") else {
                 continue;
@@ -370,10 +377,10 @@ impl Erasure<'_> {
             }
             personal.collect(body);
             *body = erased_body();
-            store::replace_data(tx, self.db.backend, position, &data).await?;
-            rewritten += 1;
+            changed.push((position, data));
         }
-        Ok((personal, rewritten))
+        store::replace_data(tx, self.db.backend, &changed).await?;
+        Ok((personal, changed.len() as u64))
     }
 
     /// Keeps each of the contact's addresses on the suppression list as a hash only, and
@@ -394,15 +401,10 @@ impl Erasure<'_> {
     /// idempotent answers (deleted). Run in both passes.
     async fn rewrite_by_contact(&self, tx: &mut Tx, personal: &Personal) -> anyhow::Result<u64> {
         let backend = self.db.backend;
-        let mut rewritten = 0;
-        for (position, mut data) in
-            store::engagement_data(tx, backend, self.org_id, self.contact_id).await?
-        {
-            if blank_free_text(&mut data) {
-                store::replace_data(tx, backend, position, &data).await?;
-                rewritten += 1;
-            }
-        }
+        let mut changed = store::engagement_data(tx, backend, self.org_id, self.contact_id).await?;
+        changed.retain_mut(|(_, data)| blank_free_text(data));
+        store::replace_data(tx, backend, &changed).await?;
+        let rewritten = changed.len() as u64;
         analytics::edit_activities(tx, self.org_id, self.contact_id, blank_free_text).await?;
         ledger::forget_contact(tx, self.org_id, self.contact_id, ERASED).await?;
         // A contact create's stored answer holds the contact; values shorter than four

@@ -863,22 +863,29 @@ fn position_and_data(row: &AnyRow) -> Result<(i64, Value), sqlx::Error> {
     Ok((row.try_get("position")?, data))
 }
 
-/// Rewrites the data of the event at `position`, which keeps its place, id, type and stream.
-/// Only erasure does this (ADR 15); every other writer appends.
+/// Rewrites the data of the events at the given positions, which keep their place, id, type
+/// and stream; 400 events a statement. Only erasure does this (ADR 15); every other writer
+/// appends.
 pub async fn replace_data(
     tx: &mut Tx,
     backend: Backend,
-    position: i64,
-    data: &Value,
+    events: &[(i64, Value)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "update events set data = {} where position = $2",
-        json_param(backend, 1)
-    ))
-    .bind(data.to_string())
-    .bind(position)
-    .execute(&mut **tx)
-    .await?;
+    let data = match backend {
+        Backend::Postgres => "cast(v.data as jsonb)",
+        Backend::Sqlite => "v.data",
+    };
+    for chunk in events.chunks(400) {
+        let sql = format!(
+            "with v (position, data) as (values {}) update events set data = {data} from v where events.position = v.position",
+            param_rows("", 1, 2, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for (position, value) in chunk {
+            query = query.bind(*position).bind(value.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
