@@ -66,7 +66,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 }
 
 /// Whether any string or key of a JSON value holds a NUL character.
-fn holds_nul(value: &Value) -> bool {
+pub(crate) fn holds_nul(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(holds_nul),

@@ -17,7 +17,9 @@ use herald_domain::template::{parse_template, render, RenderContext, TemplateCon
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Result};
-use super::extract::{decode_cursor, encode_cursor, if_match, Auth, JsonBody, Params, RequestMeta};
+use super::extract::{
+    decode_cursor, encode_cursor, holds_nul, if_match, Auth, JsonBody, Params, RequestMeta,
+};
 use super::routes::Routes;
 use super::{idempotency, schemas, AppState};
 use crate::documents::{self, BulkRow, DocError, Extras};
@@ -808,8 +810,14 @@ struct ImportRows {
 impl ImportRows {
     /// Checks row `line` (1-based) and keeps it, or its error.
     fn take(&mut self, line: usize, row: std::result::Result<Value, String>) {
+        // PostgreSQL stores no NUL in text or jsonb: such a row is refused like any bad row.
+        let nul = "the row holds a NUL character (\\u0000), which no field accepts";
         match row
             .map_err(|e| vec![FieldError::new("", e)])
+            .and_then(|v| match holds_nul(&v) {
+                true => Err(vec![FieldError::new("", nul)]),
+                false => Ok(v),
+            })
             .and_then(|v| parse_contact(&v))
         {
             Ok(input) => {

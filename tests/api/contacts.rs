@@ -157,6 +157,50 @@ db_test!(
 );
 
 db_test!(
+    an_import_row_holding_a_nul_is_reported_and_the_others_kept,
+    |app: TestApp| async move {
+        // Found by Schemathesis on PostgreSQL: a NUL in a key or value of a row answered 500.
+        let list = json!([
+            {"id": "ct-ok-1", "email": "ok1@acme.test"},
+            {"id": "ct-nul-key", "email": "k@acme.test", "attributes": {"a\u{0}b": 1}},
+            {"id": "ct-nul-value", "firstName": "An\u{0}n"},
+            {"id": "ct-ok-2", "email": "ok2@acme.test"},
+        ]);
+        for (content_type, body) in [
+            ("application/json", list.to_string()),
+            (
+                "application/x-ndjson",
+                list.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| format!("{r}\n"))
+                    .collect(),
+            ),
+        ] {
+            let reply = app
+                .admin(Method::POST, "/crm/contacts/import")
+                .raw(Some(content_type), body)
+                .send()
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            let errors = reply.body["errors"].as_array().unwrap();
+            let lines: Vec<i64> = errors.iter().map(|e| e["line"].as_i64().unwrap()).collect();
+            assert_eq!(lines, [2, 3], "{}", reply.text);
+            assert!(errors[0]["message"].as_str().unwrap().contains("NUL"));
+        }
+        for id in ["ct-nul-key", "ct-nul-value"] {
+            let missing = app
+                .admin(Method::GET, &format!("/crm/contacts/{id}"))
+                .send()
+                .await;
+            assert_eq!(missing.status, 404, "{}", missing.text);
+        }
+        let kept = app.admin(Method::GET, "/crm/contacts/ct-ok-2").send().await;
+        assert_eq!(kept.status, 200, "{}", kept.text);
+    }
+);
+
+db_test!(
     a_malformed_ndjson_line_is_reported_by_number,
     |app: TestApp| async move {
         let body = "{\"email\": \"a@example.com\"}\n{not json\n\n{\"email\": \"b@example.com\"}\n";
