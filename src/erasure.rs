@@ -29,7 +29,7 @@ use crate::commands::{self, CommandMeta};
 use crate::db::{Backend, Db, Tx};
 use crate::documents::{self, DocError, Extras};
 use crate::purge::audit_stream;
-use crate::sending::ledger;
+use crate::sending::{drip, ledger};
 use crate::store::{self, format_time, NewEvent};
 use crate::suppressions;
 use crate::webhooks::lookup::forget_soft_bounces;
@@ -397,15 +397,18 @@ impl Erasure<'_> {
     }
 
     /// The rows found by the contact's id: engagement events and activities (free text
-    /// replaced), outbox messages and short links (`ledger::forget_contact`) and stored
-    /// idempotent answers (deleted). Run in both passes.
+    /// replaced), enrollment rows and events (milestone dates and zones replaced,
+    /// `drip::forget_contact`), outbox messages and short links (`ledger::forget_contact`) and
+    /// stored idempotent answers (deleted). Run in both passes.
     async fn rewrite_by_contact(&self, tx: &mut Tx, personal: &Personal) -> anyhow::Result<u64> {
         let backend = self.db.backend;
         let mut changed = store::engagement_data(tx, backend, self.org_id, self.contact_id).await?;
         changed.retain_mut(|(_, data)| blank_free_text(data));
         store::replace_data(tx, backend, &changed).await?;
-        let rewritten = changed.len() as u64;
+        let mut rewritten = changed.len() as u64;
         analytics::edit_activities(tx, self.org_id, self.contact_id, blank_free_text).await?;
+        rewritten +=
+            drip::forget_contact(tx, backend, self.org_id, self.contact_id, ERASED).await?;
         ledger::forget_contact(tx, self.org_id, self.contact_id, ERASED).await?;
         // A contact create's stored answer holds the contact; values shorter than four
         // characters would match too much else.

@@ -371,6 +371,135 @@ pub(super) async fn release_moved(
     Ok(count)
 }
 
+/// Erasure of one contact's enrollments (ADR 15): its rows and the enrollment events that list
+/// it lose the milestone date (read from one of its date attributes), the milestone's moment
+/// (which gives the date away) and the zone. A milestone becomes `"<erased> <n>"`, numbered
+/// within the campaign so the rows keep their keys apart; a milestone row's `starts_at` becomes
+/// its enrollment time and an event's `startsAt` its batch's `at`; zones become `erased`.
+/// Enrollments still active exit as `contact-deleted`, with an `EnrollmentsExited` event, as
+/// the step sender would on finding the contact gone, so nothing is timed by what was erased.
+/// Returns how many events were rewritten; a second call rewrites none.
+pub async fn forget_contact(
+    tx: &mut Tx,
+    backend: Backend,
+    org_id: &str,
+    contact_id: &str,
+    erased: &str,
+) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query(
+        "select campaign_id, milestone, status, zone from enrollments
+         where org_id = $1 and contact_id = $2 order by campaign_id, milestone",
+    )
+    .bind(org_id)
+    .bind(contact_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let is_erased = |milestone: &str| milestone.starts_with(erased);
+    let mut by_campaign: BTreeMap<String, Vec<(String, String, String)>> = BTreeMap::new();
+    for row in &rows {
+        by_campaign
+            .entry(row.try_get("campaign_id")?)
+            .or_default()
+            .push((
+                row.try_get("milestone")?,
+                row.try_get("status")?,
+                row.try_get("zone")?,
+            ));
+    }
+    let now = format_time(Utc::now());
+    let mut changed = Vec::new();
+    for (campaign, rows) in &by_campaign {
+        // Original milestone → its replacement.
+        let mut renamed: HashMap<&str, String> = HashMap::new();
+        let mut numbered = rows.iter().filter(|(m, ..)| is_erased(m)).count();
+        let mut exited = Vec::new();
+        for (milestone, status, zone) in rows {
+            let personal = !milestone.is_empty() && !is_erased(milestone);
+            if !personal && zone == erased && status != "active" {
+                continue;
+            }
+            let new_milestone = if personal {
+                numbered += 1;
+                let name = format!("{erased} {numbered}");
+                renamed.insert(milestone, name.clone());
+                name
+            } else {
+                milestone.clone()
+            };
+            sqlx::query(
+                "update enrollments set milestone = $5, zone = $6,
+                   starts_at = case when milestone = '' then starts_at else enrolled_at end,
+                   status = case when status = 'active' then 'exited' else status end,
+                   exit_reason = case when status = 'active' then 'contact-deleted' else exit_reason end,
+                   step_due_at = null, poll_at = null, locked_by = null, updated_at = $7
+                 where org_id = $1 and campaign_id = $2 and contact_id = $3 and milestone = $4",
+            )
+            .bind(org_id)
+            .bind(campaign)
+            .bind(contact_id)
+            .bind(milestone)
+            .bind(&new_milestone)
+            .bind(erased)
+            .bind(&now)
+            .execute(&mut **tx)
+            .await?;
+            if status == "active" {
+                exited.push(drip::ExitedContact {
+                    contact_id: contact_id.to_string(),
+                    milestone: new_milestone,
+                    reason: "contact-deleted".to_string(),
+                });
+            }
+        }
+        for (position, mut data) in
+            store::enrollment_data(tx, backend, org_id, campaign, contact_id).await?
+        {
+            let at = data["at"].clone();
+            let Some(contacts) = data.get_mut("contacts").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            let mut edited = false;
+            for entry in contacts.iter_mut().filter(|c| c["contactId"] == contact_id) {
+                let Some(entry) = entry.as_object_mut() else {
+                    continue;
+                };
+                if let Some(Value::String(milestone)) = entry.get_mut("milestone") {
+                    if !milestone.is_empty() && !is_erased(milestone) {
+                        // No row of that name: an event written after its row was renamed (a
+                        // step sender that claimed the row before the erasure).
+                        *milestone = renamed
+                            .get(milestone.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| erased.to_string());
+                        if entry.contains_key("startsAt") {
+                            entry.insert("startsAt".to_string(), at.clone());
+                        }
+                        edited = true;
+                    }
+                }
+                if let Some(zone) = entry.get_mut("zone").filter(|z| *z != erased) {
+                    *zone = Value::String(erased.to_string());
+                    edited = true;
+                }
+            }
+            if edited {
+                changed.push((position, data));
+            }
+        }
+        log_batch(
+            tx,
+            backend,
+            org_id,
+            campaign,
+            drip::EXITED_EVENT_TYPE,
+            exited,
+        )
+        .await?;
+    }
+    store::replace_data(tx, backend, &changed).await?;
+    Ok(changed.len() as u64)
+}
+
 /// The value at a dot path of a contact (`attributes.renewalAt`).
 fn path_value<'a>(contact: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.')

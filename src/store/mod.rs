@@ -857,6 +857,42 @@ pub async fn engagement_data(
     rows.iter().map(position_and_data).collect()
 }
 
+/// The positions and data of one campaign's enrollment events (`ContactsEnrolled`,
+/// `EnrollmentsExited`) that list `contact_id`, found through the
+/// `events_enrollment_campaign` index; the contact is picked out of the campaign's batches by
+/// the database.
+pub async fn enrollment_data(
+    tx: &mut Tx,
+    backend: Backend,
+    org_id: &str,
+    campaign_id: &str,
+    contact_id: &str,
+) -> Result<Vec<(i64, Value)>, sqlx::Error> {
+    // The index's own expression and predicate, so the planner can use it.
+    let (campaign, lists_contact) = match backend {
+        Backend::Postgres => (
+            "data->>'campaignId'",
+            "data->'contacts' @> jsonb_build_array(jsonb_build_object('contactId', cast($3 as text)))",
+        ),
+        Backend::Sqlite => (
+            "json_extract(data, '$.campaignId')",
+            "exists (select 1 from json_each(events.data, '$.contacts') as c
+                     where json_extract(c.value, '$.contactId') = $3)",
+        ),
+    };
+    let rows = sqlx::query(&format!(
+        "select position, cast(data as text) as data from events
+         where org_id = $1 and event_type in ('ContactsEnrolled', 'EnrollmentsExited')
+           and {campaign} = $2 and {lists_contact}"
+    ))
+    .bind(org_id)
+    .bind(campaign_id)
+    .bind(contact_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(position_and_data).collect()
+}
+
 fn position_and_data(row: &AnyRow) -> Result<(i64, Value), sqlx::Error> {
     let data: String = row.try_get("data")?;
     let data = serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;

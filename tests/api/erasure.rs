@@ -16,15 +16,21 @@ const FIRST: &str = "Zyxoria";
 const LAST: &str = "Quillfeatherton";
 const COLOUR: &str = "vermilion-zq7";
 const LOYALTY: &str = "LC88213ZQX";
+/// A date attribute a milestone campaign enrolls the contact at: its milestone date is the
+/// same day.
+const RENEWAL: &str = "2031-08-23";
+/// The contact's zone, which its enrollments are timed in.
+const ZONE: &str = "Pacific/Chatham";
 
 /// Every value of the contact that must be gone.
-const VALUES: [&str; 6] = [EMAIL, PHONE, FIRST, LAST, COLOUR, LOYALTY];
+const VALUES: [&str; 8] = [EMAIL, PHONE, FIRST, LAST, COLOUR, LOYALTY, RENEWAL, ZONE];
 
 const BROWSER: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
 
 fn contact(id: &str) -> Value {
     json!({"id": id, "email": EMAIL, "phone": PHONE, "firstName": FIRST, "lastName": LAST,
-        "tags": ["prospect"], "attributes": {"favouriteColour": COLOUR, "loyaltyCode": LOYALTY}})
+        "timezone": ZONE, "tags": ["prospect"],
+        "attributes": {"favouriteColour": COLOUR, "loyaltyCode": LOYALTY, "renewalAt": RENEWAL}})
 }
 
 /// A template that quotes the contact's names and puts an attribute into a link's target.
@@ -210,6 +216,14 @@ fn export(app: &TestApp) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A campaign's enrollments (`GET …/enrollments`).
+async fn enrollments(app: &TestApp, campaign: &str) -> Vec<Value> {
+    let path = format!("/crm/marketing/campaigns/{campaign}/enrollments");
+    let reply = app.admin(Method::GET, &path).send().await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body["items"].as_array().cloned().unwrap_or_default()
+}
+
 async fn analytics(app: &TestApp, campaign: &str) -> Value {
     let reply = app
         .admin(
@@ -291,6 +305,20 @@ async fn an_erased_contact_is_in_no_table_event_export_or_log_line(backend: Back
         engagements(app).await.len() >= 3
     })
     .await;
+    // A milestone campaign enrolls the contact at its renewal date, timed in its zone.
+    let body = json!({"id": "camp-renew", "name": "Renewal", "type": "milestone",
+        "channels": ["email"], "audienceId": "aud-spring-prospects", "templateId": "tpl-personal",
+        "trigger": {"field": "attributes.renewalAt"}, "steps": [{"id": "remind", "delay": "PT0S"}],
+        "status": "running"});
+    let reply = app.post_campaign(&body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let enrolled = eventually(Duration::from_secs(20), || async {
+        enrollments(app, "camp-renew").await.iter().any(|e| {
+            e["contactId"] == "ct-zyxo" && e["milestone"] == RENEWAL && e["status"] == "active"
+        })
+    })
+    .await;
+    assert!(enrolled, "{:?}", enrollments(app, "camp-renew").await);
     assert!(recorded, "{:?}", engagements(app).await);
     caught_up(app).await;
     let before = analytics(app, "camp-personal").await;
@@ -333,6 +361,9 @@ async fn an_erased_contact_is_in_no_table_event_export_or_log_line(backend: Back
 
     let dumped = dump(app).await;
     assert_eq!(leaks(&dumped), Vec::<String>::new(), "the database dump");
+    // Nor the milestone's moment (in UTC, the evening before in Chatham), which gives the
+    // date away.
+    assert!(!dumped.contains("2031-08-2"), "the milestone's moment");
     assert_eq!(leaks(&export(app)), Vec::<String>::new(), "herald export");
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert_eq!(leaks(&log), Vec::<String>::new(), "the server log");
@@ -356,6 +387,15 @@ async fn an_erased_contact_is_in_no_table_event_export_or_log_line(backend: Back
         .find(|e| e["streamId"] == "contact-acme:ct-zyxo" && e["eventType"] == "ContactCreated")
         .expect("the contact's events keep their place");
     assert_eq!(created["data"]["body"]["erased"], true, "{created}");
+    // Its enrollment is still counted, exited as its contact is gone, without its date.
+    let enrolled = enrollments(app, "camp-renew").await;
+    let zyxo: Vec<&Value> = enrolled
+        .iter()
+        .filter(|e| e["contactId"] == "ct-zyxo")
+        .collect();
+    assert_eq!(zyxo.len(), 1, "{enrolled:?}");
+    assert_eq!(zyxo[0]["status"], "exited", "{enrolled:?}");
+    assert_eq!(zyxo[0]["exitReason"], "contact-deleted", "{enrolled:?}");
     assert_eq!(analytics(app, "camp-personal").await, before);
     let listed = app
         .admin(Method::GET, "/crm/suppressions?limit=100")
