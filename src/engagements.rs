@@ -12,7 +12,7 @@
 //! `engagement_keys` in the same transaction; a repeat, in the same batch or later, records
 //! nothing and is answered [`Recorded::Duplicate`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,6 +22,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Db;
+use crate::erasure;
 use crate::projector::Wakeup;
 use crate::store::{self, format_time, AppendError, Appending, NewEvent};
 
@@ -217,16 +218,33 @@ async fn write(db: &Db, heads: &mut Heads, batch: &[Job]) -> Result<Vec<Recorded
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let fresh = claim_keys(&mut tx, batch, &format_time(now)).await?;
+    // A link or reason of an erased contact (a late click, a vendor's late bounce) is not
+    // stored: one lookup per batch, and none for a batch without either (opens).
+    let free_text: BTreeSet<(&str, &str)> = batch
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| fresh.contains(i))
+        .map(|(_, job)| &job.pending)
+        .filter(|p| p.engagement.link.is_some() || p.engagement.reason.is_some())
+        .filter_map(|p| Some((p.org_id.as_str(), p.engagement.contact_id.as_deref()?)))
+        .collect();
+    let erased = erasure::erased_among(&mut tx, &free_text).await?;
     let events: Vec<(usize, String, NewEvent)> = batch
         .iter()
         .enumerate()
         .filter(|(i, _)| fresh.contains(i))
         .map(|(i, job)| {
             let p = &job.pending;
+            let mut data = serde_json::to_value(&p.engagement).expect("engagements serialize");
+            if let Some(contact) = &p.engagement.contact_id {
+                if erased.contains(&(p.org_id.clone(), contact.clone())) {
+                    erasure::blank_free_text(&mut data);
+                }
+            }
             let event = NewEvent {
                 event_type: EVENT_TYPE.to_string(),
                 event_version: "1".to_string(),
-                data: serde_json::to_value(&p.engagement).expect("engagements serialize"),
+                data,
             };
             (i, p.engagement.stream_id(&p.org_id), event)
         })

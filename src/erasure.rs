@@ -277,6 +277,7 @@ impl Erasure<'_> {
         let (personal, mut rewritten) = self.rewrite_contact_events(&mut tx).await?;
         rewritten += self.hash_suppressions(&mut tx, &personal).await?;
         rewritten += self.rewrite_by_contact(&mut tx, &personal).await?;
+        self.remember(&mut tx).await?;
         self.tombstone(&mut tx, rewritten).await?;
         tx.commit().await?;
         let first_pass = started.elapsed();
@@ -420,6 +421,21 @@ impl Erasure<'_> {
         Ok(rewritten)
     }
 
+    /// Lists the contact's id in `erased_contacts`, so that engagements recorded later lose
+    /// their free text ([`erased_among`]).
+    async fn remember(&self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into erased_contacts (org_id, contact_id, erased_at) values ($1, $2, $3)
+             on conflict (org_id, contact_id) do nothing",
+        )
+        .bind(self.org_id)
+        .bind(self.contact_id)
+        .bind(format_time(Utc::now()))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     /// The `Erased` tombstone in the org's audit stream.
     async fn tombstone(&self, tx: &mut Tx, rewritten: u64) -> anyhow::Result<()> {
         let now = Utc::now();
@@ -481,10 +497,34 @@ fn leaves(value: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
+/// Which of `contacts` (org, contact id) were erased: one query, for the engagement recorder's
+/// batch (`erased_contacts`, written by [`Erasure::run`]'s first transaction).
+pub async fn erased_among(
+    tx: &mut Tx,
+    contacts: &BTreeSet<(&str, &str)>,
+) -> Result<BTreeSet<(String, String)>, sqlx::Error> {
+    let mut erased = BTreeSet::new();
+    if contacts.is_empty() {
+        return Ok(erased);
+    }
+    let sql = format!(
+        "select org_id, contact_id from erased_contacts where (org_id, contact_id) in (values {})",
+        store::param_rows("", 1, 2, contacts.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for (org, contact) in contacts {
+        query = query.bind(*org).bind(*contact);
+    }
+    for row in query.fetch_all(&mut **tx).await? {
+        erased.insert((row.try_get("org_id")?, row.try_get("contact_id")?));
+    }
+    Ok(erased)
+}
+
 /// Replaces an engagement's (or activity's) `link` and `reason`, the fields that carry text
 /// from outside (a personalised link, a vendor's bounce message quoting the address); whether
 /// anything changed.
-fn blank_free_text(data: &mut Value) -> bool {
+pub fn blank_free_text(data: &mut Value) -> bool {
     let Some(object) = data.as_object_mut() else {
         return false;
     };

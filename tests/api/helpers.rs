@@ -714,6 +714,7 @@ pub const NOT_REBUILT_TABLES: &[&str] = &[
     "connection_secrets",
     "engagement_keys",
     "enrollments",
+    "erased_contacts",
     "frequency_counts",
     "soft_bounces",
     "events",
