@@ -578,3 +578,83 @@ db_test!(
         assert_eq!(leaks(&dump(&app).await), Vec::<String>::new());
     }
 );
+
+db_test!(
+    a_vendor_bounce_quoting_the_address_keeps_no_trace_of_it_after_the_erasure,
+    |app: TestApp| async move {
+        use crate::webhooks::{
+            form, mailgun_connection, mailgun_signed, post_json, run_campaign, MAILGUN_SIGNING_KEY,
+        };
+        const ADDRESS: &str = "Bouncy.Quillfeather@Erasure-Test.example";
+        let (vendor, connection) = mailgun_connection(&app).await;
+        let reply = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(&json!({"id": "ct-bouncy", "email": ADDRESS, "tags": ["news"]}))
+            .send()
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        run_campaign(&app, "camp-mg", "email").await;
+        let key = vendor
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(form)
+            .find(|fields| fields["to"].eq_ignore_ascii_case(ADDRESS))
+            .map(|fields| fields["v:herald_message_key"].clone())
+            .expect("a message to the contact");
+        // A permanent failure whose reason quotes the address, as receiving servers do.
+        let bounce = |id: &str| {
+            json!({"event-data": {"event": "failed", "id": id, "severity": "permanent",
+                "timestamp": chrono::Utc::now().timestamp(), "recipient": ADDRESS,
+                "reason": format!("550 5.1.1 <{ADDRESS}>: Recipient address rejected"),
+                "delivery-status": {"code": 550, "message": "5.1.1 user unknown"},
+                "user-variables": {"herald_message_key": key}}})
+        };
+        let path = format!("/connect/webhooks/mailgun/{connection}");
+        let reply = post_json(
+            &app,
+            &path,
+            mailgun_signed(bounce("bounce-1"), MAILGUN_SIGNING_KEY),
+        )
+        .await;
+        assert_eq!(reply.body["recorded"], 1, "{}", reply.text);
+        let reasons = |events: Vec<Value>| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e["data"]["type"] == "bounce")
+                .map(|e| e["data"]["reason"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        let before = reasons(engagements(&app).await);
+        assert!(
+            before.len() == 1 && before[0].contains(ADDRESS),
+            "the reason quotes the address before the erasure: {before:?}"
+        );
+        erase(&app, "ct-bouncy").await;
+        // The vendor reports the same bounce again, late: counted, without the quote.
+        let reply = post_json(
+            &app,
+            &path,
+            mailgun_signed(bounce("bounce-2"), MAILGUN_SIGNING_KEY),
+        )
+        .await;
+        assert_eq!(reply.body["recorded"], 1, "{}", reply.text);
+        assert_eq!(
+            reasons(engagements(&app).await),
+            [ERASED_TEXT, ERASED_TEXT],
+            "both bounces are still there"
+        );
+        caught_up(&app).await;
+        let dumped = dump(&app).await.to_lowercase();
+        let at = dumped.find(&ADDRESS.to_lowercase());
+        assert!(
+            at.is_none(),
+            "the address is in the dump: {}",
+            &dumped[at.unwrap_or(0).saturating_sub(200)..at.unwrap_or(0) + 100]
+        );
+    }
+);
+
+/// What an erased link or reason reads.
+const ERASED_TEXT: &str = "[erased]";

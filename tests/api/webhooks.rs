@@ -99,7 +99,7 @@ async fn connect(app: &TestApp, body: Value) -> String {
 }
 
 /// Sends a one-shot campaign on `channel` to the audience and waits until its run is done.
-async fn run_campaign(app: &TestApp, id: &str, channel: &str) {
+pub(crate) async fn run_campaign(app: &TestApp, id: &str, channel: &str) {
     let body = json!({"id": id, "name": "Spring", "type": "one-shot", "channels": [channel],
         "audienceId": "aud-news", "templateId": "tpl-spring", "status": "running"});
     let reply = app.post_campaign(&body).await;
@@ -152,7 +152,7 @@ async fn contact(app: &TestApp, id: &str) -> Value {
 }
 
 /// The form fields of a stand-in request.
-fn form(request: &Request) -> HashMap<String, String> {
+pub(crate) fn form(request: &Request) -> HashMap<String, String> {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(&request.body)
         .unwrap()
         .into_iter()
@@ -428,7 +428,7 @@ webhook_test!(
 );
 
 /// A Mailgun body with a fresh signature by `key`.
-fn mailgun_signed(mut body: Value, key: &str) -> Vec<u8> {
+pub(crate) fn mailgun_signed(mut body: Value, key: &str) -> Vec<u8> {
     let timestamp = chrono::Utc::now().timestamp().to_string();
     let token = format!("{:050x}", rand::random::<u128>());
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
@@ -440,11 +440,11 @@ fn mailgun_signed(mut body: Value, key: &str) -> Vec<u8> {
 }
 
 /// acme's webhook signing key on its Mailgun connection.
-const MAILGUN_SIGNING_KEY: &str = "key-acme-webhook-signing";
+pub(crate) const MAILGUN_SIGNING_KEY: &str = "key-acme-webhook-signing";
 
 /// acme's audience and a Mailgun connection (`conn-mg`, signing key
 /// [`MAILGUN_SIGNING_KEY`]) sending through a stand-in; the stand-in and the connection id.
-async fn mailgun_connection(app: &TestApp) -> (MockServer, String) {
+pub(crate) async fn mailgun_connection(app: &TestApp) -> (MockServer, String) {
     let vendor = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v3/acme.test/messages"))
@@ -462,7 +462,7 @@ async fn mailgun_connection(app: &TestApp) -> (MockServer, String) {
     (vendor, connection)
 }
 
-async fn post_json(app: &TestApp, path: &str, body: Vec<u8>) -> Reply {
+pub(crate) async fn post_json(app: &TestApp, path: &str, body: Vec<u8>) -> Reply {
     app.anonymous(Method::POST, path)
         .raw(Some("application/json"), body)
         .send()
