@@ -274,6 +274,13 @@ impl Erasure<'_> {
         self.delete_contact().await?;
         let deleted = started.elapsed();
         let mut tx = self.db.begin().await?;
+        // The job's row first: a second process running the same job (it found it `running`)
+        // waits here until this transaction ends, and then finds the work and the tombstone done.
+        sqlx::query("update jobs set updated_at = $2 where id = $1")
+            .bind(self.job_id)
+            .bind(format_time(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
         let (personal, mut rewritten) = self.rewrite_contact_events(&mut tx).await?;
         rewritten += self.hash_suppressions(&mut tx, &personal).await?;
         rewritten += self.rewrite_by_contact(&mut tx, &personal).await?;
@@ -437,7 +444,16 @@ impl Erasure<'_> {
     }
 
     /// The `Erased` tombstone in the org's audit stream.
+    /// Written once per job: a job run again (by a second process, or after a crash past the
+    /// commit) finds its tombstone there and writes none.
     async fn tombstone(&self, tx: &mut Tx, rewritten: u64) -> anyhow::Result<()> {
+        let written = store::stream_data(tx, &audit_stream(self.org_id))
+            .await?
+            .iter()
+            .any(|(_, data)| data["jobId"] == self.job_id);
+        if written {
+            return Ok(());
+        }
         let now = Utc::now();
         let event = NewEvent {
             event_type: ERASED_EVENT_TYPE.to_string(),

@@ -658,3 +658,48 @@ db_test!(
 
 /// What an erased link or reason reads.
 const ERASED_TEXT: &str = "[erased]";
+
+db_test!(
+    an_erasure_job_run_again_by_two_processes_writes_one_tombstone,
+    |app: TestApp| async move {
+        let reply = app
+            .admin(Method::POST, "/crm/contacts")
+            .json(&contact("ct-zyxo"))
+            .send()
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let job = erase(&app, "ct-zyxo").await;
+        let job_id = job["jobId"].as_str().unwrap().to_string();
+        // Two more processes took the job while it was `running` (as one does after another
+        // node's crash) and run it at once, each on its own connections.
+        let db = herald::db::Db::connect(&app.database_url, 2).await.unwrap();
+        sqlx::query("update jobs set state = 'running' where id = $1")
+            .bind(&job_id)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        let key = "a-second-node-erasure-key-of-32-bytes-or-more";
+        let one = herald::db::Db::connect(&app.database_url, 2)
+            .await
+            .unwrap()
+            .with_erasure_key(key);
+        let two = herald::db::Db::connect(&app.database_url, 2)
+            .await
+            .unwrap()
+            .with_erasure_key(key);
+        tokio::join!(
+            herald::erasure::run(&one, &job_id),
+            herald::erasure::run(&two, &job_id)
+        );
+        let tombstones = app
+            .all_events()
+            .await
+            .into_iter()
+            .filter(|e| e["eventType"] == "Erased" && e["data"]["jobId"] == job_id.as_str())
+            .count();
+        assert_eq!(tombstones, 1);
+        let path = format!("/crm/contacts/erasures/{job_id}");
+        let reply = app.admin(Method::GET, &path).send().await;
+        assert_eq!(reply.body["status"], "done", "{}", reply.text);
+    }
+);
