@@ -82,3 +82,34 @@ pub async fn page(
     }
     Ok(out)
 }
+
+/// Which of `ids` (contacts of the org) `filter`'s compiled predicate keeps, for continuous
+/// enrollment: on PostgreSQL the same predicate as [`page`] and reach, over just those contacts
+/// (a superset where it is inexact, and contacts without a `jsonb` body always kept); `None` on
+/// SQLite, which keeps every candidate. Callers still keep only what [`Filter::matches`].
+pub async fn narrowed_among(
+    db: &Db,
+    org_id: &str,
+    filter: &Filter,
+    ids: &[&str],
+) -> Result<Option<std::collections::HashSet<String>>, sqlx::Error> {
+    if db.backend == crate::db::Backend::Sqlite || ids.is_empty() {
+        return Ok(None);
+    }
+    let predicate = crate::reach::contacts_predicate(db, filter, 3);
+    let sql = format!(
+        "select d.id from (select distinct value as k from json_array_elements_text($2::json)) keys,
+         lateral (select id from documents
+                  where org_id = $1 and kind = 'contact' and id = keys.k and {} offset 0) d",
+        predicate.sql
+    );
+    let keys = serde_json::to_string(ids).unwrap_or_default();
+    let query = crate::reach::bind(sqlx::query(&sql).bind(org_id).bind(keys), &predicate);
+    let mut tx = crate::reach::without_jit(db).await?;
+    let rows = query.persistent(false).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect::<Result<_, _>>()
+        .map(Some)
+}

@@ -20,7 +20,6 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::Utc;
 use herald_domain::document::DocumentKind;
 use herald_domain::drip::{Enrollment, EnrollmentMode, TriggerEvent};
-use herald_domain::query::Filter;
 use herald_domain::spec::{CampaignSpec, CampaignType};
 use serde_json::Value;
 use sqlx::Row;
@@ -273,11 +272,17 @@ async fn apply(
                 // No usable audience: the campaign's blockers say why; nobody enters.
                 continue;
             };
+            // The audience's compiled predicate narrows the candidates in SQL, as a launch's
+            // pages and reach do; the evaluator decides what it cannot.
+            let narrowed = audience::narrowed_among(db, &org_id, &filter, &candidates).await?;
+            let in_audience = |id: &str, contact: &Value| {
+                narrowed.as_ref().is_none_or(|kept| kept.contains(id)) && filter.matches(contact)
+            };
             enroll(
                 tx,
                 db.backend,
                 sequence,
-                &filter,
+                &in_audience,
                 &contacts,
                 &candidates,
                 now,
@@ -288,13 +293,13 @@ async fn apply(
     Ok(())
 }
 
-/// Enrolls the candidates of one sequence who are in its audience; for a milestone campaign,
+/// Enrolls the candidates of one sequence who are `in_audience`; for a milestone campaign,
 /// first lets go of pending milestones the contact's data no longer gives.
 async fn enroll(
     tx: &mut Tx,
     backend: Backend,
     sequence: &Live,
-    filter: &Filter,
+    in_audience: &(dyn Fn(&str, &Value) -> bool + Sync),
     contacts: &HashMap<String, Value>,
     candidates: &[&str],
     now: chrono::DateTime<Utc>,
@@ -307,8 +312,7 @@ async fn enroll(
         let Some(contact) = contacts.get(*id) else {
             continue;
         };
-        let row = filter
-            .matches(contact)
+        let row = in_audience(id, contact)
             .then(|| drip::enrollment_for(spec, id, contact, now))
             .flatten();
         if spec.campaign_type == CampaignType::Milestone {
