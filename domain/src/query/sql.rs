@@ -6,7 +6,15 @@
 //! The SQL mirrors the evaluator's walk: a path step into an object looks the key up, a numeric
 //! step into an array indexes it, any other step into an array fans out over its object
 //! elements, and every dead end is "missing", a constant each operator decides. Every piece is
-//! guarded by `jsonb_typeof` inside `case`, so it never errors and never yields SQL `null`.
+//! guarded by `jsonb_typeof` inside `case`, so it never errors and never yields SQL `null`; a
+//! key that is absent reads as SQL `null`, which every leaf test takes as `false`, so the walk
+//! tests a key's presence only where "missing" is `true`.
+//!
+//! Arrays along a path are read with `jsonb_path_exists` and a `lax` path where that says
+//! exactly what the walk does (keys only, leaf tests that have a jsonpath form), otherwise
+//! with a correlated subquery (`exists (select … from jsonb_array_elements(…))`). PostgreSQL
+//! never runs a query holding such a subquery in parallel workers, so the common filters are
+//! kept free of them: a count over a large org then runs on every core.
 
 use serde_json::Value;
 
@@ -114,6 +122,36 @@ impl Sql {
 /// never `null`.
 type Leaf<'a> = dyn Fn(&str) -> String + 'a;
 
+/// A leaf test in jsonpath: `filter` a predicate over `@` (none: the path's presence alone),
+/// `vars` the `jsonb` expression of its variables. `jsonb_path_exists` can run in a parallel
+/// worker; a subquery over `jsonb_array_elements` cannot.
+struct PathTest {
+    filter: Option<String>,
+    vars: Option<String>,
+}
+
+impl PathTest {
+    fn filter_text(&self) -> &str {
+        self.filter.as_deref().unwrap_or("true")
+    }
+}
+
+/// A key as a jsonpath string literal.
+fn jsonpath_string(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    out.push('"');
+    for c in key.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 struct Compiler {
     params: Vec<String>,
     first_param: usize,
@@ -136,6 +174,43 @@ impl Compiler {
     fn alias(&mut self) -> String {
         self.aliases += 1;
         format!("q{}", self.aliases)
+    }
+
+    /// A jsonpath leaf test whose variables `$o`, or `$o0`, `$o1`, … for several, are the
+    /// operands.
+    fn path_test(&mut self, filter: String, operands: &[&Value]) -> PathTest {
+        let vars: serde_json::Map<String, Value> = match operands {
+            [one] => [("o".to_string(), (*one).clone())].into_iter().collect(),
+            _ => operands
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("o{i}"), (*v).clone()))
+                .collect(),
+        };
+        PathTest {
+            filter: Some(filter),
+            vars: Some(self.json(&Value::Object(vars))),
+        }
+    }
+
+    /// `eq_item` against any of `operands` in jsonpath, when all are scalars other than `null`
+    /// (a `null` operand also matches what is missing, which a path cannot say). Equality in
+    /// jsonpath holds only between values of one type, numbers by value; the type test keeps
+    /// `lax` mode from unwrapping a nested array.
+    fn equal_to_any(&mut self, operands: &[Value]) -> Option<PathTest> {
+        let scalar = |v: &Value| v.is_string() || v.is_number() || v.is_boolean();
+        if operands.is_empty() || !operands.iter().all(|v| scalar(v) && safe(v)) {
+            return None;
+        }
+        let names: Vec<String> = if operands.len() == 1 {
+            vec!["$o".into()]
+        } else {
+            (0..operands.len()).map(|i| format!("$o{i}")).collect()
+        };
+        let equal: Vec<String> = names.iter().map(|name| format!("@ == {name}")).collect();
+        let filter = format!("@.type() != \"array\" && ({})", equal.join(" || "));
+        let operands: Vec<&Value> = operands.iter().collect();
+        Some(self.path_test(filter, &operands))
     }
 
     /// A query over `doc`, which is known to be an object.
@@ -184,7 +259,18 @@ impl Compiler {
             Op::In(set) => self.in_set(&set.0, value, segments, is_object),
             Op::Nin(set) => self.in_set(&set.0, value, segments, is_object).not(),
             Op::Exists(wanted) => {
-                let present = self.walk(value, segments, is_object, &|_| "true".into(), false);
+                let presence = PathTest {
+                    filter: None,
+                    vars: None,
+                };
+                let present = self.walk(
+                    value,
+                    segments,
+                    is_object,
+                    &|_| "true".into(),
+                    false,
+                    Some(&presence),
+                );
                 let present = Sql::exact(present);
                 if *wanted {
                     present
@@ -222,7 +308,7 @@ impl Compiler {
                          else false end)"
                     )
                 };
-                Sql::exact(self.walk(value, segments, is_object, &leaf, false))
+                Sql::exact(self.walk(value, segments, is_object, &leaf, false, None))
             }
             Op::ElemMatch(elem_match) => {
                 let element = self.alias();
@@ -255,7 +341,7 @@ impl Compiler {
                     )
                 };
                 Sql {
-                    text: self.walk(value, segments, is_object, &leaf, false),
+                    text: self.walk(value, segments, is_object, &leaf, false, None),
                     exact: inner.exact,
                 }
             }
@@ -269,24 +355,27 @@ impl Compiler {
             return Sql::anything();
         }
         let leaf = self.eq_leaf(operand);
-        Sql::exact(self.walk(value, segments, is_object, &*leaf, operand.is_null()))
+        let test = self.equal_to_any(std::slice::from_ref(operand));
+        let missing = operand.is_null();
+        Sql::exact(self.walk(value, segments, is_object, &*leaf, missing, test.as_ref()))
     }
 
+    /// Leaves are `false` for SQL `null` (an absent key), as are the others below.
     fn eq_leaf(&mut self, operand: &Value) -> Box<Leaf<'static>> {
         let json = self.json(operand);
         if operand.is_array() || operand.is_object() {
             let element = self.alias();
             Box::new(move |x: &str| {
                 format!(
-                    "({x} = {json} or (case when jsonb_typeof({x}) = 'array' then exists \
-                     (select 1 from jsonb_array_elements({x}) as {element}(v) where \
+                    "(coalesce({x} = {json}, false) or (case when jsonb_typeof({x}) = 'array' \
+                     then exists (select 1 from jsonb_array_elements({x}) as {element}(v) where \
                      {element}.v = {json}) else false end))"
                 )
             })
         } else {
             // For a scalar operand, containment is exactly "equals it, or is an array with a
             // top-level element equal to it"; numbers compare by value (1 = 1.0).
-            Box::new(move |x: &str| format!("({x} @> {json})"))
+            Box::new(move |x: &str| format!("coalesce({x} @> {json}, false)"))
         }
     }
 
@@ -312,7 +401,7 @@ impl Compiler {
             // `?|` also looks at an object's keys, hence the type test.
             tests.push(Box::new(move |x: &str| {
                 format!(
-                    "(jsonb_typeof({x}) in ('string', 'array') and {x} ?| \
+                    "(coalesce(jsonb_typeof({x}) in ('string', 'array'), false) and {x} ?| \
                      array(select jsonb_array_elements_text({list})))"
                 )
             }));
@@ -328,7 +417,8 @@ impl Compiler {
             format!("({})", parts.join(" or "))
         };
         let missing = others.iter().any(|v| v.is_null());
-        Sql::exact(self.walk(value, segments, is_object, &leaf, missing))
+        let test = self.equal_to_any(operands);
+        Sql::exact(self.walk(value, segments, is_object, &leaf, missing, test.as_ref()))
     }
 
     /// `$gt`, `$gte`, `$lt`, `$lte` (`Comparison::holds`): only values of the operand's type
@@ -364,29 +454,53 @@ impl Compiler {
             // Arrays and objects order differently in `jsonb` (by size first).
             _ => return Sql::anything(),
         };
-        let test = move |x: &str| {
+        // The value's own test, once its type is known to be the operand's.
+        let holds = move |x: &str| {
             if as_text {
-                format!(
-                    "(jsonb_typeof({x}) = '{kind}' and ({x} #>> '{{}}') collate \"C\" {sign} {right})"
-                )
+                format!("({x} #>> '{{}}') collate \"C\" {sign} {right}")
             } else {
-                format!("(jsonb_typeof({x}) = '{kind}' and {x} {sign} {right})")
+                format!("{x} {sign} {right}")
             }
         };
-        let element = self.alias();
+        // Numbers compare alike in jsonpath (as `numeric`); booleans and strings are left to
+        // the subquery.
+        let test = (kind == "number")
+            .then(|| self.path_test(format!("@.type() == \"number\" && @ {sign} $o"), &[operand]));
+        let any = match &test {
+            Some(test) => {
+                let path = self.param(format!("strict $[*] ? ({})", test.filter_text()));
+                let vars = test.vars.clone().unwrap_or_default();
+                Box::new(move |x: &str| format!("jsonb_path_exists({x}, {path}::jsonpath, {vars})"))
+                    as Box<Leaf<'static>>
+            }
+            None => {
+                let element = self.alias();
+                let holds = holds.clone();
+                Box::new(move |x: &str| {
+                    let v = format!("{element}.v");
+                    format!(
+                        "exists (select 1 from jsonb_array_elements({x}) as {element}(v) where \
+                         jsonb_typeof({v}) = '{kind}' and {})",
+                        holds(&v)
+                    )
+                })
+            }
+        };
+        // One `jsonb_typeof` of the value, then one comparison: the value is read twice.
         let leaf = |x: &str| {
             format!(
-                "({} or (case when jsonb_typeof({x}) = 'array' then exists (select 1 from \
-                 jsonb_array_elements({x}) as {element}(v) where {}) else false end))",
-                test(x),
-                test(&format!("{element}.v"))
+                "(case jsonb_typeof({x}) when '{kind}' then {} when 'array' then {} \
+                 else false end)",
+                holds(x),
+                any(x)
             )
         };
-        Sql::exact(self.walk(value, segments, is_object, &leaf, false))
+        Sql::exact(self.walk(value, segments, is_object, &leaf, false, test.as_ref()))
     }
 
     /// `any_item`: whether `leaf` holds for some value the path reaches from `value`, where a
-    /// dead end counts as `missing`. `is_object` says `value` is known to be an object.
+    /// dead end counts as `missing`. `is_object` says `value` is known to be an object. `test`
+    /// is the leaf in jsonpath, when it has that form, for the arrays met on the way.
     fn walk(
         &mut self,
         value: &str,
@@ -394,28 +508,67 @@ impl Compiler {
         is_object: bool,
         leaf: &Leaf<'_>,
         missing: bool,
+        test: Option<&PathTest>,
     ) -> String {
         let Some((segment, rest)) = segments.split_first() else {
             return leaf(value);
         };
         let key = self.param(segment.key.clone());
-        let inside = self.walk(&format!("({value} -> {key})"), rest, false, leaf, missing);
-        let in_object = format!("(case when {value} ? {key} then {inside} else {missing} end)");
+        let inside = self.walk(
+            &format!("({value} -> {key})"),
+            rest,
+            false,
+            leaf,
+            missing,
+            test,
+        );
+        // An absent key reads as SQL `null`, which a deeper walk's `case` takes as "missing"
+        // and every leaf as `false`: the key's presence is tested only at the last step, and
+        // there only when "missing" is `true` or the leaf is presence itself.
+        let in_object = if !rest.is_empty() {
+            inside
+        } else if missing {
+            format!("(case when {value} ? {key} then {inside} else true end)")
+        } else if inside == "true" {
+            format!("({value} ? {key})")
+        } else {
+            inside
+        };
         if is_object {
             return in_object;
         }
         let in_array = match segment.index.map(i32::try_from) {
             Some(Ok(i)) => {
-                let inside = self.walk(&format!("({value} -> {i})"), rest, false, leaf, missing);
+                let at = format!("({value} -> {i})");
+                let inside = self.walk(&at, rest, false, leaf, missing, test);
                 format!(
                     "(case when jsonb_array_length({value}) > {i} then {inside} else {missing} end)"
                 )
             }
             // An index no array can reach.
             Some(Err(_)) => missing.to_string(),
+            // A `lax` path steps into the object elements of an array, one level, as the walk
+            // does at every key (a numeric key would index instead, so none may be left).
+            None if !missing && segments.iter().all(|s| s.index.is_none()) && test.is_some() => {
+                let test = test.expect("a jsonpath test");
+                let mut path = String::from("lax $");
+                for segment in segments {
+                    path.push('.');
+                    path.push_str(&jsonpath_string(&segment.key));
+                }
+                if let Some(filter) = &test.filter {
+                    path.push_str(&format!(" ? ({filter})"));
+                }
+                let path = self.param(path);
+                match &test.vars {
+                    Some(vars) => format!("jsonb_path_exists({value}, {path}::jsonpath, {vars})"),
+                    None => format!("jsonb_path_exists({value}, {path}::jsonpath)"),
+                }
+            }
             None => {
                 let element = self.alias();
-                let through = self.walk(&format!("{element}.v"), segments, true, leaf, missing);
+                let at = format!("{element}.v");
+                let through = self.walk(&at, segments, true, leaf, missing, test);
                 let fan_out = format!(
                     "exists (select 1 from jsonb_array_elements({value}) as {element}(v) \
                      where jsonb_typeof({element}.v) = 'object' and {through})"
