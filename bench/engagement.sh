@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark for engagement ingest and analytics (issue: engagement tracking and analytics), on PostgreSQL.
 #   bench/engagement.sh    # needs: release build, wrk, python3, PostgreSQL on 127.0.0.1:5432
-# 1. launches a campaign to 1 000 sandbox contacts and collects their open-pixel paths;
+# 1. launches a campaign to HERALD_BENCH_RECIPIENTS sandbox contacts (default 20 000, issue 19)
+#    and collects their open-pixel paths, in a shuffled order;
 # 2. ingest: wrk, 128 connections, opens on that ONE campaign (each answered after its commit),
-#    with the projection lag sampled meanwhile; then /healthz the same way for comparison;
+#    with the projection lag sampled meanwhile; then /healthz the same way, and the ratio of the
+#    two rates (issue 19's bar: ingest >= 0.25x /healthz, p99 <= 50 ms);
 # 3. durability: bench/ingest_client.rs (128 tasks, own request ids) while the server is killed
 #    with SIGKILL; after a restart every answered request id must be in the log;
 # 4. analytics: grows the log to HERALD_BENCH_EVENTS engagement events (default 10 000 000) and
@@ -16,6 +18,7 @@ DB=herald_bench_engagement
 PORT="${HERALD_BENCH_PORT:-18082}"
 DURATION="${HERALD_BENCH_DURATION:-20s}"
 EVENTS="${HERALD_BENCH_EVENTS:-10000000}"
+RECIPIENTS="${HERALD_BENCH_RECIPIENTS:-20000}"
 BIN="${HERALD_BENCH_BIN:-target/release/herald}"
 BASE="http://127.0.0.1:$PORT"
 WORK=$(mktemp -d)
@@ -47,18 +50,18 @@ start_server() {
 api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' ${3:+-d "$3"}; }
 start_server
 
-echo "== set-up: 1 000 sandbox contacts, one campaign launched now"
+echo "== set-up: $RECIPIENTS sandbox contacts, one campaign launched now"
 api POST /crm/integrations/connections '{"platform": "email", "vendor": "sandbox", "label": "bench"}' >/dev/null
 api POST /crm/marketing/templates '{"id": "tpl-bench", "name": "Bench", "email": {"subject": "Hi", "html": "<p>Hi <a href=\"https://example.com/offer\">offer</a></p>"}}' >/dev/null
 api POST /crm/audiences '{"id": "aud-all", "name": "All", "type": "dynamic", "filter": {"datatype": "contact", "where": {}}}' >/dev/null
-python3 -c 'import json; print(json.dumps([{"id": "ct-%04d" % i, "email": "c%d@bench.test" % i, "firstName": "C%d" % i} for i in range(1000)]))' > "$WORK/contacts.json"
+python3 -c 'import json, sys; n = int(sys.argv[1]); print(json.dumps([{"id": "ct-%06d" % i, "email": "c%d@bench.test" % i, "firstName": "C%d" % i} for i in range(n)]))' "$RECIPIENTS" > "$WORK/contacts.json"
 curl -sf -X POST "$BASE/crm/contacts/import" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' --data-binary @"$WORK/contacts.json" >/dev/null
 api POST /crm/marketing/campaigns '{"id": "camp-hot", "name": "Hot", "type": "one-shot", "channels": ["email"], "audienceId": "aud-all", "templateId": "tpl-bench", "status": "running"}' >/dev/null
-for _ in $(seq 1 300); do
+for _ in $(seq 1 1500); do
   SENT=$(psql "$DATABASE_URL" -Atc "select count(*) from sandbox_messages where campaign_id = 'camp-hot'")
-  [ "$SENT" -ge 1000 ] && break; sleep 0.2
+  [ "$SENT" -ge "$RECIPIENTS" ] && break; sleep 0.2
 done
-psql "$DATABASE_URL" -Atc "select tracking::jsonb->>'open' from sandbox_messages where campaign_id = 'camp-hot'" \
+psql "$DATABASE_URL" -Atc "select tracking::jsonb->>'open' from sandbox_messages where campaign_id = 'camp-hot' order by random()" \
   | sed -E 's#^https?://[^/]+##' > "$WORK/paths"
 echo "sent $SENT messages; $(wc -l < "$WORK/paths") open-pixel paths"
 
@@ -74,7 +77,7 @@ sample_lag() {
 sample_lag > "$WORK/lag" & SAMPLER=$!
 echo "== ingest: open pixel on ONE campaign, 128 connections, $DURATION"
 BEFORE=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
-HERALD_BENCH_PATHS="$WORK/paths" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" || true
+HERALD_BENCH_PATHS="$WORK/paths" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" | tee "$WORK/ingest.out" || true
 sleep 3
 kill $SAMPLER 2>/dev/null || true; SAMPLER=
 AFTER=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
@@ -85,7 +88,11 @@ awk '{ t[NR] = $1; head[NR] = $2; cp[NR] = $3 }
       printf "projection lag over %d samples: p50 %.3f s, p99 %.3f s, max %.3f s\n", NR, v[int(NR / 2) + 1], v[p99], v[NR] } }'
 echo "== /healthz, 128 connections, $DURATION (for comparison)"
 echo "/healthz" > "$WORK/healthz"
-HERALD_BENCH_PATHS="$WORK/healthz" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" || true
+HERALD_BENCH_PATHS="$WORK/healthz" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" | tee "$WORK/healthz.out" || true
+rate_of() { sed -nE 's/.*BENCH rate=([0-9]+).*/\1/p' "$1" | head -1; }
+INGEST_RATE=$(rate_of "$WORK/ingest.out"); HEALTHZ_RATE=$(rate_of "$WORK/healthz.out")
+[ -n "$INGEST_RATE" ] && [ -n "$HEALTHZ_RATE" ] && \
+  echo "ratio (open ingest / /healthz, same run; bar >= 0.25): $(echo "scale=3; $INGEST_RATE / $HEALTHZ_RATE" | bc)"
 
 echo "== durability: SIGKILL during ingest"
 $CLIENT "$BASE" "$WORK/paths" 128 12 "$WORK/answered" & LOAD=$!
