@@ -66,20 +66,22 @@ psql "$DATABASE_URL" -Atc "select tracking::jsonb->>'open' from sandbox_messages
 echo "sent $SENT messages; $(wc -l < "$WORK/paths") open-pixel paths"
 
 # Projection lag: every 100 ms, the log head and the analytics checkpoint. A sample's lag is the
-# time until the checkpoint reached that sample's head.
+# time until the checkpoint reached that sample's head. One psql session reads the queries from
+# a pipe: a psql per sample (Debian's is a Perl wrapper) took about a tenth of the machine from
+# the server it measures. Each query is its own transaction, so no snapshot is held.
 sample_lag() {
-  while true; do
-    psql "$DATABASE_URL" -Atc "select extract(epoch from clock_timestamp()), (select coalesce(max(position), 0) from events),
-      coalesce((select position from projection_checkpoints where name = 'analytics'), 0)" 2>/dev/null | tr '|' ' '
+  while [ ! -e "$WORK/stop-sampler" ]; do
+    echo "select extract(epoch from clock_timestamp()), (select coalesce(max(position), 0) from events),
+      coalesce((select position from projection_checkpoints where name = 'analytics'), 0);"
     sleep 0.1
-  done
+  done | psql "$DATABASE_URL" -Atq 2>/dev/null | tr '|' ' '
 }
 sample_lag > "$WORK/lag" & SAMPLER=$!
 echo "== ingest: open pixel on ONE campaign, 128 connections, $DURATION"
 BEFORE=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
 HERALD_BENCH_PATHS="$WORK/paths" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" | tee "$WORK/ingest.out" || true
 sleep 3
-kill $SAMPLER 2>/dev/null || true; SAMPLER=
+touch "$WORK/stop-sampler"; wait $SAMPLER 2>/dev/null || true; SAMPLER=
 AFTER=$(psql "$DATABASE_URL" -Atc "select count(*) from events where event_type = 'EngagementRecorded'")
 echo "events recorded during the run: $((AFTER - BEFORE))"
 awk '{ t[NR] = $1; head[NR] = $2; cp[NR] = $3 }
