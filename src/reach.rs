@@ -37,44 +37,38 @@ pub async fn evaluate(
     if !predicate.exact {
         return stream(db, org_id, filter, sample, Some(&predicate)).await;
     }
-    // The count is one scan, run in parallel by PostgreSQL (the predicate has no subquery for
-    // common filters) with the filter's tests as separate conditions, cheapest first; the
-    // sample walks the contacts from the oldest (documents_contacts_oldest) and stops at the
-    // tenth match.
-    let count = async {
-        let sql = format!(
-            "select count(*) as matched from documents
-             where org_id = $1 and kind = 'contact' and body is not null and {}",
-            predicate.sql
-        );
-        let mut tx = without_jit(db).await?;
-        let row = bind(sqlx::query(&sql).bind(org_id), &predicate)
-            .persistent(false)
-            .fetch_one(&mut *tx)
-            .await?;
-        let unknown = sqlx::query(
-            "select count(*) as unknown from documents
-             where org_id = $1 and kind = 'contact' and body is null",
-        )
-        .bind(org_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>((
-            row.try_get::<i64, _>("matched")?,
-            unknown.try_get::<i64, _>("unknown")?,
-        ))
-    };
-    // The sample comes after the count, which tells how far an index walk from the oldest
-    // contact must go for ten matches: about `contacts / matched * 10` rows. PostgreSQL cannot
-    // know it (it guesses a filter's selectivity), and guessing low it sorted every match in a
-    // second full scan beside the count.
-    let (matched, unknown) = count.await?;
+    let mut tx = without_jit(db).await?;
+    // Contacts PostgreSQL could not hold as jsonb (an escaped NUL), found by a partial index:
+    // rare enough that the evaluator may take the whole org.
+    let unknown: i64 = sqlx::query(
+        "select count(*) as unknown from documents
+         where org_id = $1 and kind = 'contact' and body is null",
+    )
+    .bind(org_id)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("unknown")?;
     if unknown > 0 {
-        // Contacts PostgreSQL could not hold as jsonb (an escaped NUL): rare enough that the
-        // evaluator may take the whole org.
+        tx.commit().await?;
         return stream(db, org_id, filter, sample, Some(&predicate)).await;
     }
+    // The count is one scan, run in parallel by PostgreSQL (the predicate has no subquery for
+    // common filters) with the filter's tests as separate conditions, cheapest first.
+    let sql = format!(
+        "select count(*) as matched from documents
+         where org_id = $1 and kind = 'contact' and body is not null and {}",
+        predicate.sql
+    );
+    let matched: i64 = bind(sqlx::query(&sql).bind(org_id), &predicate)
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("matched")?;
+    tx.commit().await?;
+    // The sample comes after the count, which tells how far a walk of
+    // documents_contacts_oldest from the oldest contact must go for ten matches: about
+    // `contacts / matched * 10` rows. PostgreSQL cannot know it (it guesses a filter's
+    // selectivity), and guessing low it sorted every match in a second full scan.
     let oldest = if sample == 0 || matched == 0 {
         Vec::new()
     } else {
@@ -94,15 +88,13 @@ pub async fn evaluate(
         .await?
         .try_get("n")?;
         if (matched as f64) * 1000.0 >= rows {
-            sqlx::query("set local enable_sort = off")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("set local enable_bitmapscan = off")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("set local enable_seqscan = off")
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "select set_config('enable_sort', 'off', true),
+                        set_config('enable_bitmapscan', 'off', true),
+                        set_config('enable_seqscan', 'off', true)",
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         let rows = bind(sqlx::query(&sql).bind(org_id), &predicate)
             .persistent(false)

@@ -130,12 +130,6 @@ struct PathTest {
     vars: Option<String>,
 }
 
-impl PathTest {
-    fn filter_text(&self) -> &str {
-        self.filter.as_deref().unwrap_or("true")
-    }
-}
-
 /// A key as a jsonpath string literal.
 fn jsonpath_string(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 2);
@@ -176,17 +170,13 @@ impl Compiler {
         format!("q{}", self.aliases)
     }
 
-    /// A jsonpath leaf test whose variables `$o`, or `$o0`, `$o1`, … for several, are the
-    /// operands.
+    /// A jsonpath leaf test whose variables `$o0`, `$o1`, … are the operands.
     fn path_test(&mut self, filter: String, operands: &[&Value]) -> PathTest {
-        let vars: serde_json::Map<String, Value> = match operands {
-            [one] => [("o".to_string(), (*one).clone())].into_iter().collect(),
-            _ => operands
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("o{i}"), (*v).clone()))
-                .collect(),
-        };
+        let vars: serde_json::Map<String, Value> = operands
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("o{i}"), (*v).clone()))
+            .collect();
         PathTest {
             filter: Some(filter),
             vars: Some(self.json(&Value::Object(vars))),
@@ -202,12 +192,7 @@ impl Compiler {
         if operands.is_empty() || !operands.iter().all(|v| scalar(v) && safe(v)) {
             return None;
         }
-        let names: Vec<String> = if operands.len() == 1 {
-            vec!["$o".into()]
-        } else {
-            (0..operands.len()).map(|i| format!("$o{i}")).collect()
-        };
-        let equal: Vec<String> = names.iter().map(|name| format!("@ == {name}")).collect();
+        let equal: Vec<String> = (0..operands.len()).map(|i| format!("@ == $o{i}")).collect();
         let filter = format!("@.type() != \"array\" && ({})", equal.join(" || "));
         let operands: Vec<&Value> = operands.iter().collect();
         Some(self.path_test(filter, &operands))
@@ -464,11 +449,11 @@ impl Compiler {
         };
         // Numbers compare alike in jsonpath (as `numeric`); booleans and strings are left to
         // the subquery.
-        let test = (kind == "number")
-            .then(|| self.path_test(format!("@.type() == \"number\" && @ {sign} $o"), &[operand]));
+        let number_test = format!("@.type() == \"number\" && @ {sign} $o0");
+        let test = (kind == "number").then(|| self.path_test(number_test.clone(), &[operand]));
         let any = match &test {
             Some(test) => {
-                let path = self.param(format!("strict $[*] ? ({})", test.filter_text()));
+                let path = self.param(format!("strict $[*] ? ({number_test})"));
                 let vars = test.vars.clone().unwrap_or_default();
                 Box::new(move |x: &str| format!("jsonb_path_exists({x}, {path}::jsonpath, {vars})"))
                     as Box<Leaf<'static>>
