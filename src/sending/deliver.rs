@@ -133,6 +133,7 @@ async fn record_sandbox(
                     .err()
                     .filter(|_| !capped)
                     .map(String::as_str),
+                zone_fallback: p.zone_fallback && !capped,
             }
         })
         .collect();
@@ -212,15 +213,15 @@ async fn call_vendor(
         let caps = take_caps(db, &mut tx, ctx, route.channel, &prepared, |p| p).await?;
         let rows: Vec<LedgerRow> = prepared
             .iter()
-            .map(|p| LedgerRow {
-                contact_id: &p.contact_id,
-                channel: p.channel,
-                state: if caps.is_capped(&p.contact_id) {
-                    "capped"
-                } else {
-                    "sending"
-                },
-                error: None,
+            .map(|p| {
+                let capped = caps.is_capped(&p.contact_id);
+                LedgerRow {
+                    contact_id: &p.contact_id,
+                    channel: p.channel,
+                    state: if capped { "capped" } else { "sending" },
+                    error: None,
+                    zone_fallback: p.zone_fallback && !capped,
+                }
             })
             .collect();
         let inserted = ledger::insert_ledger(&mut tx, ctx, &rows, &now).await?;

@@ -44,13 +44,6 @@ pub struct RunPlan {
     pub channels: Vec<Channel>,
     /// When the `Launched` event was written: the audience is the contacts that existed then.
     pub launched_at: String,
-    /// Contacts earlier passes of a deferred run sent at local time in a fallback zone.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub zone_fallbacks: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// One claimed job.

@@ -27,16 +27,30 @@ pub async fn ledger_started(db: &Db, org_id: &str, run_id: &str) -> Result<bool,
     Ok(row.is_some())
 }
 
-/// How many of the run's sends the frequency caps held back (its `capped` rows).
-pub async fn capped_in_run(db: &Db, org_id: &str, run_id: &str) -> Result<u64, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar(
-        "select count(*) from send_ledger where org_id = $1 and run_id = $2 and state = 'capped'",
+/// What a run's ledger reports, counted over every pass of it, whichever node sent them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    /// Sends the frequency caps held back (`capped` rows).
+    pub capped: u64,
+    /// Contacts a local-time run sent in a zone not their own (rows marked `zone_fallback`).
+    pub zone_fallbacks: u64,
+}
+
+/// The run's [`RunCounts`], from its ledger rows.
+pub async fn run_counts(db: &Db, org_id: &str, run_id: &str) -> Result<RunCounts, sqlx::Error> {
+    let (capped, zone_fallbacks): (i64, i64) = sqlx::query_as(
+        "select count(case when state = 'capped' then 1 end),
+                count(distinct case when zone_fallback = 1 and state <> 'capped' then contact_id end)
+         from send_ledger where org_id = $1 and run_id = $2",
     )
     .bind(org_id)
     .bind(run_id)
     .fetch_one(&db.read)
     .await?;
-    Ok(n.max(0) as u64)
+    Ok(RunCounts {
+        capped: capped.max(0) as u64,
+        zone_fallbacks: zone_fallbacks.max(0) as u64,
+    })
 }
 
 /// The `(contact, channel)` pairs of this run already in the ledger, among `contacts`.
@@ -175,6 +189,8 @@ pub struct LedgerRow<'a> {
     pub channel: Channel,
     pub state: &'static str,
     pub error: Option<&'a str>,
+    /// Sent at local time in a zone not the contact's own (`send_ledger.zone_fallback`).
+    pub zone_fallback: bool,
 }
 
 /// Inserts ledger rows; returns the `(contact, channel)` keys that were new (the others are
@@ -189,7 +205,7 @@ pub async fn insert_ledger(
     let mut counts = SendCounts::new();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
-            "insert into send_ledger (org_id, run_id, campaign_id, created_at, updated_at, contact_id, channel, state, last_error, attempts) values ",
+            "insert into send_ledger (org_id, run_id, campaign_id, created_at, updated_at, contact_id, channel, state, last_error, attempts, zone_fallback) values ",
         );
         for (i, row) in chunk.iter().enumerate() {
             let b = 4 + i * 4;
@@ -198,12 +214,13 @@ pub async fn insert_ledger(
             }
             // A `sending` row is claimed before the call; the others record a finished attempt.
             sql.push_str(&format!(
-                "($1, $2, $3, $4, $4, ${}, ${}, ${}, ${}, {})",
+                "($1, $2, $3, $4, $4, ${}, ${}, ${}, ${}, {}, {})",
                 b + 1,
                 b + 2,
                 b + 3,
                 b + 4,
-                if row.state == "sending" { 0 } else { 1 }
+                if row.state == "sending" { 0 } else { 1 },
+                u8::from(row.zone_fallback)
             ));
         }
         sql.push_str(" on conflict (org_id, run_id, contact_id, channel) do nothing returning contact_id, channel, state");

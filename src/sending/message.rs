@@ -47,6 +47,9 @@ pub struct Prepared {
     /// The contact's `timezone` as stored (it may not be a valid zone): where its frequency
     /// caps count (`frequency.rs`).
     pub timezone: Option<String>,
+    /// A local-time run sends it in a fallback zone: the contact has no valid zone of its own.
+    /// Marked on its ledger row (`send_ledger.zone_fallback`).
+    pub zone_fallback: bool,
 }
 
 impl Prepared {
@@ -247,6 +250,7 @@ impl Composer {
             tracking,
             short_links,
             timezone: contact["timezone"].as_str().map(str::to_string),
+            zone_fallback: false,
         }
     }
 
@@ -334,6 +338,7 @@ impl Composer {
             tracking: json!({"open": null, "clicks": [], "unsubscribe": null}),
             short_links: Vec::new(),
             timezone: None,
+            zone_fallback: false,
         }
     }
 }

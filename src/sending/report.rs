@@ -20,7 +20,8 @@ pub struct RunReport {
     pub skipped_no_address: u64,
     /// Not sent yet: due inside the org's quiet hours, or before their local time.
     pub deferred: u64,
-    /// Sent at local time in a fallback zone: the contact has no zone of its own.
+    /// Contacts sent at local time in a fallback zone (no valid zone of their own), over every
+    /// pass of the run: set from the ledger once the run is sent (`ledger::run_counts`).
     pub zone_fallbacks: u64,
     pub channels_without_connection: Vec<Channel>,
     /// Each deferred contact, and when its window ends.

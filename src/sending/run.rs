@@ -301,7 +301,6 @@ impl Sender {
         let campaign_zone = ctx.campaign["schedule"]["timezone"].as_str();
         let now = chrono::Utc::now();
         let wall = local_wall_time(ctx);
-        let mut fell_back: HashSet<&str> = HashSet::new();
         for route in routes {
             let mut prepared = Vec::new();
             for (id, contact) in members {
@@ -318,6 +317,7 @@ impl Sender {
                     report.skipped_no_address += 1;
                     continue;
                 };
+                let mut zone_fallback = false;
                 if let Some(wall) = wall {
                     // Local-time delivery: the contact's own zone, else the campaign's, else
                     // the org's; a moment still ahead waits for it.
@@ -330,9 +330,9 @@ impl Sender {
                         report.defer(id, moment);
                         continue;
                     }
-                    if own.is_none() {
-                        fell_back.insert(id);
-                    }
+                    // Counted from the ledger row the send writes (`ledger::run_counts`), so a
+                    // crash or a quiet-hours deferral neither loses nor repeats it.
+                    zone_fallback = own.is_none();
                 }
                 if settings.quiet_hours.is_some() {
                     let tz = frequency::local_zone(
@@ -349,13 +349,13 @@ impl Sender {
                     self.composer
                         .prepare_message(ctx, route.channel, id, contact, to);
                 self.composer.add_status_callback(route, &mut message);
+                message.zone_fallback = zone_fallback;
                 prepared.push(message);
             }
             if !prepared.is_empty() {
                 deliver::deliver(&self.db, ctx, route, prepared, report).await?;
             }
         }
-        report.zone_fallbacks += fell_back.len() as u64;
         Ok(())
     }
 }

@@ -512,13 +512,13 @@ impl Scheduler {
                 .await
         };
         match outcome {
-            Ok(RunOutcome::Finished(report)) => {
+            Ok(RunOutcome::Finished(mut report)) => {
+                if !sequence {
+                    // Over every pass of the run, whichever node sent it (`ledger::run_counts`).
+                    report.zone_fallbacks = self.report_run(&job, &run_id).await;
+                }
                 tracing::info!(run = %run_id, ?report, "run sent");
                 let note = serde_json::to_string(&report).ok();
-                if !sequence {
-                    let fallbacks = plan.zone_fallbacks + report.zone_fallbacks;
-                    self.report_run(&job, &run_id, fallbacks).await;
-                }
                 self.complete_one_shot(&job, &run_id).await;
                 self.jobs.finish(&job, "done", note).await;
                 if sequence {
@@ -529,10 +529,6 @@ impl Scheduler {
                 // Sends held by quiet hours: the run goes again, from its first page, when the
                 // earliest window ends; the ledger keeps what went out from going twice.
                 tracing::info!(run = %run_id, ?report, %at, "run sent but for held sends");
-                let plan = RunPlan {
-                    zone_fallbacks: plan.zone_fallbacks + report.zone_fallbacks,
-                    ..plan.clone()
-                };
                 self.jobs.defer(&job, at, &plan).await;
             }
             Ok(RunOutcome::Interrupted) => {
@@ -608,29 +604,34 @@ impl Scheduler {
         }
     }
 
-    /// Puts what the sent run reports on the campaign (`lastRun.capped`, `launch::report_run`),
-    /// counted from the ledger so a run resumed after a crash reports all of it.
-    async fn report_run(&self, job: &Job, run_id: &str, zone_fallbacks: u64) {
-        let capped = match ledger::capped_in_run(&self.db, &job.org_id, run_id).await {
-            Ok(0) if zone_fallbacks == 0 => return,
-            Ok(n) => n,
+    /// Puts what the sent run reports on the campaign (`lastRun.capped` and
+    /// `lastRun.zoneFallbacks`, `launch::report_run`), counted from the ledger so a run resumed
+    /// after a crash, or sent over several passes, reports all of it once. Returns the
+    /// fallbacks counted (0 when they could not be read).
+    async fn report_run(&self, job: &Job, run_id: &str) -> u64 {
+        let counts = match ledger::run_counts(&self.db, &job.org_id, run_id).await {
+            Ok(counts) => counts,
             Err(error) => {
-                tracing::warn!(%error, run = %run_id, "could not count the run's capped sends");
-                return;
+                tracing::warn!(%error, run = %run_id, "could not count the run's capped sends and fallbacks");
+                return 0;
             }
         };
+        if counts == ledger::RunCounts::default() {
+            return 0;
+        }
         if let Err(error) = launch::report_run(
             &self.db,
             &self.meta(job),
             &job.campaign_id,
             run_id,
-            capped,
-            zone_fallbacks,
+            counts.capped,
+            counts.zone_fallbacks,
         )
         .await
         {
             tracing::warn!(%error, run = %run_id, "could not report the run");
         }
+        counts.zone_fallbacks
     }
 
     /// Completes a one-shot campaign whose run is sent (`launch::complete_one_shot`).
@@ -670,7 +671,6 @@ async fn apply_events(
                     channels: serde_json::from_value(record.data["channels"].clone())
                         .unwrap_or_default(),
                     launched_at: record.created.clone(),
-                    zone_fallbacks: 0,
                 };
                 jobs::add_send_job(tx, &event.org_id, &campaign_id, run_id, &plan, now).await?;
                 changed = true;

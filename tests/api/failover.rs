@@ -216,16 +216,23 @@ impl Cluster {
 
     /// A one-shot campaign `id` to every contact, launched at once; the helpers follow it.
     async fn launch_campaign(&self, base: &str, id: &str) {
+        self.launch_campaign_with(base, id, json!({})).await
+    }
+
+    /// [`Cluster::launch_campaign`] with `extra` fields in the campaign's body.
+    async fn launch_campaign_with(&self, base: &str, id: &str, extra: Value) {
         *self.campaign.lock().unwrap() = id.to_string();
+        let mut body = json!({"id": id, "name": "Big", "type": "one-shot", "channels": ["email"],
+            "audienceId": "aud-news", "templateId": "tpl-news", "status": "running"});
+        for (key, value) in extra.as_object().expect("an object") {
+            body[key] = value.clone();
+        }
         let launched = self
             .call(
                 base,
                 reqwest::Method::POST,
                 "/crm/marketing/campaigns",
-                Some(
-                    json!({"id": id, "name": "Big", "type": "one-shot", "channels": ["email"],
-                    "audienceId": "aud-news", "templateId": "tpl-news", "status": "running"}),
-                ),
+                Some(body),
             )
             .await;
         assert_eq!(launched["status"], "running", "{launched}");
@@ -362,7 +369,16 @@ async fn a_killed_sender_is_taken_over_within_the_lease_and_no_contact_gets_two_
     const CONTACTS: usize = 10_000;
     let cluster = Cluster::new().await;
     let nodes = vec![cluster.node(&[]).await, cluster.node(&[]).await];
-    cluster.launch(&nodes[0].base, CONTACTS).await;
+    cluster.prepare(&nodes[0].base, CONTACTS).await;
+    // A local-time run whose moment passed everywhere: every contact goes at once, and none
+    // has a zone, so each is a fallback (issue 14, point 3) that must be counted once over the
+    // killed node's passes and the survivor's.
+    let start = chrono::Utc::now() - chrono::Duration::days(2);
+    let local_time = json!({"schedule": {"timezone": "UTC", "localTime": true,
+        "startAt": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}});
+    cluster
+        .launch_campaign_with(&nodes[0].base, "camp-big", local_time)
+        .await;
     // Past a few pages (of 500), to show that the survivor does not walk them again.
     let (holder, _) = cluster.sending(CONTACTS, 2_000).await;
     let (mut killed, survivor) = split(nodes, &holder);
@@ -429,6 +445,17 @@ async fn a_killed_sender_is_taken_over_within_the_lease_and_no_contact_gets_two_
         CONTACTS as i64 - before,
         "{report}"
     );
+    // Every fallback counted, those the killed node sent too, in the report and on the campaign.
+    assert_eq!(report["zoneFallbacks"], CONTACTS, "{report}");
+    let campaign = cluster
+        .call(
+            &survivor.base,
+            reqwest::Method::GET,
+            "/crm/marketing/campaigns/camp-big",
+            None,
+        )
+        .await;
+    assert_eq!(campaign["lastRun"]["zoneFallbacks"], CONTACTS, "{campaign}");
 
     assert!(
         cluster
