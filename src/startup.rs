@@ -90,7 +90,7 @@ impl Application {
             );
         }
         let public_url: Arc<str> = config.public_url().into();
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             sender: Arc::new(Sender::new(
                 db.clone(),
                 sealer.clone(),
@@ -124,7 +124,7 @@ impl Application {
                 config.rate_limit_org,
                 config.tracking_max_per_token,
             )),
-        };
+        });
         let scheduler = config.workers.then(|| {
             let sender = Sender::new(
                 state.db.clone(),

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Open ingest, before against after, on one database (issue 19: compare on the same day).
+#   HERALD_BENCH_BINS="/tmp/herald-before target/release/herald" bench/ingest_ab.sh
+# Sets up, for each binary, its own database the same way (one campaign sent to
+# HERALD_BENCH_RECIPIENTS sandbox contacts, default 20 000), then for HERALD_BENCH_ROUNDS rounds
+# (default 3) runs each binary in turn on its database: a checkpoint, so every run starts from
+# the same WAL state; wrk on the open pixel (128 connections, HERALD_BENCH_DURATION, default
+# 15s); wrk on /healthz for as long; and prints both rates and their ratio (bar >= 0.25). Single
+# runs of engagement.sh spread by +-20 % from one to the next; alternating the binaries puts the
+# difference between them above that spread. One database each, so binaries with different
+# migrations compare too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ADMIN_URL="${HERALD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+DB=herald_bench_ingest_ab
+PORT="${HERALD_BENCH_PORT:-18083}"
+DURATION="${HERALD_BENCH_DURATION:-15s}"
+ROUNDS="${HERALD_BENCH_ROUNDS:-3}"
+RECIPIENTS="${HERALD_BENCH_RECIPIENTS:-20000}"
+read -r -a BINS <<< "${HERALD_BENCH_BINS:?set HERALD_BENCH_BINS to two or more herald binaries}"
+BASE="http://127.0.0.1:$PORT"
+WORK=$(mktemp -d)
+SERVER=
+trap 'kill -9 $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+export HERALD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
+export HERALD_TRACKING_SECRET=bench-tracking-secret-bench-tracking
+export HERALD_SECRETS_KEY=bench-secrets-key-bench-secrets-key-00
+export HERALD_RATE_LIMIT_ORG=1000000 HERALD_TRACKING_MAX_PER_TOKEN=1000000
+export HERALD_BIND=127.0.0.1:$PORT RUST_LOG=warn
+
+# Binary i runs on database ${DB}_i with data directory $WORK/i.
+use() {
+  export DATABASE_URL="${ADMIN_URL%/*}/${DB}_$1" HERALD_DATA_DIR="$WORK/$1"
+  mkdir -p "$HERALD_DATA_DIR"
+}
+start_server() {
+  "${BINS[$1]}" serve & SERVER=$!
+  for _ in $(seq 1 200); do curl -sf "$BASE/readyz" >/dev/null && return; sleep 0.1; done
+  echo "${BINS[$1]} did not get ready" >&2; exit 1
+}
+stop_server() { kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
+
+TOKEN=$("${BINS[0]}" token --org bench --role admin --ttl 2h)
+api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' ${3:+-d "$3"}; }
+python3 -c 'import json, sys; n = int(sys.argv[1]); print(json.dumps([{"id": "ct-%06d" % i, "email": "c%d@bench.test" % i, "firstName": "C%d" % i} for i in range(n)]))' "$RECIPIENTS" > "$WORK/contacts.json"
+echo "/healthz" > "$WORK/healthz"
+for i in "${!BINS[@]}"; do
+  psql "$ADMIN_URL" -qc "drop database if exists ${DB}_$i with (force)" -qc "create database ${DB}_$i"
+  use "$i"
+  start_server "$i"
+  echo "== set-up of ${BINS[$i]}: $RECIPIENTS sandbox contacts, one campaign launched now"
+  api POST /crm/integrations/connections '{"platform": "email", "vendor": "sandbox", "label": "bench"}' >/dev/null
+  api POST /crm/marketing/templates '{"id": "tpl-bench", "name": "Bench", "email": {"subject": "Hi", "html": "<p>Hi <a href=\"https://example.com/offer\">offer</a></p>"}}' >/dev/null
+  api POST /crm/audiences '{"id": "aud-all", "name": "All", "type": "dynamic", "filter": {"datatype": "contact", "where": {}}}' >/dev/null
+  curl -sf -X POST "$BASE/crm/contacts/import" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' --data-binary @"$WORK/contacts.json" >/dev/null
+  api POST /crm/marketing/campaigns '{"id": "camp-hot", "name": "Hot", "type": "one-shot", "channels": ["email"], "audienceId": "aud-all", "templateId": "tpl-bench", "status": "running"}' >/dev/null
+  SENT=0
+  for _ in $(seq 1 1500); do
+    SENT=$(psql "$DATABASE_URL" -Atc "select count(*) from sandbox_messages where campaign_id = 'camp-hot'")
+    [ "$SENT" -ge "$RECIPIENTS" ] && break; sleep 0.2
+  done
+  psql "$DATABASE_URL" -Atc "select tracking::jsonb->>'open' from sandbox_messages where campaign_id = 'camp-hot' order by random()" \
+    | sed -E 's#^https?://[^/]+##' > "$WORK/paths-$i"
+  stop_server
+done
+
+rate() { sed -nE 's/.*BENCH rate=([0-9]+).*/\1/p' | head -1; }
+for round in $(seq 1 "$ROUNDS"); do
+  for i in "${!BINS[@]}"; do
+    use "$i"
+    start_server "$i"
+    psql "$DATABASE_URL" -qc checkpoint
+    INGEST=$(HERALD_BENCH_PATHS="$WORK/paths-$i" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep BENCH)
+    HEALTHZ=$(HERALD_BENCH_PATHS="$WORK/healthz" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep BENCH)
+    I=$(rate <<< "$INGEST"); H=$(rate <<< "$HEALTHZ")
+    echo "round $round ${BINS[$i]}: ingest $INGEST | healthz $H req/s | ratio $(echo "scale=3; $I / $H" | bc)"
+    stop_server
+  done
+done
