@@ -1004,8 +1004,15 @@ pub async fn move_event(
     Ok(())
 }
 
-/// Appends one event at the head of `stream_id`, whatever its revision: for writers that own
-/// their stream (a run's sender, the purge job) and need no expected-revision check.
+/// Appends one event at the head of `stream_id`, whatever its revision: for writers that need
+/// no expected-revision check (a run's sender, the purge and erasure jobs' tombstones).
+///
+/// On PostgreSQL the writers of one stream take turns: a transaction-scoped advisory lock on
+/// the stream is held from the read of the head to the commit, so two jobs of one org (two
+/// erasures, a purge and an erasure) append one after the other instead of one failing on the
+/// revision both read (SQLite's single writer already serializes them). The second writer
+/// waits where its insert would have waited anyway, on the first's uncommitted row of the
+/// same `(stream, revision)`, so no transaction waits at a new point.
 pub async fn append_at_head(
     tx: &mut Tx,
     backend: Backend,
@@ -1014,6 +1021,12 @@ pub async fn append_at_head(
     metadata: &Metadata,
     now: DateTime<Utc>,
 ) -> Result<i64, AppendError> {
+    if backend == Backend::Postgres {
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("stream-head {stream_id}"))
+            .execute(&mut **tx)
+            .await?;
+    }
     let revision = next_revisions(tx, &[stream_id]).await?[stream_id];
     let appending = [Appending {
         stream_id,

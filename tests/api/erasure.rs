@@ -2,6 +2,7 @@
 //! database, `herald export` and the server's log hold none of the contact's values; the
 //! address stays suppressed as a hash; analytics and a replay are unchanged.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -535,6 +536,51 @@ db_test!(
         let after = app.all_events().await;
         assert_eq!(after.len(), events + 1, "only a second tombstone");
         assert_eq!(after.last().unwrap()["eventType"], "Erased");
+    }
+);
+
+db_test!(
+    api_only erasures_of_several_contacts_of_one_org_at_once_all_finish,
+    |app: TestApp| async move {
+        // Each job ends with a tombstone in the org's one audit stream: run at once, they must
+        // take turns at its head, not fail on its revision. Contacts without an address have
+        // no suppression to hide, the step that would otherwise make the jobs wait in turn.
+        const N: usize = 6;
+        let ids: Vec<String> = (0..N).map(|i| format!("ct-many-{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let body = if i % 2 == 0 {
+                json!({"id": id, "firstName": id})
+            } else {
+                json!({"id": id, "email": format!("{id}@acme.test"), "firstName": id})
+            };
+            let reply = app
+                .admin(Method::POST, "/crm/contacts")
+                .json(&body)
+                .send()
+                .await;
+            assert_eq!(reply.status, 201, "{}", reply.text);
+        }
+        let started = futures::future::join_all(ids.iter().map(|id| {
+            app.admin(Method::POST, &format!("/crm/contacts/{id}/erase"))
+                .send()
+        }))
+        .await;
+        let mut jobs = Vec::new();
+        for reply in started {
+            assert_eq!(reply.status, 202, "{}", reply.text);
+            jobs.push(reply.body["jobId"].as_str().expect("a job id").to_string());
+        }
+        for job in &jobs {
+            wait_done(&app, job).await;
+        }
+        let tombstones: HashSet<String> = app
+            .all_events()
+            .await
+            .iter()
+            .filter(|e| e["eventType"] == "Erased")
+            .map(|e| e["data"]["contactId"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(tombstones, ids.iter().cloned().collect::<HashSet<_>>());
     }
 );
 
