@@ -12,6 +12,7 @@
 #    the rollups to 100 campaigns x 30 days, then wrk on aggregated-metrics and the dashboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/hot_campaign.sh
 
 ADMIN_URL="${HERALD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 DB=herald_bench_engagement
@@ -51,18 +52,7 @@ api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: 
 start_server
 
 echo "== set-up: $RECIPIENTS sandbox contacts, one campaign launched now"
-api POST /crm/integrations/connections '{"platform": "email", "vendor": "sandbox", "label": "bench"}' >/dev/null
-api POST /crm/marketing/templates '{"id": "tpl-bench", "name": "Bench", "email": {"subject": "Hi", "html": "<p>Hi <a href=\"https://example.com/offer\">offer</a></p>"}}' >/dev/null
-api POST /crm/audiences '{"id": "aud-all", "name": "All", "type": "dynamic", "filter": {"datatype": "contact", "where": {}}}' >/dev/null
-python3 -c 'import json, sys; n = int(sys.argv[1]); print(json.dumps([{"id": "ct-%06d" % i, "email": "c%d@bench.test" % i, "firstName": "C%d" % i} for i in range(n)]))' "$RECIPIENTS" > "$WORK/contacts.json"
-curl -sf -X POST "$BASE/crm/contacts/import" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' --data-binary @"$WORK/contacts.json" >/dev/null
-api POST /crm/marketing/campaigns '{"id": "camp-hot", "name": "Hot", "type": "one-shot", "channels": ["email"], "audienceId": "aud-all", "templateId": "tpl-bench", "status": "running"}' >/dev/null
-for _ in $(seq 1 1500); do
-  SENT=$(psql "$DATABASE_URL" -Atc "select count(*) from sandbox_messages where campaign_id = 'camp-hot'")
-  [ "$SENT" -ge "$RECIPIENTS" ] && break; sleep 0.2
-done
-psql "$DATABASE_URL" -Atc "select tracking::jsonb->>'open' from sandbox_messages where campaign_id = 'camp-hot' order by random()" \
-  | sed -E 's#^https?://[^/]+##' > "$WORK/paths"
+hot_campaign "$WORK/paths"
 echo "sent $SENT messages; $(wc -l < "$WORK/paths") open-pixel paths"
 
 # Projection lag: every 100 ms, the log head and the analytics checkpoint. A sample's lag is the
