@@ -12,7 +12,7 @@
 #    the rollups to 100 campaigns x 30 days, then wrk on aggregated-metrics and the dashboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/hot_campaign.sh
+. bench/open_ingest.sh
 
 ADMIN_URL="${HERALD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 DB=herald_bench_engagement
@@ -48,7 +48,7 @@ start_server() {
   $BIN serve & SERVER=$!
   for _ in $(seq 1 100); do curl -sf "$BASE/readyz" >/dev/null && break; sleep 0.1; done
 }
-api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' ${3:+-d "$3"}; }
+api() { bench_api "$1" "$2" ${3:+-d "$3"}; }
 start_server
 
 echo "== set-up: $RECIPIENTS sandbox contacts, one campaign launched now"
@@ -81,10 +81,9 @@ awk '{ t[NR] = $1; head[NR] = $2; cp[NR] = $3 }
 echo "== /healthz, 128 connections, $DURATION (for comparison)"
 echo "/healthz" > "$WORK/healthz"
 HERALD_BENCH_PATHS="$WORK/healthz" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep -E "BENCH|Socket errors" | tee "$WORK/healthz.out" || true
-rate_of() { sed -nE 's/.*BENCH rate=([0-9]+).*/\1/p' "$1" | head -1; }
-INGEST_RATE=$(rate_of "$WORK/ingest.out"); HEALTHZ_RATE=$(rate_of "$WORK/healthz.out")
+INGEST_RATE=$(wrk_rate < "$WORK/ingest.out"); HEALTHZ_RATE=$(wrk_rate < "$WORK/healthz.out")
 [ -n "$INGEST_RATE" ] && [ -n "$HEALTHZ_RATE" ] && \
-  echo "ratio (open ingest / /healthz, same run; bar >= 0.25): $(echo "scale=3; $INGEST_RATE / $HEALTHZ_RATE" | bc)"
+  echo "ratio (open ingest / /healthz, same run; bar >= 0.25): $(ingest_ratio "$INGEST_RATE" "$HEALTHZ_RATE")"
 
 echo "== durability: SIGKILL during ingest"
 $CLIENT "$BASE" "$WORK/paths" 128 12 "$WORK/answered" & LOAD=$!

@@ -11,7 +11,7 @@
 # migrations compare too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/hot_campaign.sh
+. bench/open_ingest.sh
 
 ADMIN_URL="${HERALD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 DB=herald_bench_ingest_ab
@@ -54,7 +54,6 @@ for i in "${!BINS[@]}"; do
   stop_server
 done
 
-rate() { sed -nE 's/.*BENCH rate=([0-9]+).*/\1/p' | head -1; }
 for round in $(seq 1 "$ROUNDS"); do
   for i in "${!BINS[@]}"; do
     use "$i"
@@ -62,8 +61,8 @@ for round in $(seq 1 "$ROUNDS"); do
     psql "$DATABASE_URL" -qc checkpoint
     INGEST=$(HERALD_BENCH_PATHS="$WORK/paths-$i" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep BENCH)
     HEALTHZ=$(HERALD_BENCH_PATHS="$WORK/healthz" wrk -t2 -c128 -d"$DURATION" --latency -s bench/open_pixel.lua "$BASE" | grep BENCH)
-    I=$(rate <<< "$INGEST"); H=$(rate <<< "$HEALTHZ")
-    echo "round $round ${BINS[$i]}: ingest $INGEST | healthz $H req/s | ratio $(echo "scale=3; $I / $H" | bc)"
+    I=$(wrk_rate <<< "$INGEST"); H=$(wrk_rate <<< "$HEALTHZ")
+    echo "round $round ${BINS[$i]}: ingest $INGEST | healthz $H req/s | ratio $(ingest_ratio "$I" "$H")"
     stop_server
   done
 done

@@ -81,13 +81,13 @@ pub async fn evaluate(
         let mut tx = without_jit(db).await?;
         // The table's row count bounds the org's: when one row in 1 000 or more matches, the
         // walk reads at most ~10 000 rows, so it is taken over any sort.
-        let rows: f64 = sqlx::query(
+        let table_rows: f64 = sqlx::query(
             "select reltuples::float8 as n from pg_class where oid = 'documents'::regclass",
         )
         .fetch_one(&mut *tx)
         .await?
         .try_get("n")?;
-        if (matched as f64) * 1000.0 >= rows {
+        if (matched as f64) * 1000.0 >= table_rows {
             sqlx::query(
                 "select set_config('enable_sort', 'off', true),
                         set_config('enable_bitmapscan', 'off', true),

@@ -377,10 +377,11 @@ impl Interest {
 
     /// One page of the log: the events `filter` admits, in `order` (a column list), at most
     /// `limit` (a parameter). For a sparse interest (not [`Interest::dense`]) only the rows of
-    /// interest and the page's last row come back, with the page's size in `page_rows`: the follower's checkpoint moves
-    /// past the rest, but they neither cross the wire nor get decoded. Four followers read
-    /// every page of a log that is mostly opens; their rows were a fifth of the database's
-    /// time under an open burst, and their decoding a share of the server's.
+    /// interest and the page's last row come back, with the page's size in `page_rows`: the
+    /// follower's checkpoint moves past the rest, but they neither cross the wire nor get
+    /// decoded. Four followers read every page of a log that is mostly opens; their rows were
+    /// a fifth of the database's time under an open burst, and their decoding a share of the
+    /// server's.
     fn page_sql(self, backend: Backend, filter: &str, order: &[&str], limit: &str) -> String {
         let columns = self.columns(backend);
         let ascending = order.join(", ");

@@ -304,15 +304,19 @@ impl Cluster {
         since.elapsed()
     }
 
-    async fn completed(&self, base: &str) -> bool {
+    /// The followed campaign as `base` answers it.
+    async fn campaign_view(&self, base: &str) -> Value {
         self.call(
             base,
             reqwest::Method::GET,
             &format!("/crm/marketing/campaigns/{}", self.campaign()),
             None,
         )
-        .await["status"]
-            == "completed"
+        .await
+    }
+
+    async fn completed(&self, base: &str) -> bool {
+        self.campaign_view(base).await["status"] == "completed"
     }
 
     /// The run completes with exactly one message per contact and one `sent` ledger row each.
@@ -447,14 +451,7 @@ async fn a_killed_sender_is_taken_over_within_the_lease_and_no_contact_gets_two_
     );
     // Every fallback counted, those the killed node sent too, in the report and on the campaign.
     assert_eq!(report["zoneFallbacks"], CONTACTS, "{report}");
-    let campaign = cluster
-        .call(
-            &survivor.base,
-            reqwest::Method::GET,
-            "/crm/marketing/campaigns/camp-big",
-            None,
-        )
-        .await;
+    let campaign = cluster.campaign_view(&survivor.base).await;
     assert_eq!(campaign["lastRun"]["zoneFallbacks"], CONTACTS, "{campaign}");
 
     assert!(

@@ -1,12 +1,15 @@
-# Sourced by bench/engagement.sh and bench/ingest_ab.sh: the set-up both measure open ingest on.
-# hot_campaign PATHS: through the API at $BASE (as $TOKEN, org `bench`), a sandbox email
-# connection, a template with one tracked link, an audience of everyone and $RECIPIENTS
-# contacts, then the one-shot `camp-hot` launched now; waits until every message is in the
-# sandbox outbox ($DATABASE_URL) and writes their open-pixel paths to PATHS, shuffled. Sets SENT.
+# Sourced by bench/engagement.sh and bench/ingest_ab.sh: what both measure open ingest with.
+
+# bench_api METHOD PATH [curl arguments]: the API at $BASE as $TOKEN, org `bench`.
+bench_api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' "${@:3}"; }
+
+# hot_campaign PATHS: a sandbox email connection, a template with one tracked link, an audience
+# of everyone and $RECIPIENTS contacts, then the one-shot `camp-hot` launched now; waits until
+# every message is in the sandbox outbox ($DATABASE_URL) and writes their open-pixel paths to
+# PATHS, shuffled. Sets SENT.
 hot_campaign() {
   local paths=$1 contacts
   contacts=$(mktemp)
-  bench_api() { curl -sf -X "$1" "$BASE$2" -H "authorization: Bearer $TOKEN" -H 'orgid: bench' -H 'content-type: application/json' "${@:3}"; }
   bench_api POST /crm/integrations/connections -d '{"platform": "email", "vendor": "sandbox", "label": "bench"}' >/dev/null
   bench_api POST /crm/marketing/templates -d '{"id": "tpl-bench", "name": "Bench", "email": {"subject": "Hi", "html": "<p>Hi <a href=\"https://example.com/offer\">offer</a></p>"}}' >/dev/null
   bench_api POST /crm/audiences -d '{"id": "aud-all", "name": "All", "type": "dynamic", "filter": {"datatype": "contact", "where": {}}}' >/dev/null
@@ -22,3 +25,9 @@ hot_campaign() {
   psql "$DATABASE_URL" -Atc "select tracking::jsonb->>'open' from sandbox_messages where campaign_id = 'camp-hot' order by random()" \
     | sed -E 's#^https?://[^/]+##' > "$paths"
 }
+
+# wrk_rate: the req/s of the BENCH line (bench/open_pixel.lua) on stdin.
+wrk_rate() { sed -nE 's/.*BENCH rate=([0-9]+).*/\1/p' | head -1; }
+
+# ingest_ratio INGEST HEALTHZ: open ingest over /healthz, the figure issue 19's bar (>= 0.25) is on.
+ingest_ratio() { echo "scale=3; $1 / $2" | bc; }
