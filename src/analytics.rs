@@ -2,7 +2,7 @@
 //! the projector's transaction: rollup upserts, unique claims and activity rows, each as a few
 //! multi-row statements per batch.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::Utc;
 use herald_projections::analytics::{
@@ -11,6 +11,7 @@ use herald_projections::analytics::{
 use sqlx::Row;
 
 use crate::db::Tx;
+use crate::erasure;
 use crate::store::{self, format_time, LoggedEvent};
 
 /// Applies a batch of events to the analytics read model.
@@ -41,6 +42,7 @@ pub async fn apply(tx: &mut Tx, events: &[LoggedEvent]) -> Result<(), sqlx::Erro
             .collect();
         upsert_counters(tx, "analytics_step_days", STEP_DAY_KEY, &rows, &now).await?;
     }
+    blank_erased(tx, &mut changes.activities).await?;
     for chunk in changes.activities.chunks(500) {
         insert_activities(tx, chunk).await?;
     }
@@ -185,6 +187,28 @@ const STEP_DAY_KEY: &[&str] = &["org_id", "campaign_id", "channel", "day", "run_
 
 fn day_key(key: &DayKey) -> Vec<&str> {
     vec![&key.org_id, &key.campaign_id, &key.channel, &key.day]
+}
+
+/// Blanks the free text of the activities of contacts erased since their events were read: the
+/// erasure rewrites the rows already here, and one that commits between this batch's read and
+/// its apply left these to it (it holds the projection's lock, so it is either done before this
+/// transaction looks or waits for it to commit). One lookup per batch, none without free text.
+async fn blank_erased(tx: &mut Tx, activities: &mut [Activity]) -> Result<(), sqlx::Error> {
+    let free_text: BTreeSet<(&str, &str)> = activities
+        .iter()
+        .filter(|a| erasure::has_free_text(&a.detail))
+        .map(|a| (a.org_id.as_str(), a.contact_id.as_str()))
+        .collect();
+    let erased = erasure::erased_among(tx, &free_text).await?;
+    if erased.is_empty() {
+        return Ok(());
+    }
+    for a in activities.iter_mut() {
+        if erased.contains(&(a.org_id.clone(), a.contact_id.clone())) {
+            erasure::blank_free_text(&mut a.detail);
+        }
+    }
+    Ok(())
 }
 
 async fn insert_activities(tx: &mut Tx, rows: &[Activity]) -> Result<(), sqlx::Error> {

@@ -28,6 +28,7 @@ use crate::analytics;
 use crate::commands::{self, CommandMeta};
 use crate::db::{Backend, Db, Tx};
 use crate::documents::{self, DocError, Extras};
+use crate::projector::{self, Projection};
 use crate::purge::audit_stream;
 use crate::sending::{drip, ledger};
 use crate::store::{self, format_time, NewEvent};
@@ -281,6 +282,9 @@ impl Erasure<'_> {
             .bind(format_time(Utc::now()))
             .execute(&mut *tx)
             .await?;
+        // Then the analytics projection's lock: a batch read before this commit is applied
+        // before it, or after it with the contact found erased (`analytics::apply`).
+        projector::lock_projection(&mut tx, self.db.backend, Projection::Analytics).await?;
         let (personal, mut rewritten) = self.rewrite_contact_events(&mut tx).await?;
         rewritten += self.hash_suppressions(&mut tx, &personal).await?;
         rewritten += self.rewrite_by_contact(&mut tx, &personal).await?;
@@ -294,6 +298,7 @@ impl Erasure<'_> {
             let committed = self.db_clock().await?;
             self.wait_for_transactions_before(&committed).await?;
             let mut tx = self.db.begin().await?;
+            projector::lock_projection(&mut tx, self.db.backend, Projection::Analytics).await?;
             rewritten += self.rewrite_by_contact(&mut tx, &personal).await?;
             tx.commit().await?;
         }
@@ -545,6 +550,13 @@ pub fn blank_free_text(data: &mut Value) -> bool {
         return false;
     };
     blank(object, "link") | blank(object, "reason")
+}
+
+/// Whether [`blank_free_text`] would change `data`.
+pub fn has_free_text(data: &Value) -> bool {
+    ["link", "reason"]
+        .iter()
+        .any(|field| matches!(data.get(*field), Some(v) if v.is_string() && v != ERASED))
 }
 
 fn blank(object: &mut Map<String, Value>, field: &str) -> bool {

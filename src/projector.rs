@@ -232,8 +232,9 @@ where
 
 /// One writer per projection at a time, across processes and a concurrent `herald replay`:
 /// without it two steps could both see the old checkpoint and apply one batch twice, or a step
-/// could land after a rebuild's reset (SQLite's single writer already serializes them).
-async fn lock_projection(
+/// could land after a rebuild's reset (SQLite's single writer already serializes them). An
+/// erasure takes the analytics one too, to rewrite activity rows no batch is about to write.
+pub(crate) async fn lock_projection(
     tx: &mut Tx,
     backend: Backend,
     projection: Projection,

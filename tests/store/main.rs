@@ -7,4 +7,5 @@ mod helpers;
 
 mod catch_up;
 mod crash;
+mod erasure_race;
 mod golden;
