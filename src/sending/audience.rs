@@ -52,6 +52,7 @@ pub async fn page(
     filter: &Filter,
     after: &str,
     launched_at: &str,
+    limit: i64,
 ) -> Result<Vec<(String, Value)>, sqlx::Error> {
     let predicate = crate::reach::contacts_predicate(db, filter, 5);
     let sql = format!(
@@ -64,7 +65,7 @@ pub async fn page(
         .bind(org_id)
         .bind(after)
         .bind(launched_at)
-        .bind(PAGE);
+        .bind(limit);
     let query = crate::reach::bind(query, &predicate);
     let rows = if predicate.params.is_empty() {
         query.fetch_all(&db.read).await?

@@ -180,11 +180,13 @@ async fn record_sandbox(
         .filter(|(p, _)| !caps.is_capped(&p.contact_id))
         .collect();
     suppress_hard_bounces(db, &mut tx, ctx, route.channel, &attempted, &bounce).await?;
-    record_sends(db, &mut tx, ctx, route.channel, sends, true).await?;
     for chunk in outbox.chunks(200) {
         ledger::insert_outbox(&mut tx, ctx, chunk, &now).await?;
     }
     ledger::insert_short_links(&mut tx, ctx, outbox.iter().map(|(p, _)| *p), &now).await?;
+    // What pages sent at once wait for each other on comes last: the run's stream head, the
+    // channel's counters, the job's fence (`run::PAGES_AT_ONCE`).
+    record_sends(db, &mut tx, ctx, route.channel, sends, true).await?;
     ledger::bump_channel_stats(&mut tx, ctx.org_id, route.channel, &results, &now).await?;
     if !fenced(ctx, &mut tx).await? {
         tx.rollback().await?;

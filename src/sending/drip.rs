@@ -553,8 +553,15 @@ impl Sender {
             if !lease.renew().await? {
                 return Ok(RunOutcome::Interrupted);
             }
-            let page =
-                audience::page(self.db(), org_id, &filter, &after, &plan.launched_at).await?;
+            let page = audience::page(
+                self.db(),
+                org_id,
+                &filter,
+                &after,
+                &plan.launched_at,
+                audience::PAGE,
+            )
+            .await?;
             let Some((last, _)) = page.last() else { break };
             after = last.clone();
             let full = page.len() as i64 == audience::PAGE;

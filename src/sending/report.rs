@@ -40,6 +40,41 @@ impl RunReport {
         *at = (*at).min(until);
     }
 
+    /// Adds the counts of a page sent beside others, each with its own report.
+    pub fn absorb(&mut self, page: RunReport) {
+        let RunReport {
+            sent,
+            failed,
+            already_in_ledger,
+            skipped_unsubscribed,
+            skipped_suppressed,
+            capped,
+            skipped_no_address,
+            deferred,
+            zone_fallbacks,
+            channels_without_connection,
+            deferred_until,
+        } = page;
+        self.sent += sent;
+        self.failed += failed;
+        self.already_in_ledger += already_in_ledger;
+        self.skipped_unsubscribed += skipped_unsubscribed;
+        self.skipped_suppressed += skipped_suppressed;
+        self.capped += capped;
+        self.skipped_no_address += skipped_no_address;
+        self.deferred += deferred;
+        self.zone_fallbacks += zone_fallbacks;
+        for channel in channels_without_connection {
+            if !self.channels_without_connection.contains(&channel) {
+                self.channels_without_connection.push(channel);
+            }
+        }
+        for (contact, until) in deferred_until {
+            let at = self.deferred_until.entry(contact).or_insert(until);
+            *at = (*at).min(until);
+        }
+    }
+
     /// When the earliest deferred send may go, if any was deferred.
     pub fn wake_at(&self) -> Option<DateTime<Utc>> {
         self.deferred_until.values().min().copied()
