@@ -16,10 +16,23 @@ pub fn stream_id(org_id: &str) -> String {
 
 /// The org's settings; the defaults when it never set any.
 pub async fn get(db: &Db, org_id: &str) -> Result<OrgSettings, sqlx::Error> {
+    read(&db.read, org_id).await
+}
+
+/// [`get`] inside `tx`: a send page's transaction, which must not wait for a second connection
+/// while it holds one (several pages of a run are sent at once, `sending::run`).
+pub async fn get_in(tx: &mut Tx, org_id: &str) -> Result<OrgSettings, sqlx::Error> {
+    read(&mut **tx, org_id).await
+}
+
+async fn read<'e, E>(executor: E, org_id: &str) -> Result<OrgSettings, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let stored: Option<String> =
         sqlx::query_scalar("select settings from org_settings where org_id = $1")
             .bind(org_id)
-            .fetch_optional(&db.read)
+            .fetch_optional(executor)
             .await?;
     Ok(stored
         .and_then(|text| serde_json::from_str(&text).ok())

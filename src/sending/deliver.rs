@@ -115,7 +115,7 @@ async fn record_sandbox(
         report,
     )
     .await?;
-    let caps = take_caps(db, &mut tx, ctx, route.channel, &outcomes, |(p, _)| p).await?;
+    let caps = take_caps(&mut tx, ctx, route.channel, &outcomes, |(p, _)| p).await?;
     let rows: Vec<LedgerRow> = outcomes
         .iter()
         .map(|(p, outcome)| {
@@ -212,7 +212,7 @@ async fn call_vendor(
         let mut tx = db.begin().await?;
         let prepared =
             drop_suppressed(db, &mut tx, ctx, route.channel, prepared, |p| p, report).await?;
-        let caps = take_caps(db, &mut tx, ctx, route.channel, &prepared, |p| p).await?;
+        let caps = take_caps(&mut tx, ctx, route.channel, &prepared, |p| p).await?;
         let rows: Vec<LedgerRow> = prepared
             .iter()
             .map(|p| {
@@ -387,7 +387,6 @@ async fn drop_suppressed<T>(
 /// Only email and SMS reach one person; a campaign with `ignoreFrequencyCaps` is neither capped
 /// nor counted; a message that could not be made is not counted.
 async fn take_caps<T>(
-    db: &Db,
     tx: &mut Tx,
     ctx: &RunCtx<'_>,
     channel: Channel,
@@ -397,7 +396,7 @@ async fn take_caps<T>(
     if !SUPPRESSIBLE.contains(&channel) || ctx.campaign["ignoreFrequencyCaps"] == true {
         return Ok(Caps::default());
     }
-    let settings = crate::settings::get(db, ctx.org_id).await?;
+    let settings = crate::settings::get_in(tx, ctx.org_id).await?;
     let candidates: Vec<Candidate> = items
         .iter()
         .map(prepared)

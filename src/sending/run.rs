@@ -1,6 +1,6 @@
-//! One launched run's fan-out: streams the audience a page at a time, prepares each contact's
-//! message on every per-contact channel (and one post per social channel) and hands each page to
-//! delivery. The ledger decides who is sent, so a run is safe to resume, retry or run twice.
+//! One launched run's fan-out: streams the audience a batch of pages at a time, prepares each
+//! contact's message on every per-contact channel (and one post per social channel) and hands
+//! the batch's pages to delivery at once. The ledger decides who is sent, so a run is safe to resume, retry or run twice.
 
 use std::collections::HashSet;
 use std::sync::Arc;
