@@ -11,7 +11,7 @@ use herald_projections::analytics::{
 use sqlx::Row;
 
 use crate::db::Tx;
-use crate::erasure;
+use crate::erased;
 use crate::store::{self, format_time, LoggedEvent};
 
 /// Applies a batch of events to the analytics read model.
@@ -196,16 +196,16 @@ fn day_key(key: &DayKey) -> Vec<&str> {
 async fn blank_erased(tx: &mut Tx, activities: &mut [Activity]) -> Result<(), sqlx::Error> {
     let free_text: BTreeSet<(&str, &str)> = activities
         .iter()
-        .filter(|a| erasure::has_free_text(&a.detail))
+        .filter(|a| erased::has_free_text(&a.detail))
         .map(|a| (a.org_id.as_str(), a.contact_id.as_str()))
         .collect();
-    let erased = erasure::erased_among(tx, &free_text).await?;
+    let erased = erased::erased_among(tx, &free_text).await?;
     if erased.is_empty() {
         return Ok(());
     }
     for a in activities.iter_mut() {
         if erased.contains(&(a.org_id.clone(), a.contact_id.clone())) {
-            erasure::blank_free_text(&mut a.detail);
+            erased::blank_free_text(&mut a.detail);
         }
     }
     Ok(())

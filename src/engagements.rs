@@ -22,7 +22,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Db;
-use crate::erasure;
+use crate::erased;
 use crate::projector::Wakeup;
 use crate::store::{self, format_time, AppendError, Appending, NewEvent};
 
@@ -228,7 +228,7 @@ async fn write(db: &Db, heads: &mut Heads, batch: &[Job]) -> Result<Vec<Recorded
         .filter(|p| p.engagement.link.is_some() || p.engagement.reason.is_some())
         .filter_map(|p| Some((p.org_id.as_str(), p.engagement.contact_id.as_deref()?)))
         .collect();
-    let erased = erasure::erased_among(&mut tx, &free_text).await?;
+    let erased = erased::erased_among(&mut tx, &free_text).await?;
     let events: Vec<(usize, String, NewEvent)> = batch
         .iter()
         .enumerate()
@@ -238,7 +238,7 @@ async fn write(db: &Db, heads: &mut Heads, batch: &[Job]) -> Result<Vec<Recorded
             let mut data = serde_json::to_value(&p.engagement).expect("engagements serialize");
             if let Some(contact) = &p.engagement.contact_id {
                 if erased.contains(&(p.org_id.clone(), contact.clone())) {
-                    erasure::blank_free_text(&mut data);
+                    erased::blank_free_text(&mut data);
                 }
             }
             let event = NewEvent {

@@ -21,13 +21,14 @@ use herald_domain::spec::Channel;
 use herald_domain::suppression::{AddressKey, SUPPRESSIBLE};
 use herald_projections::record::Metadata;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::analytics;
 use crate::commands::{self, CommandMeta};
 use crate::db::{Backend, Db, Tx};
 use crate::documents::{self, DocError, Extras};
+use crate::erased::{blank_free_text, ERASED};
 use crate::projector::{self, Projection};
 use crate::purge::audit_stream;
 use crate::sending::{drip, ledger};
@@ -40,10 +41,6 @@ pub const JOB_KIND: &str = "erase";
 
 /// The tombstone's event type.
 pub const ERASED_EVENT_TYPE: &str = "Erased";
-
-/// What replaces a free-text field that may quote the person (a click's link, a bounce's
-/// reason) in their engagement events and activities.
-pub const ERASED: &str = "[erased]";
 
 /// The body every `ContactCreated`/`ContactUpdated` of an erased contact is left with.
 fn erased_body() -> Value {
@@ -515,57 +512,6 @@ fn leaves(value: &Value, out: &mut BTreeSet<String>) {
         Value::Array(items) => items.iter().for_each(|v| leaves(v, out)),
         Value::Object(map) => map.values().for_each(|v| leaves(v, out)),
         Value::Bool(_) | Value::Null => {}
-    }
-}
-
-/// Which of `contacts` (org, contact id) were erased: one query, for the engagement recorder's
-/// batch (`erased_contacts`, written by [`Erasure::run`]'s first transaction).
-pub async fn erased_among(
-    tx: &mut Tx,
-    contacts: &BTreeSet<(&str, &str)>,
-) -> Result<BTreeSet<(String, String)>, sqlx::Error> {
-    let mut erased = BTreeSet::new();
-    if contacts.is_empty() {
-        return Ok(erased);
-    }
-    let sql = format!(
-        "select org_id, contact_id from erased_contacts where (org_id, contact_id) in (values {})",
-        store::param_rows("", 1, 2, contacts.len())
-    );
-    let mut query = sqlx::query(&sql);
-    for (org, contact) in contacts {
-        query = query.bind(*org).bind(*contact);
-    }
-    for row in query.fetch_all(&mut **tx).await? {
-        erased.insert((row.try_get("org_id")?, row.try_get("contact_id")?));
-    }
-    Ok(erased)
-}
-
-/// Replaces an engagement's (or activity's) `link` and `reason`, the fields that carry text
-/// from outside (a personalised link, a vendor's bounce message quoting the address); whether
-/// anything changed.
-pub fn blank_free_text(data: &mut Value) -> bool {
-    let Some(object) = data.as_object_mut() else {
-        return false;
-    };
-    blank(object, "link") | blank(object, "reason")
-}
-
-/// Whether [`blank_free_text`] would change `data`.
-pub fn has_free_text(data: &Value) -> bool {
-    ["link", "reason"]
-        .iter()
-        .any(|field| matches!(data.get(*field), Some(v) if v.is_string() && v != ERASED))
-}
-
-fn blank(object: &mut Map<String, Value>, field: &str) -> bool {
-    match object.get_mut(field) {
-        Some(value) if value.is_string() && value != ERASED => {
-            *value = Value::String(ERASED.to_string());
-            true
-        }
-        _ => false,
     }
 }
 

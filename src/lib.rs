@@ -16,6 +16,7 @@ pub mod db;
 pub mod demo;
 pub mod documents;
 pub mod engagements;
+pub mod erased;
 pub mod erasure;
 pub mod frequency;
 pub mod http;

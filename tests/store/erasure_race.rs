@@ -78,7 +78,7 @@ async fn a_batch_read_before_an_erasure_keeps_no_free_text(backend: Backend) {
     assert_eq!(
         reasons,
         vec![
-            ("ct-erased".to_string(), json!(herald::erasure::ERASED)),
+            ("ct-erased".to_string(), json!(herald::erased::ERASED)),
             ("ct-kept".to_string(), json!(REASON)),
         ]
     );
