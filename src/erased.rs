@@ -14,8 +14,9 @@ use crate::store;
 /// reason) in their engagement events and activities.
 pub const ERASED: &str = "[erased]";
 
-/// Which of `contacts` (org, contact id) were erased: one query, for the engagement recorder's
-/// batch (`erased_contacts`, written by the erasure's first transaction).
+/// Which of `contacts` (org, contact id) were erased: one query per batch of the engagement
+/// recorder or the analytics projection (`erased_contacts`, written by the erasure's first
+/// transaction).
 pub async fn erased_among(
     tx: &mut Tx,
     contacts: &BTreeSet<(&str, &str)>,
@@ -45,19 +46,28 @@ pub fn blank_free_text(data: &mut Value) -> bool {
     let Some(object) = data.as_object_mut() else {
         return false;
     };
-    blank(object, "link") | blank(object, "reason")
+    FREE_TEXT
+        .iter()
+        .fold(false, |changed, field| blank(object, field) | changed)
 }
 
 /// Whether [`blank_free_text`] would change `data`.
 pub fn has_free_text(data: &Value) -> bool {
-    ["link", "reason"]
+    FREE_TEXT
         .iter()
-        .any(|field| matches!(data.get(*field), Some(v) if v.is_string() && v != ERASED))
+        .any(|field| data.get(*field).is_some_and(not_erased))
+}
+
+/// The fields that carry text from outside.
+const FREE_TEXT: [&str; 2] = ["link", "reason"];
+
+fn not_erased(value: &Value) -> bool {
+    value.is_string() && value != ERASED
 }
 
 fn blank(object: &mut Map<String, Value>, field: &str) -> bool {
     match object.get_mut(field) {
-        Some(value) if value.is_string() && value != ERASED => {
+        Some(value) if not_erased(value) => {
             *value = Value::String(ERASED.to_string());
             true
         }

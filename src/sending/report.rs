@@ -33,10 +33,12 @@ impl RunReport {
     /// Holds `contact_id`'s send until `until`, the end of its quiet hours.
     pub fn defer(&mut self, contact_id: &str, until: DateTime<Utc>) {
         self.deferred += 1;
-        let at = self
-            .deferred_until
-            .entry(contact_id.to_string())
-            .or_insert(until);
+        self.hold_until(contact_id.to_string(), until);
+    }
+
+    /// Keeps the earliest time a deferred contact may be sent at.
+    fn hold_until(&mut self, contact_id: String, until: DateTime<Utc>) {
+        let at = self.deferred_until.entry(contact_id).or_insert(until);
         *at = (*at).min(until);
     }
 
@@ -70,8 +72,7 @@ impl RunReport {
             }
         }
         for (contact, until) in deferred_until {
-            let at = self.deferred_until.entry(contact).or_insert(until);
-            *at = (*at).min(until);
+            self.hold_until(contact, until);
         }
     }
 

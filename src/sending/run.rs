@@ -1,6 +1,7 @@
 //! One launched run's fan-out: streams the audience a batch of pages at a time, prepares each
 //! contact's message on every per-contact channel (and one post per social channel) and hands
-//! the batch's pages to delivery at once. The ledger decides who is sent, so a run is safe to resume, retry or run twice.
+//! the batch's pages to delivery at once. The ledger decides who is sent, so a run is safe to
+//! resume, retry or run twice.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -222,14 +223,17 @@ impl Sender {
                 }
             };
             // Its pages go at once, each in its own transaction (see `PAGES_AT_ONCE`).
-            let sends = members.chunks(PAGE as usize).map(|chunk| {
+            let to_send = if direct.is_empty() {
+                &[][..]
+            } else {
+                &members[..]
+            };
+            let sends = to_send.chunks(PAGE as usize).map(|chunk| {
                 let (ctx, direct) = (&ctx, &direct);
                 async move {
                     let mut part = RunReport::default();
-                    if !direct.is_empty() {
-                        self.send_page(ctx, direct, chunk, resumed, &mut part)
-                            .await?;
-                    }
+                    self.send_page(ctx, direct, chunk, resumed, &mut part)
+                        .await?;
                     Ok::<_, SendRunError>(part)
                 }
             });

@@ -22,7 +22,7 @@ use crate::helpers::{fresh_database, Backend};
 const WRITERS: usize = 32;
 const APPENDS_PER_WRITER: usize = 25;
 
-fn metadata() -> Metadata {
+pub(crate) fn metadata() -> Metadata {
     Metadata {
         actor: "conformance".into(),
         org_id: "acme".into(),

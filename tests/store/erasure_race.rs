@@ -5,7 +5,6 @@
 use herald::db::Db;
 use herald::projector::{self, Projection};
 use herald::store::{self, NewEvent};
-use herald_projections::record::Metadata;
 use serde_json::{json, Value};
 
 use crate::helpers::{fresh_database, Backend};
@@ -16,13 +15,7 @@ async fn a_batch_read_before_an_erasure_keeps_no_free_text(backend: Backend) {
     let (url, _dir) = fresh_database(backend).await;
     let db = Db::connect(&url, 4).await.expect("connect");
     db.migrate().await.expect("migrate");
-    let metadata = Metadata {
-        actor: "vendor".into(),
-        org_id: "acme".into(),
-        request_id: "r".into(),
-        correlation_id: "c".into(),
-        causation_id: "c".into(),
-    };
+    let metadata = crate::catch_up::metadata();
     let bounce = |contact: &str| NewEvent {
         event_type: herald_domain::engagement::EVENT_TYPE.into(),
         event_version: "1".into(),
