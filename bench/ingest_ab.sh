@@ -9,6 +9,11 @@
 # runs of engagement.sh spread by +-20 % from one to the next; alternating the binaries puts the
 # difference between them above that spread. One database each, so binaries with different
 # migrations compare too.
+# HERALD_BENCH_FLOOR=1 adds, after the rounds, the database's own ceiling for the same
+# appends: pgbench on a copy of the first database, three clients (the recorder's three
+# committers) each committing 20-row inserts of open events shaped like Herald's into `events`
+# with all its indexes, no HTTP and no projection; printed as rows/s and as a ratio to the last
+# round's `/healthz`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/open_ingest.sh
@@ -66,3 +71,23 @@ for round in $(seq 1 "$ROUNDS"); do
     stop_server
   done
 done
+
+if [ -n "${HERALD_BENCH_FLOOR:-}" ]; then
+  FLOOR_URL="${ADMIN_URL%/*}/${DB}_floor"
+  psql "$ADMIN_URL" -qc "drop database if exists ${DB}_floor with (force)" -qc "create database ${DB}_floor template ${DB}_0"
+  # One transaction: 20 open events on 20 new delivery streams (pgbench's prepared mode sends
+  # the statement once; the payloads are Herald's, with the colons pgbench would read as
+  # variables left out).
+  ROW="(gen_random_uuid()::text, 'bench', 'delivery-bench-camp-hot-run-' || gen_random_uuid()::text || '-email', 0, 'EngagementRecorded', '1', '2026-12-07T031550.011874712Z', cast('{\"type\": \"open\", \"runId\": \"run-01a24e76-69f0-748e-b413-652947cc051c\", \"source\": \"tracking\", \"channel\": \"email\", \"contactId\": \"ct-016184\", \"campaignId\": \"camp-hot\", \"occurredAt\": \"2026-12-07T031550.011874712Z\", \"classification\": \"human\"}' as jsonb), cast('{\"actor\": \"tracking-open\", \"orgId\": \"bench\", \"requestId\": \"3888ce52-a673-47a1-a518-c3f1e94c06a4\", \"causationId\": \"3888ce52-a673-47a1-a518-c3f1e94c06a4\", \"correlationId\": \"3888ce52-a673-47a1-a518-c3f1e94c06a4\"}' as jsonb))"
+  {
+    echo "BEGIN;"
+    printf 'insert into events (event_id, org_id, stream_id, revision, event_type, event_version, created, data, metadata) values %s' "$ROW"
+    for _ in $(seq 2 20); do printf ', %s' "$ROW"; done
+    printf ' returning position;\nCOMMIT;\n'
+  } > "$WORK/floor.sql"
+  psql "$FLOOR_URL" -qc checkpoint
+  TPS=$(pgbench -n -M prepared -c 3 -j 2 -T "${DURATION%s}" -f "$WORK/floor.sql" "$FLOOR_URL" 2>&1 | sed -nE 's/^tps = ([0-9]+).*/\1/p')
+  ROWS=$((TPS * 20))
+  echo "floor: the database alone appends $ROWS open events/s (20 a commit, 3 clients) | last healthz $H req/s | ratio $(ingest_ratio "$ROWS" "$H")"
+  psql "$ADMIN_URL" -qc "drop database ${DB}_floor with (force)"
+fi
