@@ -285,6 +285,22 @@ impl Db {
     }
 }
 
+/// On PostgreSQL, keeps the key lookups of `tx` on their indexes whatever the tables'
+/// statistics say (ADR 8): for transactions that fill a table faster than its statistics follow
+/// (an import, a rebuild), where a plan made while the table was small would scan it whole as it
+/// grows. Scoped to the transaction; nothing on SQLite.
+pub async fn trust_no_statistics(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        sqlx::query("set local plan_cache_mode = force_custom_plan")
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("set local enable_seqscan = off")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 fn with_create_mode(url: &str) -> String {
     if url.contains("mode=") || url.contains(":memory:") {
         url.to_string()

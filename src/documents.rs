@@ -580,17 +580,10 @@ async fn bulk_chunk(
     chunk: &[BulkRow],
 ) -> Result<BulkSummary, DocError> {
     let mut tx = db.begin().await?;
-    if db.backend == crate::db::Backend::Postgres {
-        // The table grows during an import, faster than its statistics: planned as the small
-        // table it was, each key lookup became a scan of everything (seconds per chunk at
-        // 30 000 rows). The lookups below are index probes by design; say so to the planner.
-        sqlx::query("set local plan_cache_mode = force_custom_plan")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("set local enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-    }
+    // The table grows during an import, faster than its statistics: planned as the small
+    // table it was, each key lookup became a scan of everything (seconds per chunk at 30 000
+    // rows). The lookups below are index probes by design; say so to the planner.
+    crate::db::trust_no_statistics(&mut tx, db.backend).await?;
     // Current rows for the chunk's ids and lookup keys.
     let mut by_id: HashMap<String, DocumentView> = HashMap::new();
     let mut by_lookup: HashMap<String, String> = HashMap::new();

@@ -294,7 +294,9 @@ pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
     // Everything up to `head` is below it: it was settled a moment ago.
     let below = store::settled_below(&mut tx, db.backend).await?;
     let indexes = projection.reset(&mut tx, db.backend).await?;
-    trust_no_statistics(&mut tx, db.backend).await?;
+    // The tables were just emptied: a plan cached while they were small would scan them whole
+    // at every page as they grow (a status-count replay of 1 000 000 events took 211 s so).
+    crate::db::trust_no_statistics(&mut tx, db.backend).await?;
     let (pages, mut next) = tokio::sync::mpsc::channel::<store::Page>(2);
     let reader = {
         let db = db.clone();
@@ -332,23 +334,6 @@ pub async fn rebuild(db: &Db, projection: Projection) -> anyhow::Result<u64> {
     }
     tx.commit().await?;
     Ok(total)
-}
-
-/// On PostgreSQL, keeps the key lookups of a rebuild's applies (the status counts read the index
-/// rows of each page's campaigns) on their indexes for the rest of `tx`: the tables were just
-/// emptied, so a plan cached while they were small scans them whole at every page as they grow
-/// (a status-count replay of 1 000 000 events took 211 s so). The same hints as the import's
-/// lookups (ADR 8), scoped to the transaction.
-async fn trust_no_statistics(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::Error> {
-    if backend == Backend::Postgres {
-        sqlx::query("set local plan_cache_mode = force_custom_plan")
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("set local enable_seqscan = off")
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Waits until the gap-safe reader can read every event up to `head`: it cannot read an event
