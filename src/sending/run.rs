@@ -223,11 +223,7 @@ impl Sender {
                 }
             };
             // Its pages go at once, each in its own transaction (see `PAGES_AT_ONCE`).
-            let to_send = if direct.is_empty() {
-                &[][..]
-            } else {
-                &members[..]
-            };
+            let to_send: &[_] = if direct.is_empty() { &[] } else { &members };
             let sends = to_send.chunks(PAGE as usize).map(|chunk| {
                 let (ctx, direct) = (&ctx, &direct);
                 async move {

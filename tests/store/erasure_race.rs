@@ -53,17 +53,17 @@ async fn a_batch_read_before_an_erasure_keeps_no_free_text(backend: Backend) {
 
     // On PostgreSQL the gap-safe read leaves the batch until every older transaction of the
     // cluster has ended (other tests' databases hold some open for seconds).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut applied = 0;
-    while applied == 0 && std::time::Instant::now() < deadline {
-        applied = projector::step(&db, Projection::Analytics)
-            .await
-            .expect("step");
-        if applied == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-    assert_eq!(applied, 2);
+    let applied = std::cell::Cell::new(0);
+    crate::helpers::eventually(std::time::Duration::from_secs(60), || async {
+        applied.set(
+            projector::step(&db, Projection::Analytics)
+                .await
+                .expect("step"),
+        );
+        applied.get() > 0
+    })
+    .await;
+    assert_eq!(applied.get(), 2);
     let rows: Vec<(String, String)> = sqlx::query_as(
         "select contact_id, detail from contact_activities where type = 'bounce' order by contact_id",
     )
